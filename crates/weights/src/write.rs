@@ -1,0 +1,109 @@
+//! Writing safetensors, and converting any supported checkpoint into safetensors.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytemuck::Pod;
+use ndarray::{ArrayView, Dimension};
+
+use crate::{Checkpoint, DType, Element, Error, Result, TensorView};
+
+/// A tensor to write: dtype, shape and row-major little-endian bytes, borrowed where
+/// possible.
+#[derive(Debug, Clone)]
+pub struct Tensor<'a> {
+    dtype: DType,
+    shape: Vec<usize>,
+    data: Cow<'a, [u8]>,
+}
+
+impl<'a> Tensor<'a> {
+    /// A tensor from raw row-major bytes.
+    ///
+    /// # Errors
+    /// [`Error::BufferSize`] when `data` is not `product(shape) * dtype.size()` bytes.
+    pub fn new(dtype: DType, shape: Vec<usize>, data: impl Into<Cow<'a, [u8]>>) -> Result<Self> {
+        let data = data.into();
+        let numel: usize = shape.iter().product();
+        if numel.checked_mul(dtype.size()) != Some(data.len()) {
+            return Err(Error::BufferSize {
+                tensor: format!("{dtype} {shape:?}"),
+                expected: numel,
+                got: data.len() / dtype.size(),
+            });
+        }
+        Ok(Tensor { dtype, shape, data })
+    }
+
+    /// A tensor from an `ndarray` view: borrowed when it is in standard (row-major) layout,
+    /// copied into that layout otherwise.
+    pub fn from_array<T: Element + Pod, D: Dimension>(a: ArrayView<'a, T, D>) -> Self {
+        let shape = a.shape().to_vec();
+        let data: Cow<'a, [u8]> = match a.to_slice() {
+            Some(s) => Cow::Borrowed(bytemuck::cast_slice(s)),
+            None => Cow::Owned(bytemuck::cast_slice(&a.iter().copied().collect::<Vec<T>>()).to_vec()),
+        };
+        Tensor { dtype: T::DTYPE, shape, data }
+    }
+
+    /// A tensor from a checkpoint's view: borrowed when contiguous, gathered otherwise.
+    pub fn from_view(v: &TensorView<'a>) -> Self {
+        Tensor { dtype: v.dtype(), shape: v.shape().to_vec(), data: v.to_contiguous_bytes() }
+    }
+}
+
+impl safetensors::View for Tensor<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype.to_safetensors()
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Writes `tensors` to `path` as safetensors (through the `safetensors` crate, which writes a
+/// temporary file and renames it, so readers that mapped an older `path` are unaffected).
+///
+/// ```
+/// use inferkit_weights::{save, Checkpoint, Tensor};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("out.safetensors");
+/// let w = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]];
+/// save(&path, [("w", Tensor::from_array(w.view()))], None)?;
+/// assert_eq!(Checkpoint::open(&path)?.tensor("w")?.view::<f32>()?, w.into_dyn());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Write`] for I/O errors and what the safetensors crate refuses (e.g. duplicate
+/// names).
+pub fn save<'a, N: AsRef<str>>(
+    path: impl AsRef<Path>,
+    tensors: impl IntoIterator<Item = (N, Tensor<'a>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let named = tensors.into_iter().map(|(n, t)| (n.as_ref().to_owned(), t));
+    safetensors::serialize_to_file(named, metadata, path)
+        .map_err(|source| Error::Write { path: path.to_path_buf(), source })
+}
+
+/// Converts any checkpoint [`Checkpoint::open`] reads into a safetensors file: same names,
+/// dtypes, shapes and values, every tensor written contiguous. Returns the number of tensors.
+/// Contiguous tensors are written straight from the map; strided ones are gathered.
+///
+/// # Errors
+/// Whatever opening `input` or writing `output` returns.
+pub fn convert(input: impl AsRef<Path>, output: impl AsRef<Path>) -> Result<usize> {
+    let ckpt = Checkpoint::open(input)?;
+    let metadata = (!ckpt.metadata().is_empty()).then(|| ckpt.metadata().clone());
+    save(output, ckpt.tensors().map(|t| (t.name(), Tensor::from_view(&t))), metadata)?;
+    Ok(ckpt.len())
+}

@@ -1,0 +1,32 @@
+//! inferkit: the engineering side of AI, in Rust.
+//!
+//! The root crate re-exports the four workspace crates under short names:
+//!
+//! | module | crate | what it does |
+//! |---|---|---|
+//! | [`weights`] | `inferkit-weights` | zero-copy safetensors and PyTorch checkpoints |
+//! | [`preprocess`] | `inferkit-preprocess` | pooled-buffer image and table preprocessing |
+//! | [`pipeline`] | `inferkit-pipeline` | bounded, backpressured stage graphs |
+//! | [`infer_core`] | `inferkit-infer-core` | the inference trait and backends |
+//!
+//! ```no_run
+//! use inferkit::weights::Checkpoint;
+//!
+//! let ckpt = Checkpoint::open("assets/models/efficientnet-lite0.pth")?;
+//! for t in ckpt.tensors() {
+//!     println!("{} {:?} {:?}", t.name(), t.dtype(), t.shape());
+//! }
+//! # Ok::<(), inferkit::weights::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use inferkit_infer_core as infer_core;
+pub use inferkit_pipeline as pipeline;
+pub use inferkit_preprocess as preprocess;
+pub use inferkit_weights as weights;
+
+/// The entry points most programs start from.
+pub mod prelude {
+    pub use crate::weights::{Checkpoint, DType, Element, TensorView};
+}
