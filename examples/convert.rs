@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     };
     match inferkit::weights::convert(input, output) {
         Ok(n) => {
-            println!("{{\"tensors\":{n},\"output\":{}}}", serde_json::Value::from(output.as_str()));
+            println!(
+                "{{\"tensors\":{n},\"output\":{}}}",
+                serde_json::Value::from(output.as_str())
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

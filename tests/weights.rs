@@ -46,11 +46,24 @@ fn check_tensor(file: &str, t: &TensorView<'_>, e: &Expected) {
     let got = t.to_f64();
     assert_eq!(got.shape(), e.shape.as_slice(), "{ctx}: to_f64 shape");
     let want = e.values.as_ref().expect("fixture values");
-    assert_eq!(got.iter().copied().collect::<Vec<_>>(), *want, "{ctx}: values");
-    assert!(close(t.sum_f64(), e.sum), "{ctx}: sum {} vs torch {}", t.sum_f64(), e.sum);
+    assert_eq!(
+        got.iter().copied().collect::<Vec<_>>(),
+        *want,
+        "{ctx}: values"
+    );
+    assert!(
+        close(t.sum_f64(), e.sum),
+        "{ctx}: sum {} vs torch {}",
+        t.sum_f64(),
+        e.sum
+    );
     // f32 conversion: the same values rounded to f32, into a fresh array and a caller buffer.
     let want32: Vec<f32> = want.iter().map(|&v| v as f32).collect();
-    assert_eq!(t.to_f32().iter().copied().collect::<Vec<_>>(), want32, "{ctx}: to_f32");
+    assert_eq!(
+        t.to_f32().iter().copied().collect::<Vec<_>>(),
+        want32,
+        "{ctx}: to_f32"
+    );
     let mut buf = vec![f32::NAN; t.numel()];
     t.to_f32_into(&mut buf).unwrap();
     assert_eq!(buf, want32, "{ctx}: to_f32_into");
@@ -78,13 +91,23 @@ fn check_file(file: &str, ordered: bool) {
 #[test]
 fn torch_zip_matches_torch() {
     check_file("mixed.pt", true);
-    assert_eq!(Checkpoint::open(fixtures().join("mixed.pt")).unwrap().format(), Format::TorchZip);
+    assert_eq!(
+        Checkpoint::open(fixtures().join("mixed.pt"))
+            .unwrap()
+            .format(),
+        Format::TorchZip
+    );
 }
 
 #[test]
 fn torch_legacy_matches_torch() {
     check_file("mixed_legacy.pt", true);
-    assert_eq!(Checkpoint::open(fixtures().join("mixed_legacy.pt")).unwrap().format(), Format::TorchLegacy);
+    assert_eq!(
+        Checkpoint::open(fixtures().join("mixed_legacy.pt"))
+            .unwrap()
+            .format(),
+        Format::TorchLegacy
+    );
 }
 
 #[test]
@@ -96,7 +119,10 @@ fn rebuild_tensor_v3_dtypes_match_torch() {
 fn safetensors_matches_safetensors_library() {
     check_file("mixed.safetensors", false);
     let ckpt = Checkpoint::open(fixtures().join("mixed.safetensors")).unwrap();
-    assert_eq!(ckpt.metadata().get("source").map(String::as_str), Some("make_weight_fixtures.py"));
+    assert_eq!(
+        ckpt.metadata().get("source").map(String::as_str),
+        Some("make_weight_fixtures.py")
+    );
     // File order is data-offset order.
     let offsets: Vec<_> = ckpt.tensors().map(|t| t.file_offset()).collect();
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
@@ -109,7 +135,11 @@ fn sharded_index_matches_and_maps_each_shard_once() {
     assert_eq!(ckpt.format(), Format::ShardedSafetensors);
     let mut files: Vec<_> = ckpt.tensors().map(|t| t.file().to_path_buf()).collect();
     files.dedup();
-    assert_eq!(files.len(), 2, "tensors grouped by shard, shards in order: {files:?}");
+    assert_eq!(
+        files.len(),
+        2,
+        "tensors grouped by shard, shards in order: {files:?}"
+    );
     assert!(ckpt.metadata().contains_key("total_size"));
 }
 
@@ -140,7 +170,11 @@ fn zip_storages_are_viewed_in_place() {
     assert_eq!(v.shape(), &[6, 4]);
     assert_eq!(v[[1, 2]], 13.0); // base.view(4, 6)[2][1]
     assert_eq!(v.strides(), &[1, 6]);
-    let bf = ckpt.tensor("dtypes.bf16_t").unwrap().view::<half::bf16>().unwrap();
+    let bf = ckpt
+        .tensor("dtypes.bf16_t")
+        .unwrap()
+        .view::<half::bf16>()
+        .unwrap();
     assert_eq!(bf[[3, 1]].to_f32(), 7.0);
     // Expanded (stride 0) tensors convert correctly whether or not ndarray views them.
     let e = ckpt.tensor("state_dict.expanded").unwrap();
@@ -161,8 +195,18 @@ fn view_refuses_wrong_type_and_says_what_to_call() {
     assert!(t.to_owned::<f32>().is_err());
     assert_eq!(t.to_owned::<half::f16>().unwrap()[[0, 1]].to_f32(), -1.25);
     let mut small = vec![0f32; 2];
-    assert!(matches!(t.to_f32_into(&mut small), Err(Error::BufferSize { expected: 6, got: 2, .. })));
-    assert!(matches!(ckpt.tensor("nope"), Err(Error::TensorNotFound { .. })));
+    assert!(matches!(
+        t.to_f32_into(&mut small),
+        Err(Error::BufferSize {
+            expected: 6,
+            got: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ckpt.tensor("nope"),
+        Err(Error::TensorNotFound { .. })
+    ));
 }
 
 #[test]
@@ -170,9 +214,14 @@ fn pickles_naming_os_system_are_refused_and_nothing_runs() {
     let marker = Path::new("/tmp/inferkit-pwned");
     let _ = std::fs::remove_file(marker);
     for file in ["evil_zip.pt", "evil_legacy.pt"] {
-        for res in [Checkpoint::open(fixtures().join(file)), Checkpoint::read(fixtures().join(file))] {
+        for res in [
+            Checkpoint::open(fixtures().join(file)),
+            Checkpoint::read(fixtures().join(file)),
+        ] {
             match res {
-                Err(Error::ForbiddenGlobal { module, name, path, .. }) => {
+                Err(Error::ForbiddenGlobal {
+                    module, name, path, ..
+                }) => {
                     assert_eq!((module.as_str(), name.as_str()), ("os", "system"));
                     assert!(path.ends_with(file));
                 }
@@ -196,8 +245,10 @@ struct Summary {
 #[test]
 fn bundled_efficientnet_matches_torch_load() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
-    let want: Vec<Summary> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("efficientnet-lite0.expected.json")).unwrap()).unwrap();
+    let want: Vec<Summary> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("efficientnet-lite0.expected.json")).unwrap(),
+    )
+    .unwrap();
     let ckpt = Checkpoint::open(&path).unwrap();
     assert_eq!(ckpt.format(), Format::TorchLegacy);
     assert_eq!(ckpt.len(), 296);
@@ -207,7 +258,13 @@ fn bundled_efficientnet_matches_torch_load() {
         assert_eq!(t.dtype().as_str(), e.dtype, "{}", e.name);
         assert_eq!(t.shape(), e.shape.as_slice(), "{}", e.name);
         assert_eq!(Some(t.strides()), e.strides.as_deref(), "{}", e.name);
-        assert!(close(t.sum_f64(), e.sum), "{}: {} vs torch {}", e.name, t.sum_f64(), e.sum);
+        assert!(
+            close(t.sum_f64(), e.sum),
+            "{}: {} vs torch {}",
+            e.name,
+            t.sum_f64(),
+            e.sum
+        );
     }
     // Its conv weights are stored non-contiguous (channels-last strides).
     assert!(ckpt.tensors().any(|t| !t.is_contiguous()));
@@ -223,10 +280,16 @@ fn minilm_path() -> PathBuf {
 #[test]
 fn fetched_minilm_matches_safetensors_library() {
     let path = minilm_path();
-    assert!(path.exists(), "{} is missing: run scripts/fetch-models.sh (the README's test command does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models.sh (the README's test command does)",
+        path.display()
+    );
     let ckpt = Checkpoint::open(&path).unwrap();
-    let want: Vec<Summary> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("minilm.expected.json")).unwrap()).unwrap();
+    let want: Vec<Summary> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("minilm.expected.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(ckpt.len(), want.len());
     for e in &want {
         let t = ckpt.tensor(&e.name).unwrap();
@@ -237,7 +300,13 @@ fn fetched_minilm_matches_safetensors_library() {
             other => panic!("{}: unexpected dtype {other}", e.name),
         };
         assert_eq!(e.dtype, numpy_name, "{}", e.name);
-        assert!(close(t.sum_f64(), e.sum), "{}: {} vs numpy {}", e.name, t.sum_f64(), e.sum);
+        assert!(
+            close(t.sum_f64(), e.sum),
+            "{}: {} vs numpy {}",
+            e.name,
+            t.sum_f64(),
+            e.sum
+        );
     }
     // Byte for byte what the safetensors crate reads, and zero-copy viewable.
     let bytes = std::fs::read(&path).unwrap();
@@ -254,7 +323,13 @@ fn fetched_minilm_matches_safetensors_library() {
 #[test]
 fn convert_round_trips_every_fixture() {
     let dir = tempfile::tempdir().unwrap();
-    for file in ["mixed.pt", "mixed_legacy.pt", "v3.pt", "mixed.safetensors", "sharded/model.safetensors.index.json"] {
+    for file in [
+        "mixed.pt",
+        "mixed_legacy.pt",
+        "v3.pt",
+        "mixed.safetensors",
+        "sharded/model.safetensors.index.json",
+    ] {
         let out = dir.path().join("out.safetensors");
         let n = inferkit::weights::convert(fixtures().join(file), &out).unwrap();
         let src = Checkpoint::open(fixtures().join(file)).unwrap();
@@ -262,9 +337,19 @@ fn convert_round_trips_every_fixture() {
         assert_eq!((n, dst.len()), (src.len(), src.len()), "{file}");
         for t in src.tensors() {
             let c = dst.tensor(t.name()).unwrap();
-            assert_eq!((c.dtype(), c.shape()), (t.dtype(), t.shape()), "{file}: {}", t.name());
+            assert_eq!(
+                (c.dtype(), c.shape()),
+                (t.dtype(), t.shape()),
+                "{file}: {}",
+                t.name()
+            );
             assert!(c.is_contiguous());
-            assert_eq!(c.data().unwrap(), &*t.to_contiguous_bytes(), "{file}: {}", t.name());
+            assert_eq!(
+                c.data().unwrap(),
+                &*t.to_contiguous_bytes(),
+                "{file}: {}",
+                t.name()
+            );
         }
     }
 }

@@ -46,9 +46,17 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Computes the span of a tensor with the given layout, or says why it is absurd.
-    pub(crate) fn span_of(dtype: DType, shape: &[usize], strides: &[usize]) -> Result<usize, String> {
+    pub(crate) fn span_of(
+        dtype: DType,
+        shape: &[usize],
+        strides: &[usize],
+    ) -> Result<usize, String> {
         if shape.len() != strides.len() {
-            return Err(format!("shape has {} dims but strides has {}", shape.len(), strides.len()));
+            return Err(format!(
+                "shape has {} dims but strides has {}",
+                shape.len(),
+                strides.len()
+            ));
         }
         if shape.contains(&0) {
             return Ok(0);
@@ -198,7 +206,10 @@ impl Checkpoint {
         let mut by_name = HashMap::with_capacity(parsed.entries.len());
         for (i, e) in parsed.entries.iter().enumerate() {
             if by_name.insert(e.name.clone(), i).is_some() {
-                return Err(Error::DuplicateName { path: path.to_path_buf(), tensor: e.name.clone() });
+                return Err(Error::DuplicateName {
+                    path: path.to_path_buf(),
+                    tensor: e.name.clone(),
+                });
             }
         }
         tracing::debug!(
@@ -273,7 +284,10 @@ impl Checkpoint {
     /// Total bytes of tensor data (each tensor's elements counted once, shared storage counted
     /// per tensor).
     pub fn nbytes(&self) -> usize {
-        self.entries.iter().map(|e| e.shape.iter().product::<usize>() * e.dtype.size()).sum()
+        self.entries
+            .iter()
+            .map(|e| e.shape.iter().product::<usize>() * e.dtype.size())
+            .sum()
     }
 
     fn view_at(&self, i: usize) -> TensorView<'_> {
@@ -285,11 +299,19 @@ impl Checkpoint {
             // In range: checked by the parser that built the entry.
             &src.bytes.as_slice()[entry.offset..entry.offset + entry.span]
         };
-        TensorView { entry, bytes, file: &src.path }
+        TensorView {
+            entry,
+            bytes,
+            file: &src.path,
+        }
     }
 }
 
-fn detect_and_parse(path: &Path, bytes: Bytes, load_shard: &dyn Fn(&Path) -> Result<Bytes>) -> Result<Parsed> {
+fn detect_and_parse(
+    path: &Path,
+    bytes: Bytes,
+    load_shard: &dyn Fn(&Path) -> Result<Bytes>,
+) -> Result<Parsed> {
     let data = bytes.as_slice();
     if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
         return crate::pickle::torch_zip::parse(path, bytes);
@@ -307,7 +329,11 @@ fn detect_and_parse(path: &Path, bytes: Bytes, load_shard: &dyn Fn(&Path) -> Res
     let head: String = data.iter().take(16).map(|b| format!("{b:02x}")).collect();
     Err(Error::UnknownFormat {
         path: path.to_path_buf(),
-        head: if head.is_empty() { "none: the file is empty".into() } else { head },
+        head: if head.is_empty() {
+            "none: the file is empty".into()
+        } else {
+            head
+        },
     })
 }
 
@@ -391,7 +417,13 @@ impl<'a> TensorView<'a> {
             return d.into();
         }
         let mut out = Vec::with_capacity(self.nbytes());
-        convert::gather_bytes(self.bytes, self.entry.dtype.size(), &self.entry.shape, &self.entry.strides, &mut out);
+        convert::gather_bytes(
+            self.bytes,
+            self.entry.dtype.size(),
+            &self.entry.shape,
+            &self.entry.strides,
+            &mut out,
+        );
         out.into()
     }
 
@@ -425,8 +457,15 @@ impl<'a> TensorView<'a> {
                 ))
             })?
         };
-        ArrayViewD::from_shape(IxDyn(&self.entry.shape).strides(IxDyn(&self.entry.strides)), elems)
-            .map_err(|e| not(format!("ndarray refuses the layout ({e}); call to_owned() to copy")))
+        ArrayViewD::from_shape(
+            IxDyn(&self.entry.shape).strides(IxDyn(&self.entry.strides)),
+            elems,
+        )
+        .map_err(|e| {
+            not(format!(
+                "ndarray refuses the layout ({e}); call to_owned() to copy"
+            ))
+        })
     }
 
     /// A view when [`view`](Self::view) can give one, else an owned row-major copy.
@@ -454,12 +493,16 @@ impl<'a> TensorView<'a> {
         }
         let elem = self.entry.dtype.size();
         let mut out = Vec::with_capacity(self.numel());
-        convert::for_each_run(&self.entry.shape, &self.entry.strides, |start, len, stride| {
-            for i in 0..len {
-                let o = (start + i * stride) * elem;
-                out.push(T::read_le(&self.bytes[o..o + elem]));
-            }
-        });
+        convert::for_each_run(
+            &self.entry.shape,
+            &self.entry.strides,
+            |start, len, stride| {
+                for i in 0..len {
+                    let o = (start + i * stride) * elem;
+                    out.push(T::read_le(&self.bytes[o..o + elem]));
+                }
+            },
+        );
         Ok(ArrayD::from_shape_vec(IxDyn(&self.entry.shape), out).expect("numel elements gathered"))
     }
 
@@ -532,13 +575,22 @@ impl<'a> TensorView<'a> {
 
     fn check_len(&self, got: usize) -> Result<()> {
         if got != self.numel() {
-            return Err(Error::BufferSize { tensor: self.entry.name.clone(), expected: self.numel(), got });
+            return Err(Error::BufferSize {
+                tensor: self.entry.name.clone(),
+                expected: self.numel(),
+                got,
+            });
         }
         Ok(())
     }
 
     fn fill<O: Float>(&self, out: &mut [O]) {
-        convert::to_float(self.entry.dtype, self.bytes, &self.entry.shape, &self.entry.strides, out);
+        convert::to_float(
+            self.entry.dtype,
+            self.bytes,
+            &self.entry.shape,
+            &self.entry.strides,
+            out,
+        );
     }
 }
-

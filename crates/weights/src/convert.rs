@@ -7,7 +7,11 @@ use crate::DType;
 /// Calls `f(start, len, stride)` for each maximal run of the tensor in logical order:
 /// `len` elements at element offsets `start, start + stride, …`. Adjacent dimensions that
 /// are contiguous with each other are merged, so a contiguous tensor is a single run.
-pub(crate) fn for_each_run(shape: &[usize], strides: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+pub(crate) fn for_each_run(
+    shape: &[usize],
+    strides: &[usize],
+    mut f: impl FnMut(usize, usize, usize),
+) {
     if shape.contains(&0) {
         return;
     }
@@ -17,11 +21,11 @@ pub(crate) fn for_each_run(shape: &[usize], strides: &[usize], mut f: impl FnMut
         if n == 1 {
             continue;
         }
-        if let Some(last) = dims.last_mut() {
-            if last.1 == n * s {
-                *last = (last.0 * n, s);
-                continue;
-            }
+        if let Some(last) = dims.last_mut()
+            && n.checked_mul(s) == Some(last.1)
+        {
+            *last = (last.0 * n, s);
+            continue;
         }
         dims.push((n, s));
     }
@@ -81,7 +85,13 @@ fn walk<const N: usize, O>(
 }
 
 /// Copies the elements (raw bytes) of a strided tensor into `out` in logical order.
-pub(crate) fn gather_bytes(bytes: &[u8], elem: usize, shape: &[usize], strides: &[usize], out: &mut Vec<u8>) {
+pub(crate) fn gather_bytes(
+    bytes: &[u8],
+    elem: usize,
+    shape: &[usize],
+    strides: &[usize],
+    out: &mut Vec<u8>,
+) {
     for_each_run(shape, strides, |start, len, stride| {
         if stride == 1 {
             out.extend_from_slice(&bytes[start * elem..(start + len) * elem]);
@@ -155,8 +165,12 @@ pub(crate) fn to_float<O: Float>(
     out: &mut [O],
 ) {
     match dtype {
-        DType::F32 => walk::<4, O>(bytes, shape, strides, out, |b| O::from_f32(f32::from_le_bytes(b))),
-        DType::F64 => walk::<8, O>(bytes, shape, strides, out, |b| O::from_f64(f64::from_le_bytes(b))),
+        DType::F32 => walk::<4, O>(bytes, shape, strides, out, |b| {
+            O::from_f32(f32::from_le_bytes(b))
+        }),
+        DType::F64 => walk::<8, O>(bytes, shape, strides, out, |b| {
+            O::from_f64(f64::from_le_bytes(b))
+        }),
         DType::BF16 => walk::<2, O>(bytes, shape, strides, out, |b| {
             O::from_f32(bf16_bits_to_f32(u16::from_le_bytes(b)))
         }),
@@ -164,22 +178,44 @@ pub(crate) fn to_float<O: Float>(
             O::from_f32(f16::from_bits(u16::from_le_bytes(b)).to_f32())
         }),
         DType::F8E4M3 => {
-            let lut: [f32; 256] = std::array::from_fn(|i| float8::F8E4M3::from_bits(i as u8).to_f32());
-            walk::<1, O>(bytes, shape, strides, out, |b| O::from_f32(lut[b[0] as usize]))
+            let lut: [f32; 256] =
+                std::array::from_fn(|i| float8::F8E4M3::from_bits(i as u8).to_f32());
+            walk::<1, O>(bytes, shape, strides, out, |b| {
+                O::from_f32(lut[b[0] as usize])
+            })
         }
         DType::F8E5M2 => {
-            let lut: [f32; 256] = std::array::from_fn(|i| float8::F8E5M2::from_bits(i as u8).to_f32());
-            walk::<1, O>(bytes, shape, strides, out, |b| O::from_f32(lut[b[0] as usize]))
+            let lut: [f32; 256] =
+                std::array::from_fn(|i| float8::F8E5M2::from_bits(i as u8).to_f32());
+            walk::<1, O>(bytes, shape, strides, out, |b| {
+                O::from_f32(lut[b[0] as usize])
+            })
         }
-        DType::I64 => walk::<8, O>(bytes, shape, strides, out, |b| O::from_i64(i64::from_le_bytes(b))),
-        DType::U64 => walk::<8, O>(bytes, shape, strides, out, |b| O::from_u64(u64::from_le_bytes(b))),
-        DType::I32 => walk::<4, O>(bytes, shape, strides, out, |b| O::from_i64(i32::from_le_bytes(b).into())),
-        DType::U32 => walk::<4, O>(bytes, shape, strides, out, |b| O::from_u64(u32::from_le_bytes(b).into())),
-        DType::I16 => walk::<2, O>(bytes, shape, strides, out, |b| O::from_i64(i16::from_le_bytes(b).into())),
-        DType::U16 => walk::<2, O>(bytes, shape, strides, out, |b| O::from_u64(u16::from_le_bytes(b).into())),
-        DType::I8 => walk::<1, O>(bytes, shape, strides, out, |b| O::from_i64(i8::from_le_bytes(b).into())),
+        DType::I64 => walk::<8, O>(bytes, shape, strides, out, |b| {
+            O::from_i64(i64::from_le_bytes(b))
+        }),
+        DType::U64 => walk::<8, O>(bytes, shape, strides, out, |b| {
+            O::from_u64(u64::from_le_bytes(b))
+        }),
+        DType::I32 => walk::<4, O>(bytes, shape, strides, out, |b| {
+            O::from_i64(i32::from_le_bytes(b).into())
+        }),
+        DType::U32 => walk::<4, O>(bytes, shape, strides, out, |b| {
+            O::from_u64(u32::from_le_bytes(b).into())
+        }),
+        DType::I16 => walk::<2, O>(bytes, shape, strides, out, |b| {
+            O::from_i64(i16::from_le_bytes(b).into())
+        }),
+        DType::U16 => walk::<2, O>(bytes, shape, strides, out, |b| {
+            O::from_u64(u16::from_le_bytes(b).into())
+        }),
+        DType::I8 => walk::<1, O>(bytes, shape, strides, out, |b| {
+            O::from_i64(i8::from_le_bytes(b).into())
+        }),
         DType::U8 => walk::<1, O>(bytes, shape, strides, out, |b| O::from_u64(b[0].into())),
-        DType::Bool => walk::<1, O>(bytes, shape, strides, out, |b| O::from_u64(u64::from(b[0] != 0))),
+        DType::Bool => walk::<1, O>(bytes, shape, strides, out, |b| {
+            O::from_u64(u64::from(b[0] != 0))
+        }),
     }
 }
 
@@ -225,7 +261,10 @@ mod tests {
     #[test]
     fn transposed_matrix_walks_columns() {
         // A 2x3 row-major matrix viewed transposed: shape [3, 2], strides [1, 3].
-        assert_eq!(runs(&[3, 2], &[1, 3]), vec![(0, 2, 3), (1, 2, 3), (2, 2, 3)]);
+        assert_eq!(
+            runs(&[3, 2], &[1, 3]),
+            vec![(0, 2, 3), (1, 2, 3), (2, 2, 3)]
+        );
     }
 
     #[test]
@@ -233,7 +272,9 @@ mod tests {
         let shape = [2, 3, 2];
         let strides = [1, 4, 12];
         let mut got = Vec::new();
-        for_each_run(&shape, &strides, |s, n, st| got.extend((0..n).map(|i| s + i * st)));
+        for_each_run(&shape, &strides, |s, n, st| {
+            got.extend((0..n).map(|i| s + i * st))
+        });
         let mut want = Vec::new();
         for i in 0..2 {
             for j in 0..3 {

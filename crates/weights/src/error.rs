@@ -25,7 +25,9 @@ pub enum Error {
     },
 
     /// The bytes match none of the supported formats.
-    #[error("{path}: unknown checkpoint format (first bytes {head}); expected safetensors, a *.safetensors.index.json, a PyTorch zip or a legacy PyTorch file")]
+    #[error(
+        "{path}: unknown checkpoint format (first bytes {head}); expected safetensors, a *.safetensors.index.json, a PyTorch zip or a legacy PyTorch file"
+    )]
     UnknownFormat {
         /// The file.
         path: PathBuf,
@@ -58,7 +60,9 @@ pub enum Error {
     },
 
     /// A pickle names a global outside the allow-list; it is never imported or called.
-    #[error("{path}: pickle at byte {offset} names forbidden global `{module}.{name}` (only tensor rebuild functions, storages, dtypes and OrderedDict are allowed)")]
+    #[error(
+        "{path}: pickle at byte {offset} names forbidden global `{module}.{name}` (only tensor rebuild functions, storages, dtypes and OrderedDict are allowed)"
+    )]
     ForbiddenGlobal {
         /// The file.
         path: PathBuf,

@@ -30,7 +30,9 @@
 #![deny(missing_docs)]
 
 #[cfg(target_endian = "big")]
-compile_error!("inferkit-weights reads little-endian files by reinterpreting bytes; big-endian hosts are not supported");
+compile_error!(
+    "inferkit-weights reads little-endian files by reinterpreting bytes; big-endian hosts are not supported"
+);
 
 mod checkpoint;
 mod convert;

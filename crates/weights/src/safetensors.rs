@@ -25,7 +25,11 @@ struct RawInfo {
 }
 
 fn malformed(path: &Path, offset: u64, what: impl Into<String>) -> Error {
-    Error::Malformed { path: path.to_path_buf(), offset, what: what.into() }
+    Error::Malformed {
+        path: path.to_path_buf(),
+        offset,
+        what: what.into(),
+    }
 }
 
 /// Parses the header of one safetensors file (held in `bytes`) into entries for source
@@ -36,30 +40,63 @@ pub(crate) fn parse_header(
     source: usize,
 ) -> Result<(Vec<Entry>, HashMap<String, String>)> {
     let Some(len_bytes) = data.get(..8) else {
-        return Err(malformed(path, 0, format!("file of {} bytes is shorter than the 8-byte header length", data.len())));
+        return Err(malformed(
+            path,
+            0,
+            format!(
+                "file of {} bytes is shorter than the 8-byte header length",
+                data.len()
+            ),
+        ));
     };
     let n = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
     if n > MAX_HEADER {
-        return Err(malformed(path, 0, format!("header length {n} exceeds the {MAX_HEADER}-byte limit")));
+        return Err(malformed(
+            path,
+            0,
+            format!("header length {n} exceeds the {MAX_HEADER}-byte limit"),
+        ));
     }
     let header_end = 8 + n as usize;
     let Some(header) = data.get(8..header_end) else {
-        return Err(malformed(path, 0, format!("header length {n} runs past the end of the {}-byte file", data.len())));
+        return Err(malformed(
+            path,
+            0,
+            format!(
+                "header length {n} runs past the end of the {}-byte file",
+                data.len()
+            ),
+        ));
     };
-    let text = std::str::from_utf8(header)
-        .map_err(|e| malformed(path, 8 + e.valid_up_to() as u64, "header is not valid UTF-8"))?;
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
-        let at = if e.line() == 1 { 8 + e.column().saturating_sub(1) as u64 } else { 8 };
-        malformed(path, at, format!("header is not a JSON object: {e}"))
+    let text = std::str::from_utf8(header).map_err(|e| {
+        malformed(
+            path,
+            8 + e.valid_up_to() as u64,
+            "header is not valid UTF-8",
+        )
     })?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            let at = if e.line() == 1 {
+                8 + e.column().saturating_sub(1) as u64
+            } else {
+                8
+            };
+            malformed(path, at, format!("header is not a JSON object: {e}"))
+        })?;
     let data_len = (data.len() - header_end) as u64;
     let mut metadata = HashMap::new();
     let mut entries = Vec::with_capacity(map.len());
     let mut ranges = Vec::with_capacity(map.len());
     for (name, value) in map {
         if name == "__metadata__" {
-            metadata = serde_json::from_value(value)
-                .map_err(|e| malformed(path, 8, format!("`__metadata__` is not a map of strings: {e}")))?;
+            metadata = serde_json::from_value(value).map_err(|e| {
+                malformed(
+                    path,
+                    8,
+                    format!("`__metadata__` is not a map of strings: {e}"),
+                )
+            })?;
             continue;
         }
         let bad = |offset: u64, what: String| Error::BadTensor {
@@ -72,17 +109,23 @@ pub(crate) fn parse_header(
             .map_err(|e| bad(header_end as u64, format!("header entry is malformed: {e}")))?;
         let [start, end] = info.data_offsets;
         let abs = (header_end as u64).saturating_add(start);
-        let dtype = DType::from_safetensors_name(&info.dtype).ok_or_else(|| Error::UnsupportedDtype {
-            path: path.to_path_buf(),
-            tensor: name.clone(),
-            dtype: info.dtype.clone(),
-        })?;
+        let dtype =
+            DType::from_safetensors_name(&info.dtype).ok_or_else(|| Error::UnsupportedDtype {
+                path: path.to_path_buf(),
+                tensor: name.clone(),
+                dtype: info.dtype.clone(),
+            })?;
         let shape: Vec<usize> = info
             .shape
             .iter()
             .map(|&d| usize::try_from(d))
             .collect::<Result<_, _>>()
-            .map_err(|_| bad(abs, format!("shape {:?} does not fit in memory", info.shape)))?;
+            .map_err(|_| {
+                bad(
+                    abs,
+                    format!("shape {:?} does not fit in memory", info.shape),
+                )
+            })?;
         let nbytes = shape
             .iter()
             .copied()
@@ -91,13 +134,18 @@ pub(crate) fn parse_header(
         if end < start || end - start != nbytes as u64 {
             return Err(bad(
                 abs,
-                format!("data_offsets [{start}, {end}] hold {} bytes but {dtype} {shape:?} needs {nbytes}", end.wrapping_sub(start) as i64),
+                format!(
+                    "data_offsets [{start}, {end}] hold {} bytes but {dtype} {shape:?} needs {nbytes}",
+                    end.wrapping_sub(start) as i64
+                ),
             ));
         }
         if end > data_len {
             return Err(bad(
                 abs,
-                format!("data_offsets [{start}, {end}] run past the end of the data ({data_len} bytes after the header): the file is truncated or the offsets are wrong"),
+                format!(
+                    "data_offsets [{start}, {end}] run past the end of the data ({data_len} bytes after the header): the file is truncated or the offsets are wrong"
+                ),
             ));
         }
         ranges.push((start, end, entries.len()));
@@ -121,12 +169,18 @@ pub(crate) fn parse_header(
                 path: path.to_path_buf(),
                 tensor: b.name.clone(),
                 offset: b.offset as u64,
-                what: format!("data overlaps tensor `{}` (bytes {}..{} of the data)", a.name, w[0].0, w[0].1),
+                what: format!(
+                    "data overlaps tensor `{}` (bytes {}..{} of the data)",
+                    a.name, w[0].0, w[0].1
+                ),
             });
         }
     }
     let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    let ordered = ranges.iter().map(|r| slots[r.2].take().expect("each index once")).collect();
+    let ordered = ranges
+        .iter()
+        .map(|r| slots[r.2].take().expect("each index once"))
+        .collect();
     Ok((ordered, metadata))
 }
 
@@ -134,7 +188,10 @@ pub(crate) fn parse_single(path: &Path, bytes: Bytes) -> Result<Parsed> {
     let (entries, metadata) = parse_header(path, bytes.as_slice(), 0)?;
     Ok(Parsed {
         format: Format::Safetensors,
-        sources: vec![Source { path: path.to_path_buf(), bytes }],
+        sources: vec![Source {
+            path: path.to_path_buf(),
+            bytes,
+        }],
         entries,
         metadata,
     })
@@ -156,21 +213,42 @@ pub(crate) fn parse_sharded(
     load: &dyn Fn(&Path) -> Result<Bytes>,
 ) -> Result<Parsed> {
     if data.len() as u64 > MAX_HEADER {
-        return Err(malformed(path, 0, format!("index of {} bytes exceeds the {MAX_HEADER}-byte limit", data.len())));
+        return Err(malformed(
+            path,
+            0,
+            format!(
+                "index of {} bytes exceeds the {MAX_HEADER}-byte limit",
+                data.len()
+            ),
+        ));
     }
     let index: Index = serde_json::from_slice(data).map_err(|e| {
-        malformed(path, 0, format!("not a safetensors index (JSON with a `weight_map`): {e}"))
+        malformed(
+            path,
+            0,
+            format!("not a safetensors index (JSON with a `weight_map`): {e}"),
+        )
     })?;
     let dir = path.parent().unwrap_or(Path::new(""));
     // Shards in order of first mention; the tensors each must hold.
     let mut shards: Vec<(String, Vec<String>)> = Vec::new();
     for (tensor, shard) in &index.weight_map {
         let shard = shard.as_str().ok_or_else(|| {
-            malformed(path, 0, format!("weight_map entry for `{tensor}` is not a file name"))
+            malformed(
+                path,
+                0,
+                format!("weight_map entry for `{tensor}` is not a file name"),
+            )
         })?;
         let rel = Path::new(shard);
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(malformed(path, 0, format!("shard `{shard}` for `{tensor}` is not a plain relative path inside the index's folder")));
+            return Err(malformed(
+                path,
+                0,
+                format!(
+                    "shard `{shard}` for `{tensor}` is not a plain relative path inside the index's folder"
+                ),
+            ));
         }
         match shards.iter_mut().find(|(s, _)| s == shard) {
             Some((_, names)) => names.push(tensor.clone()),
@@ -190,14 +268,25 @@ pub(crate) fn parse_sharded(
         let (mut shard_entries, shard_meta) = parse_header(&shard_path, bytes.as_slice(), i)?;
         for name in expected {
             if !shard_entries.iter().any(|e| &e.name == name) {
-                return Err(Error::TensorNotFound { path: shard_path.clone(), tensor: name.clone() });
+                return Err(Error::TensorNotFound {
+                    path: shard_path.clone(),
+                    tensor: name.clone(),
+                });
             }
         }
         for (k, v) in shard_meta {
             metadata.entry(k).or_insert(v);
         }
         entries.append(&mut shard_entries);
-        sources.push(Source { path: shard_path, bytes });
+        sources.push(Source {
+            path: shard_path,
+            bytes,
+        });
     }
-    Ok(Parsed { format: Format::ShardedSafetensors, sources, entries, metadata })
+    Ok(Parsed {
+        format: Format::ShardedSafetensors,
+        sources,
+        entries,
+        metadata,
+    })
 }

@@ -68,12 +68,18 @@ impl Bytes {
     pub(crate) fn copy_of(data: &[u8]) -> Self {
         let mut words = vec![0u64; data.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..data.len()].copy_from_slice(data);
-        Bytes::Owned { words, len: data.len() }
+        Bytes::Owned {
+            words,
+            len: data.len(),
+        }
     }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Maps `path` read-only.
@@ -82,7 +88,10 @@ pub(crate) fn map(path: &Path, opts: &OpenOptions) -> Result<Bytes> {
     let len = file.metadata().map_err(io(path))?.len();
     if len == 0 {
         // mmap(2) refuses a zero-length mapping; an empty file is no checkpoint anyway.
-        return Ok(Bytes::Owned { words: Vec::new(), len: 0 });
+        return Ok(Bytes::Owned {
+            words: Vec::new(),
+            len: 0,
+        });
     }
     let mut options = MmapOptions::new();
     if opts.prefetch == Prefetch::Populate {
@@ -124,7 +133,9 @@ pub(crate) fn read(path: &Path) -> Result<Bytes> {
                 return Err(Error::Malformed {
                     path: path.to_path_buf(),
                     offset: pos as u64,
-                    what: format!("file ended early while reading (expected {len} bytes): it changed while being read"),
+                    what: format!(
+                        "file ended early while reading (expected {len} bytes): it changed while being read"
+                    ),
                 });
             }
             Ok(n) => pos += n,

@@ -42,14 +42,24 @@ impl<'a> Tensor<'a> {
         let shape = a.shape().to_vec();
         let data: Cow<'a, [u8]> = match a.to_slice() {
             Some(s) => Cow::Borrowed(bytemuck::cast_slice(s)),
-            None => Cow::Owned(bytemuck::cast_slice(&a.iter().copied().collect::<Vec<T>>()).to_vec()),
+            None => {
+                Cow::Owned(bytemuck::cast_slice(&a.iter().copied().collect::<Vec<T>>()).to_vec())
+            }
         };
-        Tensor { dtype: T::DTYPE, shape, data }
+        Tensor {
+            dtype: T::DTYPE,
+            shape,
+            data,
+        }
     }
 
     /// A tensor from a checkpoint's view: borrowed when contiguous, gathered otherwise.
     pub fn from_view(v: &TensorView<'a>) -> Self {
-        Tensor { dtype: v.dtype(), shape: v.shape().to_vec(), data: v.to_contiguous_bytes() }
+        Tensor {
+            dtype: v.dtype(),
+            shape: v.shape().to_vec(),
+            data: v.to_contiguous_bytes(),
+        }
     }
 }
 
@@ -91,8 +101,10 @@ pub fn save<'a, N: AsRef<str>>(
 ) -> Result<()> {
     let path = path.as_ref();
     let named = tensors.into_iter().map(|(n, t)| (n.as_ref().to_owned(), t));
-    safetensors::serialize_to_file(named, metadata, path)
-        .map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    safetensors::serialize_to_file(named, metadata, path).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Converts any checkpoint [`Checkpoint::open`] reads into a safetensors file: same names,
@@ -104,6 +116,10 @@ pub fn save<'a, N: AsRef<str>>(
 pub fn convert(input: impl AsRef<Path>, output: impl AsRef<Path>) -> Result<usize> {
     let ckpt = Checkpoint::open(input)?;
     let metadata = (!ckpt.metadata().is_empty()).then(|| ckpt.metadata().clone());
-    save(output, ckpt.tensors().map(|t| (t.name(), Tensor::from_view(&t))), metadata)?;
+    save(
+        output,
+        ckpt.tensors().map(|t| (t.name(), Tensor::from_view(&t))),
+        metadata,
+    )?;
     Ok(ckpt.len())
 }

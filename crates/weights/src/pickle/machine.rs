@@ -117,7 +117,11 @@ struct Machine<'d, 'p> {
 
 impl Drop for Machine<'_, '_> {
     fn drop(&mut self) {
-        teardown(self.stack.drain(..).chain(self.memo.drain().map(|(_, v)| v)));
+        teardown(
+            self.stack
+                .drain(..)
+                .chain(self.memo.drain().map(|(_, v)| v)),
+        );
     }
 }
 
@@ -129,7 +133,15 @@ pub(crate) fn load(
     base: u64,
     persistent: &mut PersistentLoad<'_>,
 ) -> Result<(Value, usize)> {
-    let mut m = Machine { data, pos: 0, base, path, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+    let mut m = Machine {
+        data,
+        pos: 0,
+        base,
+        path,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+    };
     let v = m.run(persistent)?;
     Ok((v, m.pos))
 }
@@ -145,9 +157,16 @@ impl<'d> Machine<'d, '_> {
 
     fn take(&mut self, n: usize, at: usize) -> Result<&'d [u8]> {
         let data: &'d [u8] = self.data;
-        let end = self.pos.checked_add(n).filter(|&e| e <= data.len()).ok_or_else(|| {
-            self.err(at, format!("needs {n} bytes but the pickle ends at byte {}", data.len()))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| {
+                self.err(
+                    at,
+                    format!("needs {n} bytes but the pickle ends at byte {}", data.len()),
+                )
+            })?;
         let s = &data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -158,15 +177,21 @@ impl<'d> Machine<'d, '_> {
     }
 
     fn u16(&mut self, at: usize) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2, at)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2, at)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self, at: usize) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4, at)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4, at)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self, at: usize) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8, at)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8, at)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn len_u64(&mut self, at: usize) -> Result<usize> {
@@ -178,7 +203,10 @@ impl<'d> Machine<'d, '_> {
     fn line(&mut self, at: usize) -> Result<&'d str> {
         let data: &'d [u8] = self.data;
         let rest = &data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.err(at, "unterminated text argument"))?;
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| self.err(at, "unterminated text argument"))?;
         self.pos += n + 1;
         std::str::from_utf8(&rest[..n]).map_err(|_| self.err(at, "text argument is not UTF-8"))
     }
@@ -187,7 +215,9 @@ impl<'d> Machine<'d, '_> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return Err(self.err(at, "pop across a MARK"));
         }
-        self.stack.pop().ok_or_else(|| self.err(at, "stack underflow"))
+        self.stack
+            .pop()
+            .ok_or_else(|| self.err(at, "stack underflow"))
     }
 
     fn top(&mut self, at: usize) -> Result<&mut Value> {
@@ -198,7 +228,10 @@ impl<'d> Machine<'d, '_> {
     }
 
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Value>> {
-        let m = self.marks.pop().ok_or_else(|| self.err(at, "no MARK on the stack"))?;
+        let m = self
+            .marks
+            .pop()
+            .ok_or_else(|| self.err(at, "no MARK on the stack"))?;
         Ok(self.stack.split_off(m))
     }
 
@@ -218,7 +251,11 @@ impl<'d> Machine<'d, '_> {
     }
 
     fn memo_get(&mut self, idx: u32, at: usize) -> Result<()> {
-        let v = self.memo.get(&idx).cloned().ok_or_else(|| self.err(at, format!("memo key {idx} was never stored")))?;
+        let v = self
+            .memo
+            .get(&idx)
+            .cloned()
+            .ok_or_else(|| self.err(at, format!("memo key {idx} was never stored")))?;
         self.push(v);
         Ok(())
     }
@@ -233,7 +270,11 @@ impl<'d> Machine<'d, '_> {
             return Err(self.err(at, format!("integer of {} bytes is too large", bytes.len())));
         }
         if bytes.len() <= 8 {
-            let fill = if bytes.last().is_some_and(|&b| b & 0x80 != 0) { 0xff } else { 0 };
+            let fill = if bytes.last().is_some_and(|&b| b & 0x80 != 0) {
+                0xff
+            } else {
+                0
+            };
             let mut buf = [fill; 8];
             buf[..bytes.len()].copy_from_slice(bytes);
             return Ok(Value::Int(i64::from_le_bytes(buf)));
@@ -242,7 +283,7 @@ impl<'d> Machine<'d, '_> {
     }
 
     fn set_items(&mut self, target: Value, items: Vec<Value>, at: usize) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err(at, "SETITEMS with an odd number of items"));
         }
         let Value::Dict(d) = target else {
@@ -309,11 +350,16 @@ impl<'d> Machine<'d, '_> {
                     self.memo_put(i, at)?;
                 }
                 b'p' => {
-                    let i: u32 = self.line(at)?.trim().parse().map_err(|_| self.err(at, "PUT index is not a number"))?;
+                    let i: u32 = self
+                        .line(at)?
+                        .trim()
+                        .parse()
+                        .map_err(|_| self.err(at, "PUT index is not a number"))?;
                     self.memo_put(i, at)?;
                 }
                 0x94 => {
-                    let i = u32::try_from(self.memo.len()).map_err(|_| self.err(at, "memo full"))?;
+                    let i =
+                        u32::try_from(self.memo.len()).map_err(|_| self.err(at, "memo full"))?;
                     self.memo_put(i, at)?;
                 }
                 b'h' => {
@@ -325,7 +371,11 @@ impl<'d> Machine<'d, '_> {
                     self.memo_get(i, at)?;
                 }
                 b'g' => {
-                    let i: u32 = self.line(at)?.trim().parse().map_err(|_| self.err(at, "GET index is not a number"))?;
+                    let i: u32 = self
+                        .line(at)?
+                        .trim()
+                        .parse()
+                        .map_err(|_| self.err(at, "GET index is not a number"))?;
                     self.memo_get(i, at)?;
                 }
                 // --- constants and numbers
@@ -361,11 +411,14 @@ impl<'d> Machine<'d, '_> {
                 }
                 b'I' | b'L' => {
                     let line = self.line(at)?.trim().trim_end_matches('L').to_owned();
-                    let v = match line.as_str() {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        s => Value::Int(s.parse().map_err(|_| self.err(at, format!("integer `{s}` is not an i64")))?),
-                    };
+                    let v =
+                        match line.as_str() {
+                            "00" => Value::Bool(false),
+                            "01" => Value::Bool(true),
+                            s => Value::Int(s.parse().map_err(|_| {
+                                self.err(at, format!("integer `{s}` is not an i64"))
+                            })?),
+                        };
                     self.push(v);
                 }
                 b'G' => {
@@ -374,7 +427,9 @@ impl<'d> Machine<'d, '_> {
                 }
                 b'F' => {
                     let line = self.line(at)?.trim().to_owned();
-                    let v = line.parse().map_err(|_| self.err(at, format!("float `{line}` is malformed")))?;
+                    let v = line
+                        .parse()
+                        .map_err(|_| self.err(at, format!("float `{line}` is malformed")))?;
                     self.push(Value::Float(v));
                 }
                 // --- strings and bytes
@@ -402,7 +457,11 @@ impl<'d> Machine<'d, '_> {
                 }
                 // Python 2 `str`: torch's legacy files use them for keys; read as latin-1.
                 b'T' | b'U' => {
-                    let n = if op == b'T' { self.u32(at)? as usize } else { self.u8(at)? as usize };
+                    let n = if op == b'T' {
+                        self.u32(at)? as usize
+                    } else {
+                        self.u8(at)? as usize
+                    };
                     let s: String = self.take(n, at)?.iter().map(|&b| b as char).collect();
                     self.push(Value::Str(s.into()));
                 }
@@ -423,7 +482,9 @@ impl<'d> Machine<'d, '_> {
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
-                    if self.stack.len() < n || self.marks.last().is_some_and(|&m| m > self.stack.len() - n) {
+                    if self.stack.len() < n
+                        || self.marks.last().is_some_and(|&m| m > self.stack.len() - n)
+                    {
                         return Err(self.err(at, "stack underflow"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
@@ -488,10 +549,16 @@ impl<'d> Machine<'d, '_> {
                     let args = self.pop(at)?;
                     let func = self.pop(at)?;
                     let Value::Global(g) = func else {
-                        return Err(self.err(at, format!("REDUCE calls a {}, not an allowed global", func.kind())));
+                        return Err(self.err(
+                            at,
+                            format!("REDUCE calls a {}, not an allowed global", func.kind()),
+                        ));
                     };
                     let Value::Tuple(args) = args else {
-                        return Err(self.err(at, format!("REDUCE arguments are a {}, not a tuple", args.kind())));
+                        return Err(self.err(
+                            at,
+                            format!("REDUCE arguments are a {}, not a tuple", args.kind()),
+                        ));
                     };
                     let v = g.call(&args).map_err(|e| self.err(at, e))?;
                     self.push(v);
@@ -500,8 +567,14 @@ impl<'d> Machine<'d, '_> {
                     let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     match (&cls, &args) {
-                        (Value::Global(Global::OrderedDict), Value::Tuple(a)) if a.is_empty() => self.push(Value::new_dict()),
-                        _ => return Err(self.err(at, format!("NEWOBJ of a {} is not allowed", cls.kind()))),
+                        (Value::Global(Global::OrderedDict), Value::Tuple(a)) if a.is_empty() => {
+                            self.push(Value::new_dict())
+                        }
+                        _ => {
+                            return Err(
+                                self.err(at, format!("NEWOBJ of a {} is not allowed", cls.kind()))
+                            );
+                        }
                     }
                 }
                 b'b' => {
@@ -531,7 +604,10 @@ impl<'d> Machine<'d, '_> {
                         b'S' => "STRING",
                         _ => "unknown",
                     };
-                    return Err(self.err(at, format!("opcode 0x{other:02x} ({name}) is not supported")));
+                    return Err(self.err(
+                        at,
+                        format!("opcode 0x{other:02x} ({name}) is not supported"),
+                    ));
                 }
             }
         }

@@ -49,8 +49,13 @@ fn storage_dtype(name: &str) -> Option<Option<DType>> {
         "UInt16Storage" => DType::U16,
         "UInt32Storage" => DType::U32,
         "UInt64Storage" => DType::U64,
-        "ComplexFloatStorage" | "ComplexDoubleStorage" | "QInt8Storage" | "QUInt8Storage"
-        | "QInt32Storage" | "QUInt4x2Storage" | "QUInt2x4Storage" => return Some(None),
+        "ComplexFloatStorage"
+        | "ComplexDoubleStorage"
+        | "QInt8Storage"
+        | "QUInt8Storage"
+        | "QInt32Storage"
+        | "QUInt4x2Storage"
+        | "QUInt2x4Storage" => return Some(None),
         _ => return None,
     }))
 }
@@ -83,11 +88,16 @@ impl Global {
             ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
             ("torch._utils", "_rebuild_tensor_v3") => Global::RebuildTensorV3,
-            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => Global::RebuildParameter,
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+                Global::RebuildParameter
+            }
             ("torch._tensor", "_rebuild_from_type_v2") => Global::RebuildFromTypeV2,
             ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Global::TensorType,
             ("torch" | "torch.cuda" | "torch.storage", n) if n.ends_with("Storage") => {
-                Global::Storage { dtype: storage_dtype(n)?, name: n.into() }
+                Global::Storage {
+                    dtype: storage_dtype(n)?,
+                    name: n.into(),
+                }
             }
             ("torch", n) => Global::DTypeName(dtype_name(n)?),
             _ => return None,
@@ -147,15 +157,23 @@ pub(crate) struct TensorRef {
 pub(crate) fn as_u64(v: &Value, what: &str) -> std::result::Result<u64, String> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
-        other => Err(format!("{what} is a {} ({other:?}), expected a non-negative integer", other.kind())),
+        other => Err(format!(
+            "{what} is a {} ({other:?}), expected a non-negative integer",
+            other.kind()
+        )),
     }
 }
 
 fn dims(v: &Value, what: &str) -> std::result::Result<Vec<usize>, String> {
-    let items = v.items().ok_or_else(|| format!("{what} is a {}, expected a tuple", v.kind()))?;
+    let items = v
+        .items()
+        .ok_or_else(|| format!("{what} is a {}, expected a tuple", v.kind()))?;
     items
         .iter()
-        .map(|d| as_u64(d, what).and_then(|x| usize::try_from(x).map_err(|_| format!("{what} {x} too large"))))
+        .map(|d| {
+            as_u64(d, what)
+                .and_then(|x| usize::try_from(x).map_err(|_| format!("{what} {x} too large")))
+        })
         .collect()
 }
 
@@ -164,26 +182,46 @@ fn rebuild_tensor(args: &[Value], dtype: Option<DType>) -> std::result::Result<T
         return Err(format!("_rebuild_tensor with {} arguments", args.len()));
     };
     let Value::Storage(storage) = storage else {
-        return Err(format!("_rebuild_tensor: first argument is a {}, not a storage", storage.kind()));
+        return Err(format!(
+            "_rebuild_tensor: first argument is a {}, not a storage",
+            storage.kind()
+        ));
     };
     let shape = dims(size, "size")?;
     let strides = dims(stride, "stride")?;
     if shape.len() != strides.len() {
-        return Err(format!("size has {} dims but stride has {}", shape.len(), strides.len()));
+        return Err(format!(
+            "size has {} dims but stride has {}",
+            shape.len(),
+            strides.len()
+        ));
     }
     let dtype = dtype.unwrap_or(storage.dtype);
-    Ok(TensorRef { storage: storage.clone(), dtype, offset: as_u64(offset, "storage offset")?, shape, strides })
+    Ok(TensorRef {
+        storage: storage.clone(),
+        dtype,
+        offset: as_u64(offset, "storage offset")?,
+        shape,
+        strides,
+    })
 }
 
 /// Interprets a storage `persistent_id` tuple. Zip files write
 /// `('storage', cls, key, location, numel)`; legacy files add a sixth item, the view metadata
 /// `(view_key, offset, size)` or `None`.
 pub(crate) fn storage_pid(pid: Value) -> std::result::Result<Value, String> {
-    let items = pid.items().ok_or_else(|| format!("persistent id is a {}, not a tuple", pid.kind()))?;
+    let items = pid
+        .items()
+        .ok_or_else(|| format!("persistent id is a {}, not a tuple", pid.kind()))?;
     let (tag, cls, key, numel, view) = match items.as_slice() {
         [tag, cls, key, _loc, numel] => (tag, cls, key, numel, None),
         [tag, cls, key, _loc, numel, view] => (tag, cls, key, numel, Some(view)),
-        _ => return Err(format!("persistent id has {} items; expected a storage tuple", items.len())),
+        _ => {
+            return Err(format!(
+                "persistent id has {} items; expected a storage tuple",
+                items.len()
+            ));
+        }
     };
     match tag {
         Value::Str(s) if &**s == "storage" => {}
@@ -192,7 +230,11 @@ pub(crate) fn storage_pid(pid: Value) -> std::result::Result<Value, String> {
     }
     let dtype = match cls {
         Value::Global(Global::Storage { dtype: Some(d), .. }) => *d,
-        Value::Global(Global::Storage { dtype: None, name }) => return Err(format!("storage class {name} holds a dtype this crate does not read")),
+        Value::Global(Global::Storage { dtype: None, name }) => {
+            return Err(format!(
+                "storage class {name} holds a dtype this crate does not read"
+            ));
+        }
         other => return Err(format!("storage class is a {}", other.kind())),
     };
     let key = match key {
@@ -203,11 +245,18 @@ pub(crate) fn storage_pid(pid: Value) -> std::result::Result<Value, String> {
     let view = match view {
         None | Some(Value::None) => None,
         Some(v) => match v.items().as_deref() {
-            Some([_view_key, off, size]) => Some((as_u64(off, "view offset")?, as_u64(size, "view size")?)),
+            Some([_view_key, off, size]) => {
+                Some((as_u64(off, "view offset")?, as_u64(size, "view size")?))
+            }
             _ => return Err("storage view metadata is not (key, offset, size)".into()),
         },
     };
-    Ok(Value::Storage(Rc::new(StorageRef { key, dtype, numel: as_u64(numel, "storage size")?, view })))
+    Ok(Value::Storage(Rc::new(StorageRef {
+        key,
+        dtype,
+        numel: as_u64(numel, "storage size")?,
+        view,
+    })))
 }
 
 /// How deep nested dicts may go, and how many values flattening may visit (a pickle can
@@ -230,7 +279,11 @@ pub(crate) fn flatten(root: &Value, path: &Path) -> Result<Vec<(String, Rc<Tenso
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
 }
 
 fn walk(
@@ -242,10 +295,14 @@ fn walk(
 ) -> std::result::Result<(), String> {
     *visits += 1;
     if *visits > MAX_VISITS {
-        return Err(format!("the pickled object has more than {MAX_VISITS} values (shared containers repeated?)"));
+        return Err(format!(
+            "the pickled object has more than {MAX_VISITS} values (shared containers repeated?)"
+        ));
     }
     if depth > MAX_DEPTH {
-        return Err(format!("the pickled object nests deeper than {MAX_DEPTH} levels at `{name}`"));
+        return Err(format!(
+            "the pickled object nests deeper than {MAX_DEPTH} levels at `{name}`"
+        ));
     }
     match v {
         Value::Tensor(t) => out.push((name, t.clone())),
@@ -289,9 +346,17 @@ pub(crate) fn entries(
         let placed = storages.get(&s.key).ok_or_else(|| Error::Malformed {
             path: path.to_path_buf(),
             offset: 0,
-            what: format!("tensor `{name}` refers to storage `{}`, which the file does not contain", s.key),
+            what: format!(
+                "tensor `{name}` refers to storage `{}`, which the file does not contain",
+                s.key
+            ),
         })?;
-        let bad = |what: String| Error::BadTensor { path: path.to_path_buf(), tensor: name.clone(), offset: placed.offset as u64, what };
+        let bad = |what: String| Error::BadTensor {
+            path: path.to_path_buf(),
+            tensor: name.clone(),
+            offset: placed.offset as u64,
+            what,
+        };
         // In bytes from the storage's start: the usable window (a legacy storage view starts
         // `view.0` storage elements in), then the tensor's first byte and extent within it.
         let selem = s.dtype.size() as u64;
@@ -300,21 +365,41 @@ pub(crate) fn entries(
             Some((off, size)) => {
                 let (a, n) = (off.checked_mul(selem), size.checked_mul(selem));
                 match (a, n) {
-                    (Some(a), Some(n)) if a.checked_add(n).is_some_and(|e| e <= placed.len as u64) => (a, n),
-                    _ => return Err(bad(format!("storage view [{off}, +{size}) lies outside its {}-byte storage", placed.len))),
+                    (Some(a), Some(n))
+                        if a.checked_add(n).is_some_and(|e| e <= placed.len as u64) =>
+                    {
+                        (a, n)
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "storage view [{off}, +{size}) lies outside its {}-byte storage",
+                            placed.len
+                        )));
+                    }
                 }
             }
         };
         let span = Entry::span_of(t.dtype, &t.shape, &t.strides).map_err(bad)? as u64;
-        let first = t.offset.checked_mul(t.dtype.size() as u64).ok_or_else(|| bad("storage offset overflows".into()))?;
+        let first = t
+            .offset
+            .checked_mul(t.dtype.size() as u64)
+            .ok_or_else(|| bad("storage offset overflows".into()))?;
         if span > 0 && first.checked_add(span).is_none_or(|e| e > win_len) {
             return Err(bad(format!(
                 "{} {:?} (strides {:?}) at storage offset {} needs {} bytes but its storage has {win_len}",
-                t.dtype, t.shape, t.strides, t.offset, first.saturating_add(span)
+                t.dtype,
+                t.shape,
+                t.strides,
+                t.offset,
+                first.saturating_add(span)
             )));
         }
         // Empty tensors may carry any offset; they read no byte.
-        let offset = if span == 0 { placed.offset } else { placed.offset + (win_start + first) as usize };
+        let offset = if span == 0 {
+            placed.offset
+        } else {
+            placed.offset + (win_start + first) as usize
+        };
         out.push(Entry {
             name,
             dtype: t.dtype,

@@ -18,9 +18,14 @@ const PROTOCOL_VERSION: i64 = 1001;
 
 pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     let data = bytes.as_slice();
-    let malformed = |offset: usize, what: String| Error::Malformed { path: path.to_path_buf(), offset: offset as u64, what };
+    let malformed = |offset: usize, what: String| Error::Malformed {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        what,
+    };
     let mut pos = 0usize;
-    let mut no_persistent = |_: Value| Err::<Value, String>("unexpected persistent id in a header pickle".into());
+    let mut no_persistent =
+        |_: Value| Err::<Value, String>("unexpected persistent id in a header pickle".into());
     let next = |pos: &mut usize, persistent: &mut machine::PersistentLoad<'_>| -> Result<Value> {
         let (v, used) = machine::load(path, &data[*pos..], *pos as u64, persistent)?;
         *pos += used;
@@ -34,7 +39,12 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     let at = pos;
     match next(&mut pos, &mut no_persistent)? {
         Value::Int(PROTOCOL_VERSION) => {}
-        other => return Err(malformed(at, format!("legacy protocol version is {other:?}, expected {PROTOCOL_VERSION}"))),
+        other => {
+            return Err(malformed(
+                at,
+                format!("legacy protocol version is {other:?}, expected {PROTOCOL_VERSION}"),
+            ));
+        }
     }
     let at = pos;
     let sys_info = next(&mut pos, &mut no_persistent)?;
@@ -44,7 +54,10 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
             _ => None,
         });
         if little == Some(false) {
-            return Err(malformed(at, "checkpoint was written big-endian; only little-endian is supported".into()));
+            return Err(malformed(
+                at,
+                "checkpoint was written big-endian; only little-endian is supported".into(),
+            ));
         }
     }
     machine::teardown([sys_info]);
@@ -76,14 +89,28 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
         .collect::<Result<_>>()?;
     machine::teardown([keys]);
 
-    let declared: HashMap<&str, &StorageRef> = storages.iter().map(|s| (s.key.as_str(), &**s)).collect();
+    let declared: HashMap<&str, &StorageRef> =
+        storages.iter().map(|s| (s.key.as_str(), &**s)).collect();
     let mut placed = HashMap::with_capacity(key_list.len());
     for key in key_list {
-        let s = declared.get(key.as_str()).ok_or_else(|| malformed(pos, format!("storage key `{key}` is listed but no tensor uses it")))?;
-        let header = data.get(pos..pos + 8).ok_or_else(|| malformed(pos, format!("file ends before storage `{key}`")))?;
+        let s = declared.get(key.as_str()).ok_or_else(|| {
+            malformed(
+                pos,
+                format!("storage key `{key}` is listed but no tensor uses it"),
+            )
+        })?;
+        let header = data
+            .get(pos..pos + 8)
+            .ok_or_else(|| malformed(pos, format!("file ends before storage `{key}`")))?;
         let numel = u64::from_le_bytes(header.try_into().expect("8 bytes"));
         if numel != s.numel {
-            return Err(malformed(pos, format!("storage `{key}` holds {numel} elements but the pickle declares {}", s.numel)));
+            return Err(malformed(
+                pos,
+                format!(
+                    "storage `{key}` holds {numel} elements but the pickle declares {}",
+                    s.numel
+                ),
+            ));
         }
         let len = numel
             .checked_mul(s.dtype.size() as u64)
@@ -91,15 +118,31 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
             .ok_or_else(|| malformed(pos, format!("storage `{key}` size {numel} overflows")))?;
         let start = pos + 8;
         if start.checked_add(len).is_none_or(|e| e > data.len()) {
-            return Err(malformed(start, format!("storage `{key}` ({len} bytes) runs past the end of the {}-byte file: truncated", data.len())));
+            return Err(malformed(
+                start,
+                format!(
+                    "storage `{key}` ({len} bytes) runs past the end of the {}-byte file: truncated",
+                    data.len()
+                ),
+            ));
         }
-        placed.insert(key, Placed { source: 0, offset: start, len });
+        placed.insert(
+            key,
+            Placed {
+                source: 0,
+                offset: start,
+                len,
+            },
+        );
         pos = start + len;
     }
     let entries = torch::entries(path, tensors, &placed)?;
     Ok(Parsed {
         format: Format::TorchLegacy,
-        sources: vec![Source { path: path.to_path_buf(), bytes }],
+        sources: vec![Source {
+            path: path.to_path_buf(),
+            bytes,
+        }],
         entries,
         metadata: HashMap::new(),
     })
