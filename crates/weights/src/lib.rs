@@ -34,6 +34,7 @@ compile_error!(
     "inferkit-weights reads little-endian files by reinterpreting bytes; big-endian hosts are not supported"
 );
 
+mod arena;
 mod checkpoint;
 mod convert;
 mod dtype;
@@ -43,6 +44,7 @@ mod safetensors;
 mod source;
 mod write;
 
+pub use arena::F32Weights;
 pub use checkpoint::{Checkpoint, Format, TensorView};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
