@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets for SECONDS each (default 60), two at a time, on the stable toolchain
+# (cargo-fuzz with `-s none`: libFuzzer coverage, no sanitizer — the code under test is safe
+# Rust but for the mmap). Installs cargo-fuzz if missing. Crashes land in
+# fuzz/artifacts/<target>/; keep each as a regression test.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}; shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header unpickler torch_zip)
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+cargo fuzz build -s none --fuzz-dir fuzz
+run() {
+  local t=$1
+  mkdir -p "fuzz/corpus/$t"
+  local rc=0
+  cargo fuzz run -s none --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=4096 -timeout=10 \
+    >"fuzz/$t.log" 2>&1 || rc=$?
+  grep -E "^(stat::number_of_executed_units|Done)" "fuzz/$t.log" | sed "s/^/$t: /"
+  return $rc
+}
+status=0
+pids=()
+for t in "${targets[@]}"; do
+  run "$t" & pids+=($!)
+  if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}" || status=1; pids=("${pids[@]:1}"); fi
+done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+[ "$status" = 0 ] || { echo "fuzz: a target failed; see fuzz/<target>.log and fuzz/artifacts/" >&2; exit 1; }
