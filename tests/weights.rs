@@ -353,3 +353,54 @@ fn convert_round_trips_every_fixture() {
         }
     }
 }
+
+#[test]
+fn prefetch_options_open_the_same_tensors() {
+    use inferkit::weights::{OpenOptions, Prefetch};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
+    let plain = Checkpoint::open(&path).unwrap();
+    for p in [Prefetch::WillNeed, Prefetch::Populate] {
+        let c = Checkpoint::open_with(&path, &OpenOptions::new().prefetch(p)).unwrap();
+        assert_eq!(c.len(), plain.len());
+        for (a, b) in c.tensors().zip(plain.tensors()) {
+            assert_eq!(
+                a.to_contiguous_bytes(),
+                b.to_contiguous_bytes(),
+                "{p:?} {}",
+                a.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn f32_arena_holds_every_tensor_converted() {
+    let ckpt = Checkpoint::open(fixtures().join("mixed.pt")).unwrap();
+    let arena = ckpt.to_f32_all().unwrap();
+    assert_eq!(arena.len(), ckpt.len());
+    for ((name, v), t) in arena.iter().zip(ckpt.tensors()) {
+        assert_eq!(name, t.name());
+        assert_eq!(v, t.to_f32(), "{name}");
+        assert_eq!(v.as_ptr() as usize % 64, 0, "{name}: 64-byte aligned");
+    }
+}
+
+#[test]
+fn bundled_efficientnet_f32_weights_are_viewed_in_place() {
+    // Legacy files place storages back to back after the pickles, so their alignment depends
+    // on the pickles' length; in the bundled file every F32 storage is 4-byte aligned, so
+    // every F32 tensor (strided conv weights included) is a zero-copy view.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let mut viewed = 0;
+    for t in ckpt.tensors().filter(|t| t.dtype() == DType::F32) {
+        let v = t.view::<f32>().unwrap();
+        assert_eq!(
+            v.strides().iter().map(|&s| s as usize).collect::<Vec<_>>(),
+            t.strides()
+        );
+        assert_eq!(v.to_owned(), t.to_f32(), "{}", t.name());
+        viewed += 1;
+    }
+    assert_eq!(viewed, 247);
+}

@@ -113,6 +113,30 @@ fn safetensors_unknown_dtype_and_overflowing_shape() {
 }
 
 #[test]
+fn misaligned_data_is_refused_by_view_and_copied_by_cow() {
+    // This 54-byte header puts the data at byte 62: not 4-byte aligned.
+    let h = r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    assert_eq!((8 + h.len()) % 4, 2);
+    let mut data = 1.5f32.to_le_bytes().to_vec();
+    data.extend_from_slice(&(-2.0f32).to_le_bytes());
+    let c = open(&st(h, &data)).unwrap();
+    let t = c.tensor("w").unwrap();
+    let e = t.view::<f32>().unwrap_err().to_string();
+    assert!(
+        e.contains("at byte 62") && e.contains("not 4-byte aligned") && e.contains("cow()"),
+        "{e}"
+    );
+    assert_eq!(t.cow::<f32>().unwrap().as_slice().unwrap(), &[1.5, -2.0]);
+    assert_eq!(
+        t.to_owned::<f32>().unwrap().as_slice().unwrap(),
+        &[1.5, -2.0]
+    );
+    let mut out = [0f32; 2];
+    t.to_f32_into(&mut out).unwrap();
+    assert_eq!(out, [1.5, -2.0]);
+}
+
+#[test]
 fn sharded_index_cannot_escape_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("model.safetensors.index.json");

@@ -1,8 +1,9 @@
 //! Legacy PyTorch checkpoints (before 1.6, or `_use_new_zipfile_serialization=False`):
 //! five pickles back to back — magic number, protocol version, system info, the object, the
 //! list of storage keys — then each storage's bytes in that order, each behind an 8-byte
-//! little-endian element count. Storages land at arbitrary offsets, so views of them are
-//! often misaligned: [`TensorView::cow`](crate::TensorView::cow) copies those.
+//! little-endian element count. Where storages land depends on the pickles' length, so
+//! their alignment is chance: [`TensorView::cow`](crate::TensorView::cow) copies the
+//! misaligned ones.
 
 use std::collections::HashMap;
 use std::path::Path;
