@@ -292,6 +292,38 @@ fn deeply_nested_pickle_neither_overflows_nor_hangs() {
     assert!(m.contains("nests deeper than 64"), "{m}");
 }
 
+/// Found by the `unpickler` fuzz target (SIGSEGV): a value nested a million deep by TUPLE1
+/// (one byte a level), dropped on an error path or printed in an error message, recursed
+/// until the stack overflowed. Values are now freed iteratively and described shallowly.
+#[test]
+fn deep_tuple_on_error_paths_does_not_overflow_the_stack() {
+    let deep = |tail: &[u8]| {
+        let mut p = b"\x80\x02N".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        p.extend_from_slice(tail);
+        p
+    };
+    // Dropped when REDUCE finds no callable under it.
+    let m = msg(open(&legacy(&deep(b"R"), KEYS, &[])));
+    assert!(m.contains("stack underflow"), "{m}");
+    // Handed to persistent_load and described in its error.
+    let m = msg(open(&legacy(&deep(b"Q"), KEYS, &[])));
+    assert!(m.contains("persistent id has 1 items"), "{m}");
+    // Returned as the protocol version of a legacy header, described in the error.
+    let mut header = vec![
+        0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, b'.',
+    ];
+    header.extend(deep(b"."));
+    let m = msg(open(&header));
+    assert!(m.contains("protocol version is tuple of 1"), "{m}");
+    // Returned as the object: refused by depth when flattened, then freed.
+    let m = msg(open(&legacy(&deep(b"."), KEYS, &[])));
+    assert!(m.contains("nests deeper than 64"), "{m}");
+    // Left on the stack when the pickle ends without STOP.
+    let m = msg(open(&legacy(&deep(b""), KEYS, &[])));
+    assert!(m.contains("needs 1 bytes"), "{m}");
+}
+
 #[test]
 fn forbidden_global_inside_zip_names_it() {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -18,24 +18,91 @@ const MAX_MEMO: usize = 1 << 24;
 
 /// A pickled value. Containers are shared (`Rc`), as in Python, so `GET` is O(1) and a list
 /// appended to after it was memoised is the same list everywhere.
-#[derive(Debug, Clone)]
+///
+/// `Debug` is deliberately shallow ([`Value::describe`]): a hostile pickle can nest values a
+/// million deep, and neither printing nor dropping one may recurse that deep.
+#[derive(Clone)]
 pub(crate) enum Value {
     None,
     Bool(bool),
     Int(i64),
     /// Little-endian two's complement, longer than 8 bytes.
     BigInt(Rc<[u8]>),
-    /// Read for error messages only (through `Debug`).
-    Float(#[allow(dead_code)] f64),
+    Float(f64),
     Str(Rc<str>),
-    /// Read for error messages only (through `Debug`).
-    Bytes(#[allow(dead_code)] Rc<[u8]>),
-    Tuple(Rc<Vec<Value>>),
-    List(Rc<RefCell<Vec<Value>>>),
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<Items>),
+    List(Rc<RefCell<Items>>),
+    Dict(Rc<RefCell<Pairs>>),
     Global(Global),
     Storage(Rc<StorageRef>),
     Tensor(Rc<TensorRef>),
+}
+
+/// The elements of a tuple or list. Dropping it frees nested containers iteratively.
+#[derive(Default)]
+pub(crate) struct Items(pub(crate) Vec<Value>);
+
+/// The entries of a dict, in insertion order. Dropping it frees nested containers
+/// iteratively.
+#[derive(Default)]
+pub(crate) struct Pairs(pub(crate) Vec<(Value, Value)>);
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            teardown(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl Drop for Pairs {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            teardown(
+                std::mem::take(&mut self.0)
+                    .into_iter()
+                    .flat_map(|(k, v)| [k, v]),
+            );
+        }
+    }
+}
+
+/// Frees a graph of values without recursion: the last owner of a container moves its
+/// children onto a work list before the (now empty) container is dropped. (A pickle that
+/// builds a reference cycle leaks that cycle, bounded by the pickle's size; torch never
+/// writes one.)
+fn teardown(values: impl IntoIterator<Item = Value>) {
+    let mut work: Vec<Value> = values.into_iter().collect();
+    while let Some(v) = work.pop() {
+        match v {
+            Value::List(l) => {
+                if let Ok(cell) = Rc::try_unwrap(l) {
+                    work.append(&mut cell.into_inner().0);
+                }
+            }
+            Value::Dict(d) => {
+                if let Ok(cell) = Rc::try_unwrap(d) {
+                    for (k, v) in std::mem::take(&mut cell.into_inner().0) {
+                        work.push(k);
+                        work.push(v);
+                    }
+                }
+            }
+            Value::Tuple(t) => {
+                if let Ok(mut items) = Rc::try_unwrap(t) {
+                    work.append(&mut items.0);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl Value {
@@ -56,47 +123,42 @@ impl Value {
         }
     }
 
-    pub(crate) fn new_dict() -> Value {
-        Value::Dict(Rc::new(RefCell::new(Vec::new())))
-    }
-
-    /// Elements of a tuple or list.
-    pub(crate) fn items(&self) -> Option<Vec<Value>> {
+    /// A one-level description for error messages: scalars with their value (strings cut
+    /// at 40 characters), containers by kind and length.
+    pub(crate) fn describe(&self) -> String {
         match self {
-            Value::Tuple(t) => Some(t.as_ref().clone()),
-            Value::List(l) => Some(l.borrow().clone()),
-            _ => None,
+            Value::None => "None".into(),
+            Value::Bool(b) => format!("bool {b}"),
+            Value::Int(i) => format!("int {i}"),
+            Value::BigInt(b) => format!("int of {} bytes", b.len()),
+            Value::Float(x) => format!("float {x}"),
+            Value::Str(s) => format!("str {:?}", s.chars().take(40).collect::<String>()),
+            Value::Bytes(b) => format!("bytes of length {}", b.len()),
+            Value::Tuple(t) => format!("tuple of {}", t.0.len()),
+            Value::List(l) => format!("list of {}", l.borrow().0.len()),
+            Value::Dict(d) => format!("dict of {}", d.borrow().0.len()),
+            other => other.kind().into(),
         }
     }
-}
 
-/// Drops a graph of values without recursion, so a pickle that nests lists a million deep
-/// cannot overflow the stack when its values are freed. (A pickle that builds a reference
-/// cycle leaks that cycle, bounded by the pickle's size; torch never writes one.)
-pub(crate) fn teardown(values: impl IntoIterator<Item = Value>) {
-    let mut work: Vec<Value> = values.into_iter().collect();
-    while let Some(v) = work.pop() {
-        match v {
-            // Only the last owner drains a container; other owners just drop their handle.
-            Value::List(l) => {
-                if let Ok(cell) = Rc::try_unwrap(l) {
-                    work.append(&mut cell.into_inner());
-                }
-            }
-            Value::Dict(d) => {
-                if let Ok(cell) = Rc::try_unwrap(d) {
-                    for (k, v) in cell.into_inner() {
-                        work.push(k);
-                        work.push(v);
-                    }
-                }
-            }
-            Value::Tuple(t) => {
-                if let Ok(items) = Rc::try_unwrap(t) {
-                    work.extend(items);
-                }
-            }
-            _ => {}
+    pub(crate) fn new_dict() -> Value {
+        Value::Dict(Rc::new(RefCell::new(Pairs::default())))
+    }
+
+    fn new_list(items: Vec<Value>) -> Value {
+        Value::List(Rc::new(RefCell::new(Items(items))))
+    }
+
+    fn new_tuple(items: Vec<Value>) -> Value {
+        Value::Tuple(Rc::new(Items(items)))
+    }
+
+    /// Elements of a tuple or list (handles to them: cheap).
+    pub(crate) fn items(&self) -> Option<Vec<Value>> {
+        match self {
+            Value::Tuple(t) => Some(t.0.clone()),
+            Value::List(l) => Some(l.borrow().0.clone()),
+            _ => None,
         }
     }
 }
@@ -113,16 +175,6 @@ struct Machine<'d, 'p> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
-}
-
-impl Drop for Machine<'_, '_> {
-    fn drop(&mut self) {
-        teardown(
-            self.stack
-                .drain(..)
-                .chain(self.memo.drain().map(|(_, v)| v)),
-        );
-    }
 }
 
 /// Runs one pickle from the start of `data` to its `STOP`. Returns the value and the number of
@@ -244,9 +296,7 @@ impl<'d> Machine<'d, '_> {
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&idx) {
             return Err(self.err(at, format!("memo grew past {MAX_MEMO} entries")));
         }
-        if let Some(old) = self.memo.insert(idx, v) {
-            teardown([old]);
-        }
+        self.memo.insert(idx, v);
         Ok(())
     }
 
@@ -292,7 +342,7 @@ impl<'d> Machine<'d, '_> {
         let mut d = d.borrow_mut();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            d.push((k, v));
+            d.0.push((k, v));
         }
         Ok(())
     }
@@ -300,7 +350,7 @@ impl<'d> Machine<'d, '_> {
     fn append(&mut self, target: &Value, mut items: Vec<Value>, at: usize) -> Result<()> {
         match target {
             Value::List(l) => {
-                l.borrow_mut().append(&mut items);
+                l.borrow_mut().0.append(&mut items);
                 Ok(())
             }
             other => Err(self.err(at, format!("APPEND(S) on a {}", other.kind()))),
@@ -329,12 +379,10 @@ impl<'d> Machine<'d, '_> {
                 // --- stack manipulation
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
-                    let v = self.pop(at)?;
-                    teardown([v]);
+                    self.pop(at)?;
                 }
                 b'1' => {
-                    let v = self.pop_mark(at)?;
-                    teardown(v);
+                    self.pop_mark(at)?;
                 }
                 b'2' => {
                     let v = self.top(at)?.clone();
@@ -475,10 +523,10 @@ impl<'d> Machine<'d, '_> {
                     self.push(Value::Bytes(b));
                 }
                 // --- containers
-                b')' => self.push(Value::Tuple(Rc::new(Vec::new()))),
+                b')' => self.push(Value::new_tuple(Vec::new())),
                 b't' => {
                     let items = self.pop_mark(at)?;
-                    self.push(Value::Tuple(Rc::new(items)));
+                    self.push(Value::new_tuple(items));
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -488,18 +536,18 @@ impl<'d> Machine<'d, '_> {
                         return Err(self.err(at, "stack underflow"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(Rc::new(items)));
+                    self.push(Value::new_tuple(items));
                 }
-                b']' => self.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self.push(Value::new_list(Vec::new())),
                 b'l' => {
                     let items = self.pop_mark(at)?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push(Value::new_list(items));
                 }
                 // Sets become lists: nothing torch stores in a state dict is a set.
-                0x8f => self.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                0x8f => self.push(Value::new_list(Vec::new())),
                 0x91 => {
                     let items = self.pop_mark(at)?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push(Value::new_list(items));
                 }
                 b'}' => self.push(Value::new_dict()),
                 b'd' => {
@@ -560,14 +608,14 @@ impl<'d> Machine<'d, '_> {
                             format!("REDUCE arguments are a {}, not a tuple", args.kind()),
                         ));
                     };
-                    let v = g.call(&args).map_err(|e| self.err(at, e))?;
+                    let v = g.call(&args.0).map_err(|e| self.err(at, e))?;
                     self.push(v);
                 }
                 0x81 => {
                     let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     match (&cls, &args) {
-                        (Value::Global(Global::OrderedDict), Value::Tuple(a)) if a.is_empty() => {
+                        (Value::Global(Global::OrderedDict), Value::Tuple(a)) if a.0.is_empty() => {
                             self.push(Value::new_dict())
                         }
                         _ => {
@@ -579,9 +627,8 @@ impl<'d> Machine<'d, '_> {
                 }
                 b'b' => {
                     // BUILD sets state (attributes such as a state dict's `_metadata`): ignored.
-                    let state = self.pop(at)?;
+                    self.pop(at)?;
                     self.top(at)?;
-                    teardown([state]);
                 }
                 b'Q' => {
                     let pid = self.pop(at)?;

@@ -122,7 +122,12 @@ impl Global {
                 _ => Err("_rebuild_parameter: first argument is not a tensor".into()),
             },
             Global::RebuildFromTypeV2 => match args {
-                [Value::Global(func), Value::Global(Global::TensorType), Value::Tuple(inner), _state] => func.call(inner),
+                // Not itself: that would let a pickle recurse once per nesting level.
+                [Value::Global(func), Value::Global(Global::TensorType), Value::Tuple(inner), _state]
+                    if !matches!(func, Global::RebuildFromTypeV2) =>
+                {
+                    func.call(&inner.0)
+                }
                 _ => Err("_rebuild_from_type_v2 with arguments other than (rebuild function, Tensor/Parameter, args, state)".into()),
             },
             Global::TensorType | Global::Storage { .. } | Global::DTypeName(_) => {
@@ -158,8 +163,8 @@ pub(crate) fn as_u64(v: &Value, what: &str) -> std::result::Result<u64, String> 
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
         other => Err(format!(
-            "{what} is a {} ({other:?}), expected a non-negative integer",
-            other.kind()
+            "{what} is {}, expected a non-negative integer",
+            other.describe()
         )),
     }
 }
@@ -226,7 +231,7 @@ pub(crate) fn storage_pid(pid: Value) -> std::result::Result<Value, String> {
     match tag {
         Value::Str(s) if &**s == "storage" => {}
         Value::Str(s) if &**s == "module" => return Err("persistent id of a whole pickled nn.Module (torch.save(model)); save model.state_dict() instead".into()),
-        other => return Err(format!("persistent id tag {other:?} is not `storage`")),
+        other => return Err(format!("persistent id tag is {}, not `storage`", other.describe())),
     }
     let dtype = match cls {
         Value::Global(Global::Storage { dtype: Some(d), .. }) => *d,
@@ -307,7 +312,7 @@ fn walk(
     match v {
         Value::Tensor(t) => out.push((name, t.clone())),
         Value::Dict(d) => {
-            for (k, child) in d.borrow().iter() {
+            for (k, child) in d.borrow().0.iter() {
                 let key = match k {
                     Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),

@@ -50,7 +50,7 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     let at = pos;
     let sys_info = next(&mut pos, &mut no_persistent)?;
     if let Value::Dict(d) = &sys_info {
-        let little = d.borrow().iter().find_map(|(k, v)| match (k, v) {
+        let little = d.borrow().0.iter().find_map(|(k, v)| match (k, v) {
             (Value::Str(k), Value::Bool(b)) if &**k == "little_endian" => Some(*b),
             _ => None,
         });
@@ -61,7 +61,7 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
             ));
         }
     }
-    machine::teardown([sys_info]);
+    drop(sys_info);
 
     let mut storages: Vec<Rc<StorageRef>> = Vec::new();
     let mut persistent = |pid: Value| {
@@ -73,7 +73,7 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     };
     let root = next(&mut pos, &mut persistent)?;
     let tensors = torch::flatten(&root, path);
-    machine::teardown([root]);
+    drop(root);
     let tensors = tensors?;
 
     let at = pos;
@@ -88,7 +88,7 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
             other => Err(malformed(at, format!("storage key is a {}", other.kind()))),
         })
         .collect::<Result<_>>()?;
-    machine::teardown([keys]);
+    drop(keys);
 
     let declared: HashMap<&str, &StorageRef> =
         storages.iter().map(|s| (s.key.as_str(), &**s)).collect();

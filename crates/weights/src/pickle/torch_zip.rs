@@ -76,7 +76,7 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     };
     let (root, _) = machine::load(path, &pkl, pkl_base, &mut persistent)?;
     let tensors = torch::flatten(&root, path);
-    machine::teardown([root]);
+    drop(root);
     let tensors = tensors?;
 
     let mut sources = Vec::new();
