@@ -232,20 +232,10 @@ fn pickles_naming_os_system_are_refused_and_nothing_runs() {
     assert!(!marker.exists());
 }
 
-#[derive(Deserialize)]
-struct Summary {
-    name: String,
-    dtype: String,
-    shape: Vec<usize>,
-    #[serde(default)]
-    strides: Option<Vec<usize>>,
-    sum: f64,
-}
-
 #[test]
 fn bundled_efficientnet_matches_torch_load() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
-    let want: Vec<Summary> = serde_json::from_str(
+    let want: Vec<Expected> = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("efficientnet-lite0.expected.json")).unwrap(),
     )
     .unwrap();
@@ -286,7 +276,7 @@ fn fetched_minilm_matches_safetensors_library() {
         path.display()
     );
     let ckpt = Checkpoint::open(&path).unwrap();
-    let want: Vec<Summary> = serde_json::from_str(
+    let want: Vec<Expected> = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("minilm.expected.json")).unwrap(),
     )
     .unwrap();

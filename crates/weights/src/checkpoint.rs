@@ -510,7 +510,8 @@ impl<'a> TensorView<'a> {
     /// (integers and bool convert by value; `f64` rounds).
     pub fn to_f32(&self) -> ArrayD<f32> {
         let mut out = vec![0f32; self.numel()];
-        self.fill(&mut out);
+        self.to_f32_into(&mut out)
+            .expect("buffer of numel elements");
         ArrayD::from_shape_vec(IxDyn(&self.entry.shape), out).expect("numel elements")
     }
 

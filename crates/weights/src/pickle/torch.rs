@@ -264,6 +264,36 @@ pub(crate) fn storage_pid(pid: Value) -> std::result::Result<Value, String> {
     })))
 }
 
+/// What [`load_object`] finds in an object pickle.
+pub(crate) struct Loaded {
+    /// Named tensors, in the object's order.
+    pub(crate) tensors: Vec<(String, Rc<TensorRef>)>,
+    /// Every storage a persistent id named (repeats included).
+    pub(crate) storages: Vec<Rc<StorageRef>>,
+    /// Bytes of `data` the pickle used.
+    pub(crate) used: usize,
+}
+
+/// Runs the object pickle at the start of `data` (at `base` in the file), collecting the
+/// storages its persistent ids name, and flattens the object into named tensors.
+pub(crate) fn load_object(path: &Path, data: &[u8], base: u64) -> Result<Loaded> {
+    let mut storages = Vec::new();
+    let mut persistent = |pid: Value| {
+        let v = storage_pid(pid)?;
+        if let Value::Storage(s) = &v {
+            storages.push(s.clone());
+        }
+        Ok(v)
+    };
+    let (root, used) = super::machine::load(path, data, base, &mut persistent)?;
+    let tensors = flatten(&root, path)?;
+    Ok(Loaded {
+        tensors,
+        storages,
+        used,
+    })
+}
+
 /// How deep nested dicts may go, and how many values flattening may visit (a pickle can
 /// reference one dict from many places; this keeps that from exploding).
 const MAX_DEPTH: usize = 64;
@@ -272,7 +302,7 @@ const MAX_VISITS: usize = 10_000_000;
 /// Flattens the unpickled object into `(name, tensor)` pairs: dict keys and list indices are
 /// joined with dots (`{"state_dict": {"w": t}}` → `state_dict.w`); non-tensor leaves
 /// (epochs, hyper-parameters) are skipped.
-pub(crate) fn flatten(root: &Value, path: &Path) -> Result<Vec<(String, Rc<TensorRef>)>> {
+fn flatten(root: &Value, path: &Path) -> Result<Vec<(String, Rc<TensorRef>)>> {
     let mut out = Vec::new();
     let mut visits = 0usize;
     walk(root, String::new(), 0, &mut visits, &mut out).map_err(|what| Error::Malformed {

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::rc::Rc;
 
 use super::machine::{self, Value};
 use super::torch::{self, Placed, StorageRef};
@@ -63,18 +62,12 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
     }
     drop(sys_info);
 
-    let mut storages: Vec<Rc<StorageRef>> = Vec::new();
-    let mut persistent = |pid: Value| {
-        let v = torch::storage_pid(pid)?;
-        if let Value::Storage(s) = &v {
-            storages.push(s.clone());
-        }
-        Ok(v)
-    };
-    let root = next(&mut pos, &mut persistent)?;
-    let tensors = torch::flatten(&root, path);
-    drop(root);
-    let tensors = tensors?;
+    let torch::Loaded {
+        tensors,
+        storages,
+        used,
+    } = torch::load_object(path, &data[pos..], pos as u64)?;
+    pos += used;
 
     let at = pos;
     let keys = next(&mut pos, &mut no_persistent)?;

@@ -6,12 +6,10 @@
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
 use std::path::Path;
-use std::rc::Rc;
 
 use zip::{CompressionMethod, ZipArchive};
 
-use super::machine::{self, Value};
-use super::torch::{self, Placed, StorageRef};
+use super::torch::{self, Placed};
 use crate::checkpoint::{Format, Parsed, Source};
 use crate::source::Bytes;
 use crate::{Error, Result};
@@ -66,18 +64,9 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
         entry_bytes(&mut zip, i, data, MAX_PICKLE)
             .map_err(|e| malformed(0, format!("zip entry {pkl_name}: {e}")))?
     };
-    let mut storages: Vec<Rc<StorageRef>> = Vec::new();
-    let mut persistent = |pid: Value| {
-        let v = torch::storage_pid(pid)?;
-        if let Value::Storage(s) = &v {
-            storages.push(s.clone());
-        }
-        Ok(v)
-    };
-    let (root, _) = machine::load(path, &pkl, pkl_base, &mut persistent)?;
-    let tensors = torch::flatten(&root, path);
-    drop(root);
-    let tensors = tensors?;
+    let torch::Loaded {
+        tensors, storages, ..
+    } = torch::load_object(path, &pkl, pkl_base)?;
 
     let mut sources = Vec::new();
     let mut placed: HashMap<String, Placed> = HashMap::new();
