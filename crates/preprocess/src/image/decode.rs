@@ -1,0 +1,325 @@
+//! Decoding encoded images into RGB8 (or grey8) pixels in pooled buffers.
+
+use std::io::Cursor;
+
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use super::orient::{self, Orientation};
+use crate::pool::{BufferPool, Pooled};
+use crate::{Error, Result};
+
+/// The formats [`Decoder`] reads, recognised from their leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImageFormat {
+    /// JPEG (zune-jpeg).
+    Jpeg,
+    /// PNG (image).
+    Png,
+    /// WebP (image).
+    WebP,
+    /// GIF, first frame (image).
+    Gif,
+    /// BMP (image).
+    Bmp,
+    /// TIFF (image).
+    Tiff,
+}
+
+impl ImageFormat {
+    /// Recognises a format from the first bytes of a file.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        Some(match bytes {
+            [0xFF, 0xD8, 0xFF, ..] => ImageFormat::Jpeg,
+            [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => ImageFormat::Png,
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => ImageFormat::WebP,
+            [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => ImageFormat::Gif,
+            [b'B', b'M', ..] => ImageFormat::Bmp,
+            [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => ImageFormat::Tiff,
+            _ => return None,
+        })
+    }
+
+    /// The format's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Png => "PNG",
+            ImageFormat::WebP => "WebP",
+            ImageFormat::Gif => "GIF",
+            ImageFormat::Bmp => "BMP",
+            ImageFormat::Tiff => "TIFF",
+        }
+    }
+
+    fn to_image(self) -> image::ImageFormat {
+        match self {
+            ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+            ImageFormat::Png => image::ImageFormat::Png,
+            ImageFormat::WebP => image::ImageFormat::WebP,
+            ImageFormat::Gif => image::ImageFormat::Gif,
+            ImageFormat::Bmp => image::ImageFormat::Bmp,
+            ImageFormat::Tiff => image::ImageFormat::Tiff,
+        }
+    }
+}
+
+/// Decoding options. `Copy`, with safe defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Largest `width * height` accepted, checked from the header before any pixel buffer
+    /// exists. Default 178,956,970: Pillow's decompression-bomb error threshold
+    /// (2 × `Image.MAX_IMAGE_PIXELS`).
+    pub max_pixels: u64,
+    /// Decode to one grey channel instead of RGB.
+    pub grey: bool,
+    /// Apply the EXIF orientation tag (default on), as `ImageOps.exif_transpose` does.
+    pub apply_orientation: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            max_pixels: 178_956_970,
+            grey: false,
+            apply_orientation: true,
+        }
+    }
+}
+
+/// Decoded pixels: row-major, interleaved, 8 bits per channel, in a pooled buffer.
+#[derive(Debug)]
+pub struct DecodedImage {
+    pixels: Pooled<u8>,
+    width: u32,
+    height: u32,
+    channels: u8,
+}
+
+impl DecodedImage {
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// 3 (RGB) or 1 (grey).
+    pub fn channels(&self) -> u8 {
+        self.channels
+    }
+
+    /// `height * width * channels` bytes.
+    pub fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
+    /// Megapixels (for throughput figures).
+    pub fn megapixels(&self) -> f64 {
+        f64::from(self.width) * f64::from(self.height) / 1e6
+    }
+}
+
+/// Decodes JPEG (zune-jpeg: baseline and progressive; grey, YCbCr, CMYK and YCCK to RGB) and
+/// PNG, WebP, GIF (first frame), BMP and TIFF (the `image` crate) into pooled buffers, the
+/// format chosen from the bytes, EXIF orientation applied.
+///
+/// Cheap to clone (the pool is shared); `Send + Sync`, so one decoder serves many threads.
+///
+/// ```
+/// use inferkit_preprocess::{Decoder, DecodeOptions};
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/images/chelsea.jpg"))?;
+/// let decoder = Decoder::new(DecodeOptions::default());
+/// let img = decoder.decode(&bytes)?;
+/// assert_eq!((img.width(), img.height(), img.channels()), (451, 300, 3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    options: DecodeOptions,
+    pool: BufferPool<u8>,
+}
+
+impl Decoder {
+    /// A decoder with its own pool (keeping up to 2 idle buffers per CPU).
+    pub fn new(options: DecodeOptions) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_pool(options, BufferPool::new(2 * cpus))
+    }
+
+    /// A decoder that takes its pixel buffers from `pool`.
+    pub fn with_pool(options: DecodeOptions, pool: BufferPool<u8>) -> Self {
+        Decoder { options, pool }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &DecodeOptions {
+        &self.options
+    }
+
+    /// The pixel-buffer pool (for its counters).
+    pub fn pool(&self) -> &BufferPool<u8> {
+        &self.pool
+    }
+
+    /// Decodes one image.
+    ///
+    /// # Errors
+    /// [`Error::Empty`], [`Error::UnknownFormat`], [`Error::TooLarge`] (checked from the header,
+    /// before decoding), [`Error::Decode`] for truncated or corrupt data.
+    pub fn decode(&self, bytes: &[u8]) -> Result<DecodedImage> {
+        if bytes.is_empty() {
+            return Err(Error::Empty);
+        }
+        let format = ImageFormat::sniff(bytes).ok_or_else(|| Error::UnknownFormat {
+            head: bytes.iter().take(12).map(|b| format!("{b:02x}")).collect(),
+        })?;
+        let (img, orientation) = match format {
+            ImageFormat::Jpeg => self.decode_jpeg(bytes)?,
+            other => self.decode_other(bytes, other)?,
+        };
+        match orientation {
+            Some(o) if self.options.apply_orientation && o != Orientation::Normal => {
+                let mut out = self.pool.get_with_capacity(img.pixels.len());
+                let (width, height) = orient::apply(
+                    o,
+                    &img.pixels,
+                    img.width,
+                    img.height,
+                    img.channels,
+                    &mut out,
+                );
+                Ok(DecodedImage {
+                    pixels: out,
+                    width,
+                    height,
+                    channels: img.channels,
+                })
+            }
+            _ => Ok(img),
+        }
+    }
+
+    fn check_size(&self, format: ImageFormat, width: u64, height: u64) -> Result<()> {
+        let pixels = width.saturating_mul(height);
+        if pixels > self.options.max_pixels {
+            return Err(Error::TooLarge {
+                format: format.name(),
+                width,
+                height,
+                pixels,
+                limit: self.options.max_pixels,
+            });
+        }
+        if pixels == 0 {
+            return Err(Error::Decode {
+                format: format.name(),
+                message: format!("image has no pixels ({width}x{height})"),
+            });
+        }
+        Ok(())
+    }
+
+    fn decode_jpeg(&self, bytes: &[u8]) -> Result<(DecodedImage, Option<Orientation>)> {
+        let err = |e: zune_jpeg::errors::DecodeErrors| Error::Decode {
+            format: "JPEG",
+            message: e.to_string(),
+        };
+        let out_space = if self.options.grey {
+            ColorSpace::Luma
+        } else {
+            ColorSpace::RGB
+        };
+        // zune's own caps (16,384 px a side by default) would refuse valid wide images;
+        // the pixel limit below is the guard.
+        let options = DecoderOptions::default()
+            .set_max_width(usize::from(u16::MAX))
+            .set_max_height(usize::from(u16::MAX))
+            .jpeg_set_out_colorspace(out_space)
+            // Strict: a truncated or corrupt stream is an error, not an image padded with grey.
+            .set_strict_mode(true);
+        let mut dec = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+        dec.decode_headers().map_err(err)?;
+        let (w, h) = dec.dimensions().expect("headers decoded");
+        self.check_size(ImageFormat::Jpeg, w as u64, h as u64)?;
+        let orientation = if self.options.apply_orientation {
+            dec.exif().and_then(|e| orient::from_exif(e))
+        } else {
+            None
+        };
+        let channels = if self.options.grey { 1 } else { 3 };
+        let n = w * h * channels;
+        let mut pixels = self.pool.get_with_capacity(n);
+        pixels.resize(n, 0);
+        dec.decode_into(&mut pixels).map_err(err)?;
+        let img = DecodedImage {
+            pixels,
+            width: w as u32,
+            height: h as u32,
+            channels: channels as u8,
+        };
+        Ok((img, orientation))
+    }
+
+    fn decode_other(
+        &self,
+        bytes: &[u8],
+        format: ImageFormat,
+    ) -> Result<(DecodedImage, Option<Orientation>)> {
+        use image::ImageDecoder;
+        let err = |e: image::ImageError| Error::Decode {
+            format: format.name(),
+            message: e.to_string(),
+        };
+        let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.to_image());
+        let mut limits = image::Limits::default();
+        // Allocation cap for the decoder's own buffers: 16-bit RGBA at the pixel limit.
+        limits.max_alloc = Some(self.options.max_pixels.saturating_mul(8));
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(err)?;
+        let (w, h) = decoder.dimensions();
+        self.check_size(format, w.into(), h.into())?;
+        let orientation = if self.options.apply_orientation {
+            decoder.orientation().ok().map(Orientation::from_image)
+        } else {
+            None
+        };
+        let img = image::DynamicImage::from_decoder(decoder).map_err(err)?;
+        let (channels, raw) = if self.options.grey {
+            (1u8, img.into_luma8().into_raw())
+        } else {
+            (3u8, img.into_rgb8().into_raw())
+        };
+        let mut pixels = self.pool.get_with_capacity(raw.len());
+        pixels.extend_from_slice(&raw);
+        Ok((
+            DecodedImage {
+                pixels,
+                width: w,
+                height: h,
+                channels,
+            },
+            orientation,
+        ))
+    }
+}

@@ -1,0 +1,5 @@
+//! Images: decoding into pooled buffers, and transforms into f32 batch slots.
+
+pub(crate) mod decode;
+pub(crate) mod orient;
+pub(crate) mod transform;
