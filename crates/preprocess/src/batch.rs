@@ -7,7 +7,7 @@ use ndarray::{ArrayView4, ArrayViewMut4};
 use rayon::prelude::*;
 
 use crate::pool::{BufferPool, Pooled};
-use crate::{Decoder, Error, Result, Scratch, Transform};
+use crate::{Decoder, Error, ImageInfo, Result, Scratch, Transform};
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
@@ -32,7 +32,7 @@ thread_local! {
 pub struct Batch {
     data: Pooled<f32>,
     shape: [usize; 4],
-    results: Vec<Result<()>>,
+    results: Vec<Result<ImageInfo>>,
 }
 
 impl Batch {
@@ -62,7 +62,8 @@ impl Batch {
             .zip(images.par_iter())
             .map(|(slot, bytes)| {
                 let r = decoder.decode(bytes.as_ref()).and_then(|img| {
-                    SCRATCH.with(|s| transform.apply_into(&img, slot, &mut s.borrow_mut()))
+                    SCRATCH.with(|s| transform.apply_into(&img, slot, &mut s.borrow_mut()))?;
+                    Ok(img.info())
                 });
                 if r.is_err() {
                     slot.fill(0.0);
@@ -87,8 +88,9 @@ impl Batch {
         ArrayViewMut4::from_shape(self.shape, &mut self.data).expect("shape matches buffer")
     }
 
-    /// The per-image outcomes, in input order.
-    pub fn results(&self) -> &[Result<()>] {
+    /// The per-image outcomes, in input order: the source image's format and size, or why
+    /// it failed.
+    pub fn results(&self) -> &[Result<ImageInfo>] {
         &self.results
     }
 

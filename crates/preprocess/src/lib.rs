@@ -30,6 +30,6 @@ mod pool;
 
 pub use batch::Batch;
 pub use error::{Error, Result};
-pub use image::decode::{DecodeOptions, DecodedImage, Decoder, ImageFormat};
+pub use image::decode::{DecodeOptions, DecodedImage, Decoder, ImageFormat, ImageInfo};
 pub use image::transform::{Filter, Layout, Resize, Scratch, Transform};
 pub use pool::{BufferPool, PoolStats, Pooled};

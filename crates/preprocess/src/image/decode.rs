@@ -111,6 +111,25 @@ pub struct DecodedImage {
     width: u32,
     height: u32,
     channels: u8,
+    format: ImageFormat,
+}
+
+/// What a decoded image was: its format and its (upright) size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The encoded format.
+    pub format: ImageFormat,
+    /// Width in pixels, after EXIF orientation.
+    pub width: u32,
+    /// Height in pixels, after EXIF orientation.
+    pub height: u32,
+}
+
+impl ImageInfo {
+    /// Megapixels (for throughput figures).
+    pub fn megapixels(&self) -> f64 {
+        f64::from(self.width) * f64::from(self.height) / 1e6
+    }
 }
 
 impl DecodedImage {
@@ -134,9 +153,13 @@ impl DecodedImage {
         &self.pixels
     }
 
-    /// Megapixels (for throughput figures).
-    pub fn megapixels(&self) -> f64 {
-        f64::from(self.width) * f64::from(self.height) / 1e6
+    /// Format and size.
+    pub fn info(&self) -> ImageInfo {
+        ImageInfo {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+        }
     }
 }
 
@@ -214,6 +237,7 @@ impl Decoder {
                     width,
                     height,
                     channels: img.channels,
+                    format,
                 })
             }
             _ => Ok(img),
@@ -277,6 +301,7 @@ impl Decoder {
             width: w as u32,
             height: h as u32,
             channels: channels as u8,
+            format: ImageFormat::Jpeg,
         };
         Ok((img, orientation))
     }
@@ -318,6 +343,7 @@ impl Decoder {
                 width: w,
                 height: h,
                 channels,
+                format,
             },
             orientation,
         ))

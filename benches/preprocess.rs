@@ -1,0 +1,166 @@
+//! Image preprocessing on real JPEGs (the bundled photos and the baseline/progressive fixture
+//! photos), one thread and two, against Pillow measured by `scripts/anchors/images.py` on the
+//! same files (read from target/bench-data/anchors-images.json when present).
+//!
+//! ```text
+//! scripts/bench-images.sh      # anchors + bench + table
+//! ```
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use inferkit::preprocess::{Batch, BufferPool, DecodeOptions, Decoder, Scratch, Transform};
+
+/// The benchmark set: every `.jpg` in assets/images and the baseline and progressive photos
+/// of tests/fixtures/images, in sorted order (the anchor script uses the same list).
+fn files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<PathBuf> = Vec::new();
+    for (dir, pred) in [
+        (
+            "assets/images",
+            (|n: &str| n.ends_with(".jpg")) as fn(&str) -> bool,
+        ),
+        ("tests/fixtures/images", |n: &str| {
+            n.ends_with("_baseline.jpg") || n.ends_with("_progressive.jpg")
+        }),
+    ] {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| pred(p.file_name().unwrap().to_str().unwrap()))
+            .collect();
+        names.sort();
+        v.extend(names);
+    }
+    v
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("bench-data")
+}
+
+fn main() {
+    let data: Vec<Vec<u8>> = files().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let decoder = Decoder::new(DecodeOptions::default());
+    let megapixels: f64 = data
+        .iter()
+        .map(|b| decoder.decode(b).unwrap().info().megapixels())
+        .sum();
+    let pixels = (megapixels * 1e6) as u64;
+    let transform = Transform::imagenet(224);
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut g = c.benchmark_group("images");
+    g.throughput(Throughput::Elements(pixels));
+    g.sample_size(20);
+    g.bench_function("decode_1t", |b| {
+        b.iter(|| {
+            for bytes in &data {
+                black_box(decoder.decode(bytes).unwrap());
+            }
+        })
+    });
+    let mut scratch = Scratch::new();
+    let mut slot = vec![0f32; transform.output_len().unwrap()];
+    g.bench_function("imagenet_1t", |b| {
+        b.iter(|| {
+            for bytes in &data {
+                let img = decoder.decode(bytes).unwrap();
+                transform.apply_into(&img, &mut slot, &mut scratch).unwrap();
+            }
+            black_box(&slot);
+        })
+    });
+    let pool = BufferPool::new(2);
+    for threads in [1, 2] {
+        let rayon_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        g.bench_function(format!("batch_imagenet_{threads}t"), |b| {
+            b.iter(|| {
+                black_box(
+                    rayon_pool.install(|| {
+                        Batch::from_encoded(&data, &decoder, &transform, &pool).unwrap()
+                    }),
+                )
+            })
+        });
+    }
+    g.finish();
+    c.final_summary();
+    report(megapixels);
+}
+
+fn median(id: &str) -> Option<f64> {
+    let p = bench_dir()
+        .parent()?
+        .join("criterion/images")
+        .join(id)
+        .join("new/estimates.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+    Some(v["median"]["point_estimate"].as_f64()? / 1e9)
+}
+
+fn report(megapixels: f64) {
+    let anchors: BTreeMap<String, serde_json::Value> =
+        std::fs::read_to_string(bench_dir().join("anchors-images.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+    let a = |k: &str| anchors.get(k).and_then(|v| v.as_f64());
+    let ours = |id: &str| median(id).map(|s| megapixels / s);
+    let mps = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} MP/s"));
+    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => format!("{:.2}x", x / y),
+        _ => "-".into(),
+    };
+    println!(
+        "\nimages: {megapixels:.2} MP in {} JPEGs; medians of this run; Pillow from target/bench-data/anchors-images.json ({})",
+        files().len(),
+        if anchors.is_empty() {
+            "absent: run scripts/bench-images.sh"
+        } else {
+            "same machine"
+        }
+    );
+    println!("| work | inferkit | Pillow | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| JPEG decode, 1 thread | {} | {} | {} |",
+        mps(ours("decode_1t")),
+        mps(a("pillow_decode_mps")),
+        ratio(ours("decode_1t"), a("pillow_decode_mps"))
+    );
+    println!(
+        "| ImageNet preprocessing, 1 thread | {} | {} | {} |",
+        mps(ours("imagenet_1t")),
+        mps(a("pillow_imagenet_mps")),
+        ratio(ours("imagenet_1t"), a("pillow_imagenet_mps"))
+    );
+    println!(
+        "| ImageNet preprocessing vs Pillow draft mode | {} | {} | {} |",
+        mps(ours("imagenet_1t")),
+        mps(a("pillow_imagenet_draft_mps")),
+        ratio(ours("imagenet_1t"), a("pillow_imagenet_draft_mps"))
+    );
+    println!(
+        "| Batch, 1 thread | {} | | |",
+        mps(ours("batch_imagenet_1t"))
+    );
+    println!(
+        "| Batch, 2 threads | {} | | {} of 1 thread |",
+        mps(ours("batch_imagenet_2t")),
+        ratio(ours("batch_imagenet_2t"), ours("batch_imagenet_1t"))
+    );
+}
