@@ -81,6 +81,19 @@ fn main() {
             black_box(&slot);
         })
     });
+    let draft = Decoder::new(DecodeOptions {
+        draft: Some(256),
+        ..DecodeOptions::default()
+    });
+    g.bench_function("imagenet_draft_1t", |b| {
+        b.iter(|| {
+            for bytes in &data {
+                let img = draft.decode(bytes).unwrap();
+                transform.apply_into(&img, &mut slot, &mut scratch).unwrap();
+            }
+            black_box(&slot);
+        })
+    });
     let pool = BufferPool::new(2);
     for threads in [1, 2] {
         let rayon_pool = rayon::ThreadPoolBuilder::new()

@@ -236,3 +236,56 @@ fn batch_keeps_going_past_bad_images() {
     drop(batch);
     assert_eq!(pool.stats().idle, 1);
 }
+
+#[test]
+fn draft_mode_downscales_in_the_dct_domain_and_stays_close() {
+    // Not reference-exact by design (Pillow's draft is not either); close to the exact path.
+    let t = Transform::imagenet(224);
+    let mut scratch = Scratch::new();
+    let mut slot = vec![0f32; 3 * 224 * 224];
+    // (file, draft min side, decoded size, mean tolerance). The chelsea cases decode at half
+    // size below 256 px and are then upscaled (a blur), hence their looser bound; a wrong
+    // colour conversion or orientation would differ by ~0.8.
+    for (file, min_side, dims, tol) in [
+        ("retina_baseline.jpg", 256, (353, 353), 0.03),
+        ("retina_progressive.jpg", 256, (353, 353), 0.03),
+        ("hubble_baseline.jpg", 256, (500, 436), 0.03),
+        ("camera_grey.jpg", 256, (256, 256), 0.05),
+        ("chelsea_cmyk.jpg", 128, (226, 150), 0.15),
+        ("chelsea_ycck.jpg", 128, (226, 150), 0.15),
+        ("chelsea_exif6.jpg", 128, (226, 150), 0.15),
+    ] {
+        let decoder = Decoder::new(DecodeOptions {
+            draft: Some(min_side),
+            ..DecodeOptions::default()
+        });
+        let img = decoder
+            .decode(&std::fs::read(dir().join(file)).unwrap())
+            .unwrap();
+        assert_eq!((img.width(), img.height()), dims, "{file}");
+        let stem = file.replace('.', "_");
+        let reference: Array3<u8> = read_npy(dir().join(format!("{stem}.ref.npy"))).unwrap();
+        t.apply_into(&img, &mut slot, &mut scratch).unwrap();
+        let (mean, max) = diff(
+            ArrayView3::from_shape((3, 224, 224), &slot).unwrap(),
+            normalised(&reference).view(),
+        );
+        println!("draft {file}: mean {mean:.4} max {max:.3}");
+        assert!(
+            mean <= tol,
+            "{file}: draft mean abs diff {mean} (max {max}), bound {tol}"
+        );
+    }
+    // Too small to downscale: the exact decoder runs.
+    let bytes = std::fs::read(dir().join("chelsea_baseline.jpg")).unwrap();
+    let a = Decoder::new(DecodeOptions {
+        draft: Some(256),
+        ..DecodeOptions::default()
+    })
+    .decode(&bytes)
+    .unwrap();
+    let b = Decoder::new(DecodeOptions::default())
+        .decode(&bytes)
+        .unwrap();
+    assert_eq!((a.width(), a.pixels()), (b.width(), b.pixels()));
+}
