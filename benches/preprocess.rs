@@ -6,12 +6,14 @@
 //! scripts/bench-images.sh      # anchors + bench + table
 //! ```
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
+
+mod common;
+use common::{anchors, median, ratio};
 use inferkit::preprocess::{Batch, BufferPool, DecodeOptions, Decoder, Scratch, Transform};
 
 /// The benchmark set: every `.jpg` in assets/images and the baseline and progressive photos
@@ -37,13 +39,6 @@ fn files() -> Vec<PathBuf> {
         v.extend(names);
     }
     v
-}
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("bench-data")
 }
 
 fn main() {
@@ -115,29 +110,12 @@ fn main() {
     report(megapixels);
 }
 
-fn median(id: &str) -> Option<f64> {
-    let p = bench_dir()
-        .parent()?
-        .join("criterion/images")
-        .join(id)
-        .join("new/estimates.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-    Some(v["median"]["point_estimate"].as_f64()? / 1e9)
-}
-
 fn report(megapixels: f64) {
-    let anchors: BTreeMap<String, serde_json::Value> =
-        std::fs::read_to_string(bench_dir().join("anchors-images.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
+    let anchors = anchors("anchors-images.json");
     let a = |k: &str| anchors.get(k).and_then(|v| v.as_f64());
-    let ours = |id: &str| median(id).map(|s| megapixels / s);
+    let ours = |id: &str| median("images", id).map(|s| megapixels / s);
     let mps = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} MP/s"));
-    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
-        (Some(x), Some(y)) => format!("{:.2}x", x / y),
-        _ => "-".into(),
-    };
+    let ratio = |x, y| ratio(x, y, 2);
     println!(
         "\nimages: {megapixels:.2} MP in {} JPEGs; medians of this run; Pillow from target/bench-data/anchors-images.json ({})",
         files().len(),

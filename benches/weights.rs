@@ -8,24 +8,19 @@
 //! scripts/bench-weights.sh                         # anchors + bench + table
 //! ```
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
+
+mod common;
+use common::{anchors, bench_dir, median, ratio};
 use inferkit::weights::{Checkpoint, DType, Tensor, save};
 
 const F32_SHAPE: [usize; 2] = [4096, 2048];
 const BF16_SHAPE: [usize; 2] = [4096, 1024];
 const LAYERS: usize = 32;
-
-fn bench_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-data")
-}
 
 fn expected_len() -> u64 {
     let f32_bytes = (LAYERS + 1) * F32_SHAPE.iter().product::<usize>() * 4;
@@ -198,33 +193,14 @@ fn bench_convert(c: &mut Criterion, path: &Path) {
     g.finish();
 }
 
-/// Median of a finished benchmark, in seconds, from criterion's own estimates.
-fn median(group: &str, id: &str) -> Option<f64> {
-    let p = bench_dir()
-        .parent()?
-        .join("criterion")
-        .join(group)
-        .join(id)
-        .join("new/estimates.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
-    Some(v["median"]["point_estimate"].as_f64()? / 1e9)
-}
-
 fn report(out_bytes: f64, torch_pt: bool) {
-    let anchors: BTreeMap<String, serde_json::Value> =
-        std::fs::read_to_string(bench_dir().join("anchors-weights.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
+    let anchors = anchors("anchors-weights.json");
     let a = |k: &str| anchors.get(k).and_then(|v| v.as_f64());
     let m = |id: &str| median("weights_open", id);
     let c = |id: &str| median("weights_convert", id);
     let ms = |s: Option<f64>| s.map_or("-".into(), |s| format!("{:.3} ms", s * 1e3));
     let gbs = |s: Option<f64>| s.map_or("-".into(), |s| format!("{:.2} GB/s", out_bytes / s / 1e9));
-    let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
-        (Some(x), Some(y)) => format!("{:.1}x", x / y),
-        _ => "-".into(),
-    };
+    let ratio = |x, y| ratio(x, y, 1);
     println!(
         "\nweights: medians of this run (anchors from target/bench-data/anchors-weights.json: {})",
         if anchors.is_empty() {

@@ -1,29 +1,13 @@
 //! The `prep_images` example, run as a user runs it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+mod common;
+use common::example;
 
 use ndarray::{Array4, Axis};
 use ndarray_npy::read_npy;
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", name]);
-        if dir.parent().unwrap().file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building example {name} failed"
-        );
-    }
-    path
-}
 
 #[test]
 fn prep_images_writes_the_good_images_and_names_the_bad() {

@@ -4,26 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        // `cargo test` builds examples; `cargo test --test examples_weights` alone does not.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--example", name]);
-        if dir.parent().unwrap().file_name().unwrap() == "release" {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building example {name} failed"
-        );
-    }
-    path
-}
+mod common;
+use common::example;
 
 fn fixture(f: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
