@@ -5,9 +5,10 @@
 //! - [`Decoder`] turns JPEG (zune-jpeg), PNG, WebP, GIF, BMP and TIFF (the `image` crate)
 //!   bytes into RGB8 or grey8 pixels in a pooled buffer, EXIF orientation applied, with a
 //!   pixel-count limit checked from the header before any large allocation.
-//! - [`Transform`] resizes (torchvision/Pillow-compatible antialiased bilinear through
-//!   `fast_image_resize`, computing only the cropped region), centre-crops, scales and
-//!   normalises straight into the caller's f32 slot, CHW or HWC.
+//! - [`Transform`] resizes (Pillow's antialiased convolution with Pillow's coefficients,
+//!   AVX2/SSE4.1 where the CPU has them, computing only the cropped region, allocation-free
+//!   once warm), centre-crops, scales and normalises straight into the caller's f32 slot,
+//!   CHW or HWC.
 //! - [`Batch`] does both for many images in parallel (rayon), one `Result` per image.
 //!
 //! ```

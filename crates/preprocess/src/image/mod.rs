@@ -2,4 +2,5 @@
 
 pub(crate) mod decode;
 pub(crate) mod orient;
+pub(crate) mod resample;
 pub(crate) mod transform;

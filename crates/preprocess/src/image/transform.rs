@@ -1,10 +1,8 @@
 //! [`Transform`]: resize, centre crop, scale and normalise, written straight into a batch
 //! slot as f32 — no intermediate float image.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-
 use super::decode::DecodedImage;
+use super::resample::{Kernel, Resampler, Source, Window};
 use crate::{Error, Result};
 
 /// How to resize before cropping.
@@ -94,7 +92,7 @@ impl Default for Transform {
 /// resized pixels. Reusing one per thread makes the steady state allocation-free.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    resizer: Resizer,
+    resampler: Resampler,
     pixels: Vec<u8>,
     expanded: Vec<u8>,
 }
@@ -328,7 +326,7 @@ impl Transform {
         let vy1 = (p.y0 + i64::from(p.oh)).clamp(0, i64::from(p.rh));
         let (vw, vh) = ((vx1 - vx0).max(0) as u32, (vy1 - vy0).max(0) as u32);
         let Scratch {
-            resizer,
+            resampler,
             pixels,
             expanded,
         } = scratch;
@@ -342,7 +340,7 @@ impl Transform {
         };
         if vw > 0 && vh > 0 {
             resize_region(
-                resizer,
+                resampler,
                 src,
                 img.width(),
                 img.height(),
@@ -420,11 +418,11 @@ impl Transform {
 }
 
 /// Resizes the region `vis` (in resized-image coordinates) of the full resize of `src` into
-/// `out` (`vw * vh * c` bytes): the same pixels a full resize followed by a crop gives, without
-/// computing the rest.
+/// `out` (`vw * vh * c` bytes): exactly the pixels a full resize followed by a crop gives,
+/// without computing the rest.
 #[allow(clippy::too_many_arguments)]
 fn resize_region(
-    resizer: &mut Resizer,
+    resampler: &mut Resampler,
     src: &[u8],
     w: u32,
     h: u32,
@@ -435,32 +433,41 @@ fn resize_region(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let (vx0, vy0, vw, vh) = vis;
-    let pixel_type = if c == 1 {
-        PixelType::U8
-    } else {
-        PixelType::U8x3
+    let c = usize::from(c);
+    let win = Window {
+        full_w: p.rw as usize,
+        full_h: p.rh as usize,
+        x0: vx0 as usize,
+        y0: vy0 as usize,
+        w: vw as usize,
+        h: vh as usize,
     };
-    let n = vw as usize * vh as usize * usize::from(c);
     out.clear();
-    out.resize(n, 0);
-    let err = |e: &dyn std::fmt::Display| Error::Transform(format!("resize: {e}"));
-    let src_img = ImageRef::new(w, h, src, pixel_type).map_err(|e| err(&e))?;
-    let mut dst = Image::from_slice_u8(vw, vh, out, pixel_type).map_err(|e| err(&e))?;
-    let sx = f64::from(w) / f64::from(p.rw);
-    let sy = f64::from(h) / f64::from(p.rh);
-    let alg = match filter {
-        Filter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
-        Filter::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
-        Filter::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
-        Filter::Nearest => ResizeAlg::Nearest,
+    out.resize(win.w * win.h * c, 0);
+    let (w, h) = (w as usize, h as usize);
+    let kernel = match filter {
+        Filter::Bilinear => Kernel::Bilinear,
+        Filter::Bicubic => Kernel::Bicubic,
+        Filter::Lanczos3 => Kernel::Lanczos3,
+        Filter::Nearest => {
+            // Pillow's NEAREST: the source pixel under each output pixel's centre.
+            for (yy, row) in out.chunks_exact_mut(win.w * c).enumerate() {
+                let sy = (((win.y0 + yy) as f64 + 0.5) * h as f64 / win.full_h as f64) as usize;
+                for (xx, px) in row.chunks_exact_mut(c).enumerate() {
+                    let sx = (((win.x0 + xx) as f64 + 0.5) * w as f64 / win.full_w as f64) as usize;
+                    let i = (sy.min(h - 1) * w + sx.min(w - 1)) * c;
+                    px.copy_from_slice(&src[i..i + c]);
+                }
+            }
+            return Ok(());
+        }
     };
-    let options = ResizeOptions::new().resize_alg(alg).crop(
-        vx0 as f64 * sx,
-        vy0 as f64 * sy,
-        f64::from(vw) * sx,
-        f64::from(vh) * sy,
-    );
-    resizer
-        .resize(&src_img, &mut dst, &options)
-        .map_err(|e| err(&e))
+    let source = Source {
+        pixels: src,
+        width: w,
+        height: h,
+        channels: c,
+    };
+    resampler.resize(kernel, &source, &win, out);
+    Ok(())
 }
