@@ -297,3 +297,16 @@ fn draft_mode_downscales_in_the_dct_domain_and_stays_close() {
         .unwrap();
     assert_eq!((a.width(), a.pixels()), (b.width(), b.pixels()));
 }
+
+#[test]
+fn zero_sized_output_is_an_error_not_an_empty_batch() {
+    let images = vec![std::fs::read(dir().join("chelsea_baseline.jpg")).unwrap()];
+    let t = Transform::imagenet(224).center_crop(0, 224);
+    let r = Batch::from_encoded(
+        &images,
+        &Decoder::new(DecodeOptions::default()),
+        &t,
+        &BufferPool::new(1),
+    );
+    assert!(matches!(r, Err(Error::Transform(_))), "{r:?}");
+}

@@ -54,11 +54,14 @@ impl Batch {
                     .into(),
             )
         })?;
+        if per == 0 {
+            return Err(Error::Transform("the output has zero size".into()));
+        }
         let s = transform.output_shape().expect("fixed output");
         let mut data = pool.get_with_capacity(per * images.len());
         data.resize(per * images.len(), 0.0);
         let results = data
-            .par_chunks_mut(per.max(1))
+            .par_chunks_mut(per)
             .zip(images.par_iter())
             .map(|(slot, bytes)| {
                 let r = decoder.decode(bytes.as_ref()).and_then(|img| {
