@@ -76,6 +76,16 @@ fn main() {
             black_box(&slot);
         })
     });
+    let decoded: Vec<_> = data.iter().map(|b| decoder.decode(b).unwrap()).collect();
+    g.bench_function("transform_only_1t", |b| {
+        b.iter(|| {
+            for img in &decoded {
+                transform.apply_into(img, &mut slot, &mut scratch).unwrap();
+            }
+            black_box(&slot);
+        })
+    });
+    drop(decoded);
     let draft = Decoder::new(DecodeOptions {
         draft: Some(256),
         ..DecodeOptions::default()
