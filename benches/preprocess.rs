@@ -162,6 +162,10 @@ fn report(megapixels: f64) {
         ratio(ours("imagenet_draft_1t"), a("pillow_imagenet_draft_mps"))
     );
     println!(
+        "| transform only (resize, crop, normalise; decoded input), 1 thread | {} | | |",
+        mps(ours("transform_only_1t"))
+    );
+    println!(
         "| Batch, 1 thread | {} | | |",
         mps(ours("batch_imagenet_1t"))
     );
