@@ -141,6 +141,44 @@ fn accumulate(acc: &mut [i32], row: &[u8], w: i32) {
     }
 }
 
+/// One output row of the horizontal pass, dispatched like [`accumulate`].
+#[multiversion::multiversion(targets("x86_64+avx2", "x86_64+sse4.1"))]
+fn horizontal_row(
+    src_row: &[u8],
+    dst: &mut [u8],
+    bounds: &[(usize, usize)],
+    weights: &[i32],
+    ks: usize,
+    col0: usize,
+    c: usize,
+) {
+    for (xx, px) in dst.chunks_exact_mut(c).enumerate() {
+        let (xmin, n) = bounds[xx];
+        let k = &weights[xx * ks..xx * ks + n];
+        let taps = &src_row[(xmin - col0) * c..(xmin - col0 + n) * c];
+        if c == 3 {
+            let half = 1i32 << (PRECISION_BITS - 1);
+            let (mut s0, mut s1, mut s2) = (half, half, half);
+            for (&w, p) in k.iter().zip(taps.chunks_exact(3)) {
+                s0 += i32::from(p[0]) * w;
+                s1 += i32::from(p[1]) * w;
+                s2 += i32::from(p[2]) * w;
+            }
+            px[0] = clip8(s0);
+            px[1] = clip8(s1);
+            px[2] = clip8(s2);
+        } else {
+            for (ch, o) in px.iter_mut().enumerate() {
+                let mut s = 1i32 << (PRECISION_BITS - 1);
+                for (j, &w) in k.iter().enumerate() {
+                    s += i32::from(taps[j * c + ch]) * w;
+                }
+                *o = clip8(s);
+            }
+        }
+    }
+}
+
 /// `dst[i] = clip8(acc[i])`, dispatched like [`accumulate`].
 #[multiversion::multiversion(targets("x86_64+avx2", "x86_64+sse4.1"))]
 fn store(dst: &mut [u8], acc: &[i32]) {
@@ -255,31 +293,15 @@ impl Resampler {
             .chunks_exact(row_len)
             .zip(out.chunks_exact_mut(win.w * c))
         {
-            for (xx, px) in dst.chunks_exact_mut(c).enumerate() {
-                let (xmin, n) = self.horizontal.bounds[xx];
-                let k = &self.horizontal.weights[xx * ks..xx * ks + n];
-                let taps = &src_row[(xmin - col0) * c..(xmin - col0 + n) * c];
-                if c == 3 {
-                    let half = 1i32 << (PRECISION_BITS - 1);
-                    let (mut s0, mut s1, mut s2) = (half, half, half);
-                    for (&w, p) in k.iter().zip(taps.chunks_exact(3)) {
-                        s0 += i32::from(p[0]) * w;
-                        s1 += i32::from(p[1]) * w;
-                        s2 += i32::from(p[2]) * w;
-                    }
-                    px[0] = clip8(s0);
-                    px[1] = clip8(s1);
-                    px[2] = clip8(s2);
-                } else {
-                    for (ch, o) in px.iter_mut().enumerate() {
-                        let mut s = 1i32 << (PRECISION_BITS - 1);
-                        for (j, &w) in k.iter().enumerate() {
-                            s += i32::from(taps[j * c + ch]) * w;
-                        }
-                        *o = clip8(s);
-                    }
-                }
-            }
+            horizontal_row(
+                src_row,
+                dst,
+                &self.horizontal.bounds,
+                &self.horizontal.weights,
+                ks,
+                col0,
+                c,
+            );
         }
     }
 }
