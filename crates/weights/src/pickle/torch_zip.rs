@@ -79,15 +79,11 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
             .index_for_name(&name)
             .ok_or_else(|| malformed(0, format!("storage `{}` has no zip entry {name}", s.key)))?;
         let want = s.numel.checked_mul(s.dtype.size() as u64);
-        let (data_start, size, stored) = {
+        let (data_start, size) = {
             let f = zip
                 .by_index_raw(i)
                 .map_err(|e| malformed(0, format!("zip entry {name}: {e}")))?;
-            (
-                f.data_start().unwrap_or(0),
-                f.size(),
-                f.compression() == CompressionMethod::Stored,
-            )
+            (f.data_start().unwrap_or(0), f.size())
         };
         if want != Some(size) {
             return Err(malformed(
@@ -98,32 +94,25 @@ pub(crate) fn parse(path: &Path, bytes: Bytes) -> Result<Parsed> {
                 ),
             ));
         }
-        let p = if stored {
-            let end = data_start
-                .checked_add(size)
-                .filter(|&e| e <= data.len() as u64);
-            if end.is_none() {
-                return Err(malformed(
-                    data_start,
-                    format!("zip entry {name} ({size} bytes) runs past the end of the file"),
-                ));
-            }
-            Placed {
+        // In place when stored (the usual case: zero copy), inflated into memory otherwise.
+        let (entry, start) = entry_bytes(&mut zip, i, data, size)
+            .map_err(|e| malformed(data_start, format!("zip entry {name}: {e}")))?;
+        let p = match entry {
+            std::borrow::Cow::Borrowed(_) => Placed {
                 source: 0,
-                offset: data_start as usize,
+                offset: start as usize,
                 len: size as usize,
-            }
-        } else {
-            let (inflated, _) = entry_bytes(&mut zip, i, data, size)
-                .map_err(|e| malformed(data_start, format!("zip entry {name}: {e}")))?;
-            sources.push(Source {
-                path: path.to_path_buf(),
-                bytes: Bytes::copy_of(&inflated),
-            });
-            Placed {
-                source: sources.len(),
-                offset: 0,
-                len: size as usize,
+            },
+            std::borrow::Cow::Owned(inflated) => {
+                sources.push(Source {
+                    path: path.to_path_buf(),
+                    bytes: Bytes::copy_of(&inflated),
+                });
+                Placed {
+                    source: sources.len(),
+                    offset: 0,
+                    len: size as usize,
+                }
             }
         };
         placed.insert(s.key.clone(), p);
