@@ -187,13 +187,24 @@ impl Components {
     ///
     /// # Requirements
     ///  - width stride of this element is set for the component.
-    pub fn setup_upsample_scanline(&mut self) {
-        self.row = vec![0; self.width_stride * self.vertical_sample];
-        self.row_up = vec![0; self.width_stride * self.vertical_sample];
-        self.first_row_upsample_dest =
-            vec![128; self.vertical_sample * self.width_stride * self.sample_ratio.sample()];
-        self.upsample_dest =
-            vec![0; self.width_stride * self.sample_ratio.sample() * self.fix_an_annoying_bug * 8];
+    pub fn setup_upsample_scanline(&mut self, spare: &mut Vec<Vec<i16>>) {
+        use crate::scratch::{give, take};
+        give(spare, core::mem::take(&mut self.row));
+        give(spare, core::mem::take(&mut self.row_up));
+        give(spare, core::mem::take(&mut self.first_row_upsample_dest));
+        give(spare, core::mem::take(&mut self.upsample_dest));
+        self.row = take(spare, self.width_stride * self.vertical_sample, 0);
+        self.row_up = take(spare, self.width_stride * self.vertical_sample, 0);
+        self.first_row_upsample_dest = take(
+            spare,
+            self.vertical_sample * self.width_stride * self.sample_ratio.sample(),
+            128
+        );
+        self.upsample_dest = take(
+            spare,
+            self.width_stride * self.sample_ratio.sample() * self.fix_an_annoying_bug * 8,
+            0
+        );
     }
 }
 

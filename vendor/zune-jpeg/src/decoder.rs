@@ -157,6 +157,8 @@ pub struct JpegDecoder<T> {
     pub(crate) coeff:    usize, // Solves some weird bug :)
     /// Extended XMP segments
     pub(crate) extended_xmp_segments: Vec<ExtendedXmpSegment>,
+    /// Spare buffers for reuse (inferkit patch: see `DecoderScratch`).
+    pub(crate) spare: Vec<Vec<i16>>,
 }
 
 impl<T> JpegDecoder<T>
@@ -203,7 +205,35 @@ where
             is_mjpeg:          false,
             coeff:             1,
             extended_xmp_segments: vec![],
+            spare:             vec![],
         }
+    }
+
+    /// A decoder that reuses the buffers of an earlier one (inferkit patch).
+    ///
+    /// Decoding same-sized images this way allocates nothing for decoder state once warm;
+    /// get the buffers back with [`JpegDecoder::into_scratch`].
+    #[must_use]
+    pub fn new_with_scratch(
+        stream: T, options: DecoderOptions, scratch: crate::DecoderScratch
+    ) -> JpegDecoder<T> {
+        let mut d = JpegDecoder::default(options, stream);
+        d.spare = scratch.bufs;
+        d.components = scratch.components;
+        d.components.clear();
+        d
+    }
+
+    /// Ends this decoder, returning its buffers for the next one (inferkit patch).
+    #[must_use]
+    pub fn into_scratch(mut self) -> crate::DecoderScratch {
+        let mut spare = core::mem::take(&mut self.spare);
+        let mut components = core::mem::take(&mut self.components);
+        for c in &mut components {
+            crate::scratch::harvest(&mut spare, c);
+        }
+        components.clear();
+        crate::DecoderScratch { bufs: spare, components }
     }
     /// Decode a buffer already in memory
     ///
@@ -913,7 +943,7 @@ where
                     generic_sampler()
                 }
             };
-            comp.setup_upsample_scanline();
+            comp.setup_upsample_scanline(&mut self.spare);
             comp.up_sampler = samp_factor;
         }
 

@@ -14,7 +14,7 @@ use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use zune_core::bytestream::ZByteReaderTrait;
+use zune_core::bytestream::{ZByteReaderTrait, ZReader};
 use zune_core::colorspace::ColorSpace;
 use zune_core::log::{debug, trace, warn};
 
@@ -261,7 +261,13 @@ pub(crate) fn parse_start_of_frame<T: ZByteReaderTrait>(
     // set number of components
     img.info.components = num_components;
 
-    let mut components = Vec::with_capacity(num_components as usize);
+    // inferkit patch: reuse the component list and its buffers (DecoderScratch).
+    let mut components = core::mem::take(&mut img.components);
+    for c in &mut components {
+        crate::scratch::harvest(&mut img.spare, c);
+    }
+    components.clear();
+    components.reserve(num_components as usize);
     let mut temp = [0; 3];
 
     for pos in 0..num_components {
@@ -457,7 +463,7 @@ pub(crate) fn parse_app13<T: ZByteReaderTrait>(
     // length bytes.
     length -= 2;
 
-    if length > IPTC_PREFIX.len() && decoder.stream.peek_at(0, IPTC_PREFIX.len())? == IPTC_PREFIX {
+    if length > IPTC_PREFIX.len() && next_bytes_are(&mut decoder.stream, &IPTC_PREFIX)? {
         // skip bytes we read above.
         decoder.stream.skip(IPTC_PREFIX.len())?;
         length -= IPTC_PREFIX.len();
@@ -482,7 +488,7 @@ pub(crate) fn parse_app14<T: ZByteReaderTrait>(
         return Err(DecodeErrors::FormatStatic("Too small APP14 length"));
     }
 
-    if decoder.stream.peek_at(0, 5)? == b"Adobe" {
+    if next_bytes_are(&mut decoder.stream, b"Adobe")? {
         if length < 14 {
             return Err(DecodeErrors::FormatStatic(
                 "Too short of a length for App14 segment"
@@ -544,7 +550,7 @@ pub(crate) fn parse_app1<T: ZByteReaderTrait>(
     // length bytes
     length -= 2;
 
-    if length > 6 && decoder.stream.peek_at(0, 6)? == b"Exif\x00\x00" {
+    if length > 6 && next_bytes_are(&mut decoder.stream, b"Exif\x00\x00")? {
         trace!("Exif segment present");
         // skip bytes we read above
         decoder.stream.skip(6)?;
@@ -554,7 +560,7 @@ pub(crate) fn parse_app1<T: ZByteReaderTrait>(
 
         decoder.info.exif_data = Some(exif_bytes);
     } else if length > XMP_NAMESPACE_PREFIX.len()
-        && decoder.stream.peek_at(0, XMP_NAMESPACE_PREFIX.len())? == XMP_NAMESPACE_PREFIX
+        && next_bytes_are(&mut decoder.stream, &XMP_NAMESPACE_PREFIX)?
     {
         trace!("XMP Data Present");
         decoder.stream.skip(XMP_NAMESPACE_PREFIX.len())?;
@@ -562,8 +568,7 @@ pub(crate) fn parse_app1<T: ZByteReaderTrait>(
         let xmp_data = decoder.stream.peek_at(0, length)?.to_vec();
         decoder.info.xmp_data = Some(xmp_data);
     } else if length > EXTENDED_XMP_NAMESPACE_PREFIX.len()
-        && decoder.stream.peek_at(0, EXTENDED_XMP_NAMESPACE_PREFIX.len())?
-            == EXTENDED_XMP_NAMESPACE_PREFIX
+        && next_bytes_are(&mut decoder.stream, &EXTENDED_XMP_NAMESPACE_PREFIX)?
     {
         trace!("Extended XMP Data Present");
         decoder.stream.skip(EXTENDED_XMP_NAMESPACE_PREFIX.len())?;
@@ -613,7 +618,7 @@ pub(crate) fn parse_app2<T: ZByteReaderTrait>(
     // length bytes
     length -= 2;
 
-    if length > 14 && decoder.stream.peek_at(0, 12)? == *b"ICC_PROFILE\0" {
+    if length > 14 && next_bytes_are(&mut decoder.stream, b"ICC_PROFILE\0")? {
         trace!("ICC Profile present");
         // skip 12 bytes which indicate ICC profile
         length -= 12;
@@ -631,7 +636,7 @@ pub(crate) fn parse_app2<T: ZByteReaderTrait>(
             data
         };
         decoder.icc_data.push(icc_chunk);
-    } else if length > HDR_META.len() && decoder.stream.peek_at(0, HDR_META.len())? == HDR_META {
+    } else if length > HDR_META.len() && next_bytes_are(&mut decoder.stream, &HDR_META)? {
         length = length.saturating_sub(HDR_META.len());
         decoder.stream.skip(HDR_META.len())?;
         trace!("Gain Map metadata found");
@@ -662,7 +667,7 @@ pub(crate) fn parse_app2<T: ZByteReaderTrait>(
             }
             _ => {}
         }
-    } else if length > MPF_DATA.len() && decoder.stream.peek_at(0, MPF_DATA.len())? == MPF_DATA {
+    } else if length > MPF_DATA.len() && next_bytes_are(&mut decoder.stream, &MPF_DATA)? {
         trace!("MPF Signature present");
         length = length.saturating_sub(MPF_DATA.len());
         decoder.stream.skip(MPF_DATA.len())?;
@@ -696,4 +701,18 @@ where
     }
 
     output
+}
+
+/// Whether the next bytes of `stream` are `prefix`, without consuming them and without
+/// allocating (inferkit patch: `ZReader::peek_at` copies into a growable buffer).
+fn next_bytes_are<T: ZByteReaderTrait>(
+    stream: &mut ZReader<T>, prefix: &[u8]
+) -> Result<bool, DecodeErrors> {
+    let mut buf = [0_u8; 64];
+    let Some(buf) = buf.get_mut(..prefix.len()) else {
+        return Ok(stream.peek_at(0, prefix.len())? == prefix);
+    };
+    stream.read_exact_bytes(buf)?;
+    stream.rewind(prefix.len())?;
+    Ok(buf == prefix)
 }

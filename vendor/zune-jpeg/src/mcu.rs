@@ -7,7 +7,7 @@
  */
 
 use alloc::vec::Vec;
-use alloc::{format, vec};
+use alloc::format;
 use core::cmp::min;
 
 use zune_core::bytestream::ZByteReaderTrait;
@@ -88,6 +88,16 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     pub(crate) fn decode_mcu_ycbcr_baseline(
         &mut self, pixels: &mut [u8]
     ) -> Result<(), DecodeErrors> {
+        // inferkit patch: the per-call buffers go back to the spares on every exit.
+        let mut locals = crate::scratch::Locals::default();
+        let r = self.decode_mcu_ycbcr_baseline_impl(pixels, &mut locals);
+        locals.give_back(&mut self.spare);
+        r
+    }
+
+    fn decode_mcu_ycbcr_baseline_impl(
+        &mut self, pixels: &mut [u8], locals: &mut crate::scratch::Locals
+    ) -> Result<(), DecodeErrors> {
         setup_component_params(self)?;
 
         // check dc and AC tables
@@ -161,7 +171,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                 let len = comp.width_stride * comp.vertical_sample * 8;
 
                 comp.needed = true;
-                comp.raw_coeff = vec![0; len];
+                crate::scratch::give(&mut self.spare, core::mem::take(&mut comp.raw_coeff));
+                comp.raw_coeff = crate::scratch::take(&mut self.spare, len, 0);
             } else {
                 comp.needed = false;
             }
@@ -171,16 +182,16 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         // (upsampled) pixels immediately after each MCU, for convenience we use each row of MCUS.
         // Otherwise, we must first wait until following SOS provide the remaining components.
         let all_components_in_first_scan = usize::from(self.num_scans) == self.components.len();
-        let mut progressive_mcus: [Vec<i16>; 4] = core::array::from_fn(|_| vec![]);
+        let progressive_mcus = &mut locals.blocks;
 
         if !all_components_in_first_scan {
-            for (component, mcu) in self.components.iter().zip(&mut progressive_mcus) {
+            for (component, mcu) in self.components.iter().zip(progressive_mcus.iter_mut()) {
                 let len = mcu_width
                     * component.vertical_sample
                     * component.horizontal_sample
                     * mcu_height
                     * 64;
-                *mcu = vec![0; len];
+                *mcu = crate::scratch::take(&mut self.spare, len, 0);
             }
         }
 
@@ -188,7 +199,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
 
         let is_hv = usize::from(self.is_interleaved);
         let upsampler_scratch_size = is_hv * self.components.iter().map(|x| x.width_stride).max().unwrap_or(0) * 8;
-        let mut upsampler_scratch_space = vec![0; upsampler_scratch_size];
+        locals.scratch = crate::scratch::take(&mut self.spare, upsampler_scratch_size, 0);
+        let upsampler_scratch_space = &mut locals.scratch;
 
         'sos: loop {
             trace!(
@@ -217,7 +229,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         i,
                         &mut tmp,
                         &mut stream,
-                        &mut progressive_mcus
+                        &mut *progressive_mcus
                     )?
                 } else {
                     /* NB: (cae). This code was added due to the issue at https://github.com/etemesi254/zune-image/issues/277
@@ -242,7 +254,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         i,
                         &mut tmp,
                         &mut stream,
-                        &mut progressive_mcus
+                        &mut *progressive_mcus
                     )?
                 };
 
@@ -256,7 +268,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         width,
                         padded_width,
                         &mut pixels_written,
-                        &mut upsampler_scratch_space
+                        &mut *upsampler_scratch_space
                     )?;
                 }
 
@@ -291,7 +303,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         }
 
         if !all_components_in_first_scan {
-            self.finish_baseline_decoding(&progressive_mcus, mcu_width, pixels)?;
+            self.finish_baseline_decoding(&*progressive_mcus, mcu_width, pixels)?;
         }
 
         // it may happen that some images don't have the whole buffer
@@ -327,6 +339,16 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     pub(crate) fn finish_baseline_decoding(
         &mut self, block: &[Vec<i16>; MAX_COMPONENTS], _mcu_width: usize, pixels: &mut [u8]
     ) -> Result<(), DecodeErrors> {
+        let mut locals = crate::scratch::Locals::default();
+        let r = self.finish_baseline_decoding_impl(block, pixels, &mut locals);
+        locals.give_back(&mut self.spare);
+        r
+    }
+
+    fn finish_baseline_decoding_impl(
+        &mut self, block: &[Vec<i16>; MAX_COMPONENTS], pixels: &mut [u8],
+        locals: &mut crate::scratch::Locals
+    ) -> Result<(), DecodeErrors> {
         let mcu_height = self.mcu_y;
 
         // Size of our output image(width*height)
@@ -335,7 +357,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         let width = usize::from(self.info.width);
         let padded_width = calculate_padded_width(width, self.info.sample_ratio);
 
-        let mut upsampler_scratch_space = vec![0; upsampler_scratch_size];
+        locals.scratch = crate::scratch::take(&mut self.spare, upsampler_scratch_size, 0);
+        let upsampler_scratch_space = &mut locals.scratch;
 
         for (pos, comp) in self.components.iter_mut().enumerate() {
             // Mark only needed components for computing output colors.
@@ -387,7 +410,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                 width,
                 padded_width,
                 &mut pixels_written,
-                &mut upsampler_scratch_space
+                &mut *upsampler_scratch_space
             )?;
         }
 

@@ -21,7 +21,7 @@ is one hell of a ride.
 */
 use alloc::string::ToString;
 use alloc::vec::Vec;
-use alloc::{format, vec};
+use alloc::format;
 use core::cmp::min;
 
 use zune_core::bytestream::{ZByteReaderTrait, ZReader};
@@ -51,12 +51,22 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     pub(crate) fn decode_mcu_ycbcr_progressive(
         &mut self, pixels: &mut [u8]
     ) -> Result<(), DecodeErrors> {
+        // inferkit patch: the per-call buffers go back to the spares on every exit.
+        let mut locals = crate::scratch::Locals::default();
+        let r = self.decode_mcu_ycbcr_progressive_impl(pixels, &mut locals);
+        locals.give_back(&mut self.spare);
+        r
+    }
+
+    fn decode_mcu_ycbcr_progressive_impl(
+        &mut self, pixels: &mut [u8], locals: &mut crate::scratch::Locals
+    ) -> Result<(), DecodeErrors> {
         setup_component_params(self)?;
 
         let mut mcu_height;
 
         // memory location for decoded pixels for components
-        let mut block: [Vec<i16>; MAX_COMPONENTS] = [vec![], vec![], vec![], vec![]];
+        let block = &mut locals.blocks;
         let mut mcu_width;
 
         let mut seen_scans = 1;
@@ -102,13 +112,13 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             let comp = &self.components[i];
             let len = mcu_width * comp.vertical_sample * comp.horizontal_sample * mcu_height;
 
-            block[i] = vec![0; len];
+            block[i] = crate::scratch::take(&mut self.spare, len, 0);
         }
 
         let mut stream = BitStream::new_progressive(self.succ_low, self.spec_start, self.spec_end);
 
         // there are multiple scans in the stream, this should resolve the first scan
-        let result = self.parse_entropy_coded_data(&mut stream, &mut block);
+        let result = self.parse_entropy_coded_data(&mut stream, &mut *block);
 
         if result.is_err() {
             return if self.options.strict_mode() {
@@ -116,7 +126,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             } else {
                 error!("{}", result.err().unwrap());
                 // Go process it and return as much as we can, exiting here
-                return self.finish_progressive_decoding(&block, pixels);
+                return self.finish_progressive_decoding(&*block, pixels);
             };
         }
 
@@ -143,7 +153,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         self.spec_end
                     );
                     // after every SOS, marker, parse data for that scan.
-                    let result = self.parse_entropy_coded_data(&mut stream, &mut block);
+                    let result = self.parse_entropy_coded_data(&mut stream, &mut *block);
 
                     // Do not error out too fast, allows the decoder to continue as much as possible
                     // even after errors
@@ -205,7 +215,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             }
         }
 
-        self.finish_progressive_decoding(&block, pixels)
+        self.finish_progressive_decoding(&*block, pixels)
     }
 
     /// Reset progressive parameters
@@ -473,6 +483,16 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     fn finish_progressive_decoding(
         &mut self, block: &[Vec<i16>; MAX_COMPONENTS], pixels: &mut [u8]
     ) -> Result<(), DecodeErrors> {
+        let mut locals = crate::scratch::Locals::default();
+        let r = self.finish_progressive_decoding_impl(block, pixels, &mut locals);
+        locals.give_back(&mut self.spare);
+        r
+    }
+
+    fn finish_progressive_decoding_impl(
+        &mut self, block: &[Vec<i16>; MAX_COMPONENTS], pixels: &mut [u8],
+        locals: &mut crate::scratch::Locals
+    ) -> Result<(), DecodeErrors> {
         // This function is complicated because we need to replicate
         // the function in mcu.rs
         //
@@ -506,7 +526,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         let width = usize::from(self.info.width);
         let padded_width = calculate_padded_width(width, self.info.sample_ratio);
 
-        let mut upsampler_scratch_space = vec![0; upsampler_scratch_size];
+        locals.scratch = crate::scratch::take(&mut self.spare, upsampler_scratch_size, 0);
+        let upsampler_scratch_space = &mut locals.scratch;
         let mut tmp = [0_i32; DCT_BLOCK];
 
         for (pos, comp) in self.components.iter_mut().enumerate() {
@@ -527,7 +548,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                 let len = comp.width_stride * comp.vertical_sample * 8;
 
                 comp.needed = true;
-                comp.raw_coeff = vec![0; len];
+                crate::scratch::give(&mut self.spare, core::mem::take(&mut comp.raw_coeff));
+                comp.raw_coeff = crate::scratch::take(&mut self.spare, len, 0);
             } else {
                 comp.needed = false;
             }
@@ -610,7 +632,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                 width,
                 padded_width,
                 &mut pixels_written,
-                &mut upsampler_scratch_space
+                &mut *upsampler_scratch_space
             )?;
         }
 

@@ -1,11 +1,12 @@
 //! Decoding encoded images into RGB8 (or grey8) pixels in pooled buffers.
 
 use std::io::Cursor;
+use std::sync::{Arc, Mutex};
 
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
+use zune_jpeg::{DecoderScratch, JpegDecoder};
 
 use super::orient::{self, Orientation};
 use crate::pool::{BufferPool, Pooled};
@@ -187,7 +188,14 @@ impl DecodedImage {
 pub struct Decoder {
     options: DecodeOptions,
     pool: BufferPool<u8>,
+    /// Idle JPEG decoder state (coefficient, upsampling and component buffers), reused so
+    /// that decoding allocates nothing in steady state.
+    jpeg_state: Arc<Mutex<Vec<DecoderScratch>>>,
 }
+
+/// A JPEG decoder state holding more than this is dropped rather than kept for reuse (a
+/// progressive JPEG keeps every coefficient: about 3 bytes per pixel).
+const MAX_RETAINED_JPEG_STATE: usize = 64 << 20;
 
 impl Decoder {
     /// A decoder with its own pool (keeping up to 2 idle buffers per CPU).
@@ -198,7 +206,30 @@ impl Decoder {
 
     /// A decoder that takes its pixel buffers from `pool`.
     pub fn with_pool(options: DecodeOptions, pool: BufferPool<u8>) -> Self {
-        Decoder { options, pool }
+        Decoder {
+            options,
+            pool,
+            jpeg_state: Arc::default(),
+        }
+    }
+
+    fn take_jpeg_state(&self) -> DecoderScratch {
+        self.jpeg_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn return_jpeg_state(&self, state: DecoderScratch) {
+        if state.retained_bytes() > MAX_RETAINED_JPEG_STATE {
+            return;
+        }
+        let mut idle = self.jpeg_state.lock().unwrap_or_else(|e| e.into_inner());
+        // As many idle states as the pool keeps idle pixel buffers.
+        if idle.len() < self.pool.max_idle() {
+            idle.push(state);
+        }
     }
 
     /// The options in force.
@@ -277,10 +308,6 @@ impl Decoder {
     }
 
     fn decode_jpeg(&self, bytes: &[u8]) -> Result<(DecodedImage, Option<Orientation>)> {
-        let err = |e: zune_jpeg::errors::DecodeErrors| Error::Decode {
-            format: "JPEG",
-            message: e.to_string(),
-        };
         let out_space = if self.options.grey {
             ColorSpace::Luma
         } else {
@@ -294,7 +321,21 @@ impl Decoder {
             .jpeg_set_out_colorspace(out_space)
             // Strict: a truncated or corrupt stream is an error, not an image padded with grey.
             .set_strict_mode(true);
-        let mut dec = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+        let mut dec =
+            JpegDecoder::new_with_scratch(ZCursor::new(bytes), options, self.take_jpeg_state());
+        let result = self.decode_jpeg_with(&mut dec);
+        self.return_jpeg_state(dec.into_scratch());
+        result
+    }
+
+    fn decode_jpeg_with(
+        &self,
+        dec: &mut JpegDecoder<ZCursor<&[u8]>>,
+    ) -> Result<(DecodedImage, Option<Orientation>)> {
+        let err = |e: zune_jpeg::errors::DecodeErrors| Error::Decode {
+            format: "JPEG",
+            message: e.to_string(),
+        };
         dec.decode_headers().map_err(err)?;
         let (w, h) = dec.dimensions().expect("headers decoded");
         self.check_size(ImageFormat::Jpeg, w as u64, h as u64)?;
