@@ -638,6 +638,9 @@ impl BitStream {
 
         let mut k = self.spec_start;
         let (mut symbol, mut r);
+        // inferkit patch: band end (clamped for corrupt headers) and nonzero mask, built lazily
+        let end = usize::from(self.spec_end).min(63);
+        let mut nonzero: Option<u64> = None;
 
         if self.eob_run == 0 {
             'no_eob: loop {
@@ -679,47 +682,58 @@ impl BitStream {
                 // correction bits to the non-zeroes.
                 // A correction bit is 1 if the absolute value of the coefficient must be increased
 
-                if k <= self.spec_end {
-                    'advance_nonzero: loop {
-                        let coefficient = &mut block[UN_ZIGZAG[k as usize & 63] & 63];
-
-                        if *coefficient != 0 {
-                            if self.bits_left < 1 {
-                                self.refill(reader)?;
-                                if self.bits_left < 1 && self.marker.is_some() {
-                                    return Err(DecodeErrors::Format(
-                                        "Marker found where not expected in refine bit".to_string()
-                                    ));
-                                }
-                            }
-                            if self.get_bit() == 1 && (*coefficient & bit) == 0 {
-                                if *coefficient > 0 {
-                                    *coefficient = coefficient.wrapping_add(bit);
-                                } else {
-                                    *coefficient = coefficient.wrapping_sub(bit);
-                                }
-                            }
-                        } else {
-                            r -= 1;
-
-                            if r < 0 {
-                                // reached target zero coefficient.
-                                break 'advance_nonzero;
-                            }
-                        };
-
-                        if k == self.spec_end {
-                            break 'advance_nonzero;
-                        }
-
-                        k += 1;
+                // inferkit patch: the nonzero coefficients of the band are a bit mask (bit k:
+                // zig-zag position k), so zero runs are skipped with bit tricks and only the
+                // nonzero coefficients are visited for their correction bits, instead of a
+                // data-dependent branch per position. Same bits consumed in the same order.
+                let target = if usize::from(k) <= end {
+                    if nonzero.is_none() {
+                        nonzero = Some(nonzero_mask(block, usize::from(self.spec_start), end));
                     }
-                }
+                    let nz = nonzero.unwrap_or(0);
+                    let from = usize::from(k);
+                    let band = (u64::MAX << from) & (u64::MAX >> (63 - end));
+                    // the (r+1)-th zero coefficient at or after k, else the band's end
+                    let mut zeros = !nz & band;
+                    for _ in 0..r.max(0) {
+                        zeros &= zeros.wrapping_sub(1);
+                    }
+                    let target = if zeros != 0 { zeros.trailing_zeros() as usize } else { end };
+                    let upto = if target >= 63 { u64::MAX } else { (1_u64 << (target + 1)) - 1 };
+                    let mut todo = nz & band & upto;
+                    while todo != 0 {
+                        let pos = UN_ZIGZAG[todo.trailing_zeros() as usize] & 63;
+                        todo &= todo - 1;
+                        if self.bits_left < 1 {
+                            self.refill(reader)?;
+                            if self.bits_left < 1 && self.marker.is_some() {
+                                return Err(DecodeErrors::Format(
+                                    "Marker found where not expected in refine bit".to_string()
+                                ));
+                            }
+                        }
+                        let coefficient = &mut block[pos];
+                        if self.get_bit() == 1 && (*coefficient & bit) == 0 {
+                            if *coefficient > 0 {
+                                *coefficient = coefficient.wrapping_add(bit);
+                            } else {
+                                *coefficient = coefficient.wrapping_sub(bit);
+                            }
+                        }
+                    }
+                    target as u8
+                } else {
+                    k
+                };
+                k = target;
 
                 if symbol != 0 {
                     let pos = UN_ZIGZAG[k as usize & 63];
                     // output new non-zero coefficient.
                     block[pos & 63] = symbol as i16;
+                    if let Some(nz) = nonzero.as_mut() {
+                        *nz |= 1_u64 << (k & 63);
+                    }
                 }
 
                 k += 1;
@@ -731,28 +745,33 @@ impl BitStream {
         }
         if self.eob_run > 0 {
             // only run if block does not consists of purely zeroes
-            if &block[1..] != &[0; 63] {
+            if usize::from(k) <= end && block[1..].iter().fold(0, |acc, &c| acc | c) != 0 {
                 self.refill(reader)?;
-
-                while k <= self.spec_end {
-                    let coefficient = &mut block[UN_ZIGZAG[k as usize & 63] & 63];
-
-                    if *coefficient != 0 && self.get_bit() == 1 {
-                        // check if we already modified it, if so do nothing, otherwise
-                        // append the correction bit.
-                        if (*coefficient & bit) == 0 {
-                            if *coefficient >= 0 {
-                                *coefficient = coefficient.wrapping_add(bit);
-                            } else {
-                                *coefficient = coefficient.wrapping_sub(bit);
-                            }
-                        }
-                    }
+                let nz = match nonzero {
+                    Some(nz) => nz,
+                    None => nonzero_mask(block, usize::from(self.spec_start), end)
+                };
+                let band = (u64::MAX << k) & (u64::MAX >> (63 - end));
+                let mut todo = nz & band;
+                while todo != 0 {
+                    let pos = UN_ZIGZAG[todo.trailing_zeros() as usize] & 63;
+                    todo &= todo - 1;
                     if self.bits_left < 1 {
                         // refill at the last possible moment
                         self.refill(reader)?;
                     }
-                    k += 1;
+                    let coefficient = &mut block[pos];
+                    if self.get_bit() == 1 && (*coefficient & bit) == 0 {
+                        // append the correction bit unless already applied.
+                        if *coefficient >= 0 {
+                            *coefficient = coefficient.wrapping_add(bit);
+                        } else {
+                            *coefficient = coefficient.wrapping_sub(bit);
+                        }
+                    }
+                }
+                if self.bits_left < 1 {
+                    self.refill(reader)?;
                 }
             }
             // count a block completed in EOB run
@@ -818,3 +837,79 @@ const fn has_byte(b: u32, val: u8) -> bool {
 //         println!("{:?}", decoder.options.jpeg_get_out_colorspace())
 //     }
 // }
+
+/// `ZIGZAG_BITS[row][b]`: the zig-zag-order bits of the natural-order positions
+/// `row * 8 + j` for each bit j set in `b` (inferkit patch).
+static ZIGZAG_BITS: [[u64; 256]; 8] = {
+    let mut zz_of = [0_usize; 64];
+    let mut k = 0;
+    while k < 64 {
+        zz_of[UN_ZIGZAG[k]] = k;
+        k += 1;
+    }
+    let mut t = [[0_u64; 256]; 8];
+    let mut row = 0;
+    while row < 8 {
+        let mut b = 0;
+        while b < 256 {
+            let mut m = 0_u64;
+            let mut j = 0;
+            while j < 8 {
+                if b & (1 << j) != 0 {
+                    m |= 1 << zz_of[row * 8 + j];
+                }
+                j += 1;
+            }
+            t[row][b] = m;
+            b += 1;
+        }
+        row += 1;
+    }
+    t
+};
+
+/// Bit k set when the coefficient at zig-zag position k (start..=end) is nonzero
+/// (inferkit patch).
+#[inline(always)]
+fn nonzero_mask(block: &[i16; 64], start: usize, end: usize) -> u64 {
+    let natural = natural_nonzero(block);
+    let mut m = 0_u64;
+    for (row, table) in ZIGZAG_BITS.iter().enumerate() {
+        m |= table[((natural >> (row * 8)) & 0xff) as usize];
+    }
+    let band = (u64::MAX << start.min(63)) & (u64::MAX >> (63 - end.min(63)));
+    m & band
+}
+
+/// Bit i set when `block[i]` is nonzero (natural order; inferkit patch).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn natural_nonzero(block: &[i16; 64]) -> u64 {
+    use core::arch::x86_64::{
+        _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128
+    };
+    let mut zero = 0_u64;
+    for (q, sixteen) in block.chunks_exact(16).enumerate() {
+        // SAFETY: `sixteen` is 16 i16 (32 bytes): two unaligned 16-byte loads stay inside it.
+        // SSE2 is part of the x86_64 baseline.
+        let bits = unsafe {
+            let lo = _mm_loadu_si128(sixteen.as_ptr().cast());
+            let hi = _mm_loadu_si128(sixteen.as_ptr().add(8).cast());
+            let z = _mm_setzero_si128();
+            _mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(lo, z), _mm_cmpeq_epi16(hi, z)))
+        };
+        zero |= u64::from(bits as u32 & 0xffff) << (q * 16);
+    }
+    !zero
+}
+
+/// Bit i set when `block[i]` is nonzero (natural order; inferkit patch).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn natural_nonzero(block: &[i16; 64]) -> u64 {
+    let mut natural = 0_u64;
+    for (i, &c) in block.iter().enumerate() {
+        natural |= u64::from(c != 0) << i;
+    }
+    natural
+}

@@ -262,19 +262,42 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             let mcu_width = (self.info.width as usize * component.horizontal_sample).div_ceil(self.h_max * 8);
             let mcu_height = (self.info.height as usize * component.vertical_sample).div_ceil(self.v_max * 8);
 
+            // inferkit patch: the AC table is looked up once per scan, not once per block.
+            let ac_table = if self.spec_start != 0 {
+                let pos = self.components[k].ac_huff_table;
+                Some(
+                    self.ac_huffman_tables
+                        .get(pos)
+                        .ok_or_else(|| {
+                            DecodeErrors::Format(format!("No huffman table for component:{pos}"))
+                        })?
+                        .as_ref()
+                        .ok_or_else(|| {
+                            DecodeErrors::Format(format!(
+                                "Huffman table at index  {pos} not initialized"
+                            ))
+                        })?
+                        .clone()
+                )
+            } else {
+                None
+            };
+            let ac_table = ac_table.as_ref();
+            let stride = self.components[k].width_stride / 8;
+
             for i in 0..mcu_height {
                 for j in 0..mcu_width {
                     if self.spec_start != 0 && self.succ_high == 0 && stream.eob_run > 0 {
                         // handle EOB runs here.
                         stream.eob_run -= 1;
                     } else {
-                        let start = 64 * (j + i * (self.components[k].width_stride / 8));
+                        let start = 64 * (j + i * stride);
 
                         let data: &mut [i16; 64] = buffer
                             .get_mut(k)
                             .unwrap()
                             .get_mut(start..start + 64)
-                            .ok_or(DecodeErrors::FormatStatic("Slice to Small"))?
+                            .ok_or_else(|| DecodeErrors::FormatStatic("Slice to Small"))?
                             .try_into()
                             .unwrap();
 
@@ -305,22 +328,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                                 // refining scans for this MCU
                                 stream.decode_prog_dc_refine(&mut self.stream, &mut data[0])?;
                             }
-                        } else {
-                            let pos = self.components[k].ac_huff_table;
-                            let ac_table = self
-                                .ac_huffman_tables
-                                .get(pos)
-                                .ok_or_else(|| {
-                                    DecodeErrors::Format(format!(
-                                        "No huffman table for component:{pos}"
-                                    ))
-                                })?
-                                .as_ref()
-                                .ok_or_else(|| {
-                                    DecodeErrors::Format(format!(
-                                        "Huffman table at index  {pos} not initialized"
-                                    ))
-                                })?;
+                        } else if let Some(ac_table) = ac_table {
 
                             if self.succ_high == 0 {
                                 debug_assert!(stream.eob_run == 0, "EOB run is not zero");
@@ -437,7 +445,18 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         return Ok(());
     }
 
+    /// inferkit patch: the per-block common case (no restart due) is inlined.
+    #[inline(always)]
     pub(crate) fn handle_rst_main(&mut self, stream: &mut BitStream) -> Result<(), DecodeErrors> {
+        if self.todo != 0 {
+            return Ok(());
+        }
+        self.handle_rst_main_due(stream)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn handle_rst_main_due(&mut self, stream: &mut BitStream) -> Result<(), DecodeErrors> {
         if self.todo == 0 {
             stream.refill(&mut self.stream)?;
         }
