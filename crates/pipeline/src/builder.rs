@@ -1,0 +1,298 @@
+//! The entry point: [`Pipeline::builder`], options, and the source.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::envelope::{Envelope, Input, Meta};
+use crate::error::{DeadLetter, Error, panic_message};
+use crate::flow::Flow;
+use crate::metrics::StageCounters;
+use crate::shared::{Shared, recv, send};
+
+/// What a run does when a stage fails on an item (returns an error or panics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorPolicy {
+    /// The first error cancels the run; `wait` returns it with the stage name and item id.
+    #[default]
+    FailFast,
+    /// The item is counted, handed to the dead-letter callback with its id and error, and
+    /// the run goes on.
+    Skip,
+}
+
+/// Options of one stage.
+///
+/// ```
+/// use inferkit_pipeline::StageOptions;
+/// let o = StageOptions::new().workers(4).capacity(32).ordered(true);
+/// assert_eq!(o.worker_count(), 4);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StageOptions {
+    pub(crate) workers: Option<usize>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) ordered: bool,
+    pub(crate) cores: Option<Vec<usize>>,
+    pub(crate) rayon_threads: Option<usize>,
+}
+
+impl StageOptions {
+    /// Defaults: one worker per CPU this process may use, the pipeline's default capacity,
+    /// unordered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Worker threads (default: [`available_cpus`], which honours affinity masks and cgroup
+    /// CPU quotas).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Bound of the channel this stage writes into (default: the pipeline's, see
+    /// [`Builder::capacity`]).
+    #[must_use]
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = Some(n);
+        self
+    }
+
+    /// Emit results in the order the stage received its inputs (default: as they finish).
+    #[must_use]
+    pub fn ordered(mut self, yes: bool) -> Self {
+        self.ordered = yes;
+        self
+    }
+
+    /// Pins worker `i` to core `cores[i % cores.len()]` (best effort; a failure is logged).
+    #[must_use]
+    pub fn pin_to_cores(mut self, cores: Vec<usize>) -> Self {
+        self.cores = Some(cores);
+        self
+    }
+
+    /// Runs the stage's closure inside a rayon pool of `n` threads owned by this stage, so
+    /// that rayon work inside it uses those threads, not the global pool: choose
+    /// `workers × n` ≤ the cores to keep stages from oversubscribing the machine.
+    #[must_use]
+    pub fn rayon_threads(mut self, n: usize) -> Self {
+        self.rayon_threads = Some(n);
+        self
+    }
+
+    /// The worker count this stage will get.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(available_cpus)
+    }
+}
+
+/// Options of a batcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// A batch is sent when it holds this many items.
+    pub max_items: usize,
+    /// … or when its first item has waited this long; a partial batch is also sent at the
+    /// end of input.
+    pub max_delay: Duration,
+    /// Bound of the channel the batcher writes into (batches), `None`: the pipeline's.
+    pub capacity: Option<usize>,
+}
+
+impl BatchOptions {
+    /// Batches of up to `max_items`, sent after at most `max_delay`.
+    pub fn new(max_items: usize, max_delay: Duration) -> Self {
+        BatchOptions {
+            max_items,
+            max_delay,
+            capacity: None,
+        }
+    }
+}
+
+/// The CPUs this process may run on: `std::thread::available_parallelism`, which honours
+/// the affinity mask and cgroup CPU quotas (1 if it cannot tell).
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Builds pipelines: a source, stages, batchers and a sink joined by bounded channels.
+///
+/// ```
+/// use std::time::Duration;
+/// use inferkit_pipeline::{BatchOptions, Pipeline, StageOptions};
+///
+/// let out = Pipeline::builder()
+///     .source(1..=10_u32)
+///     .stage("square", StageOptions::new().workers(2).ordered(true), |x: u32| {
+///         Ok::<_, std::convert::Infallible>(x * x)
+///     })
+///     .batch("batch", BatchOptions::new(4, Duration::from_millis(5)))
+///     .map("sum", StageOptions::new().workers(1), |b: Vec<u32>| vec![b.iter().sum::<u32>()])
+///     .unbatch::<u32>("unbatch")
+///     .collect()?;
+/// assert_eq!(out.values(), vec![1 + 4 + 9 + 16, 25 + 36 + 49 + 64, 81 + 100]);
+/// # Ok::<(), inferkit_pipeline::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Pipeline;
+
+impl Pipeline {
+    /// A builder with the defaults: fail fast, capacity 64 per channel.
+    pub fn builder() -> Builder {
+        Builder {
+            policy: ErrorPolicy::FailFast,
+            dead_letter: None,
+            capacity: 64,
+        }
+    }
+}
+
+/// Configures a pipeline, then starts it with a source.
+#[must_use]
+pub struct Builder {
+    policy: ErrorPolicy,
+    dead_letter: Option<crate::shared::DeadLetterFn>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("policy", &self.policy)
+            .field("dead_letter", &self.dead_letter.is_some())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The error policy (default [`ErrorPolicy::FailFast`]).
+    pub fn policy(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Called with every item that fails under [`ErrorPolicy::Skip`], on the failing
+    /// stage's thread.
+    pub fn dead_letter(mut self, f: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
+        self.dead_letter = Some(Arc::new(f));
+        self
+    }
+
+    /// The default bound of every channel (default 64; at least 1).
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
+    }
+
+    /// Starts the run with a source thread pulling `items`; ids count from 0.
+    pub fn source<I>(self, items: I) -> Flow<I::Item>
+    where
+        I: IntoIterator + Send + 'static,
+        I::IntoIter: Send,
+        I::Item: Send + 'static,
+    {
+        self.inputs(items.into_iter().map(Input::new))
+    }
+
+    /// Starts the run with items that may carry a deadline and an id.
+    pub fn inputs<I, T>(self, items: I) -> Flow<T>
+    where
+        I: IntoIterator<Item = Input<T>> + Send + 'static,
+        I::IntoIter: Send,
+        T: Send + 'static,
+    {
+        let mut iter = items.into_iter();
+        self.start(
+            move |_| match catch_unwind(AssertUnwindSafe(|| iter.next())) {
+                Ok(next) => Ok(next),
+                Err(p) => Err(panic_message(&*p)),
+            },
+        )
+    }
+
+    /// Starts the run with a source thread receiving from `rx` until it disconnects (or the
+    /// run is cancelled).
+    pub fn channel<T: Send + 'static>(self, rx: Receiver<T>) -> Flow<T> {
+        self.start(move |cancel| Ok(recv(&rx, cancel).map(Input::new)))
+    }
+
+    fn start<T, F>(self, mut next: F) -> Flow<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&crate::CancelToken) -> Result<Option<Input<T>>, String> + Send + 'static,
+    {
+        let shared = Arc::new(Shared::new(self.policy, self.dead_letter));
+        let (tx, rx) = crossbeam_channel::bounded::<Envelope<T>>(self.capacity);
+        let depth_rx = rx.clone();
+        let counters = shared.metrics.register(StageCounters::new(
+            "source",
+            "source",
+            1,
+            Box::new(move || depth_rx.len()),
+        ));
+        let sh = Arc::clone(&shared);
+        shared.spawn("source", "ik-source".into(), move || {
+            let cancel = sh.cancel.clone();
+            let mut position = 0_u64;
+            loop {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let input = match next(&cancel) {
+                    Ok(Some(i)) => i,
+                    Ok(None) => break,
+                    Err(message) => {
+                        counters.error();
+                        sh.fail_run(Error::Panic {
+                            stage: "source".into(),
+                            item: position,
+                            message,
+                        });
+                        break;
+                    }
+                };
+                let id = input.id.unwrap_or(position);
+                position += 1;
+                counters.received(1);
+                let meta = Meta {
+                    id,
+                    deadline: input.deadline,
+                    cancel: cancel.clone(),
+                    span: tracing::info_span!("item", id),
+                    weight: 1,
+                    members: Vec::new(),
+                };
+                sh.items.fetch_add(1, Relaxed);
+                sh.metrics.enter(1);
+                match send(
+                    &tx,
+                    Envelope {
+                        meta,
+                        value: input.value,
+                    },
+                    &cancel,
+                ) {
+                    Ok(()) => counters.emitted(1),
+                    Err(env) => {
+                        sh.item_cancelled(&counters, &env.meta);
+                        break;
+                    }
+                }
+            }
+        });
+        Flow {
+            shared,
+            rx,
+            default_capacity: self.capacity,
+            bound: 1 + self.capacity as u64,
+            per_envelope: 1,
+        }
+    }
+}
