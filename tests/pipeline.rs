@@ -265,7 +265,7 @@ fn skip_policy_counts_and_dead_letters_failures() {
         })
         .source(0..100_u64)
         .stage("check", StageOptions::new().workers(3), |x: u64| {
-            if x % 10 == 0 {
+            if x.is_multiple_of(10) {
                 Err("multiple of ten")
             } else {
                 Ok(x)
@@ -390,7 +390,11 @@ fn prometheus_text_parses_with_a_real_parser() {
         .policy(ErrorPolicy::Skip)
         .source(0..30_u64)
         .stage("odd-one", StageOptions::new().workers(2), |x: u64| {
-            if x % 3 == 0 { Err("no") } else { Ok(x) }
+            if x.is_multiple_of(3) {
+                Err("no")
+            } else {
+                Ok(x)
+            }
         })
         .batch("batch", BatchOptions::new(4, Duration::from_secs(3600)))
         .collect()

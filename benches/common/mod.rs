@@ -1,5 +1,6 @@
 //! Helpers shared by the benches: where bench data and anchors live, and reading criterion's
 //! medians back for the ratio tables.
+#![allow(dead_code)] // each bench uses some of these
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -97,8 +97,9 @@ impl StageOptions {
 pub struct BatchOptions {
     /// A batch is sent when it holds this many items.
     pub max_items: usize,
-    /// … or when its first item has waited this long; a partial batch is also sent at the
-    /// end of input.
+    /// … or when its oldest item has been in the pipeline this long (counted from when the
+    /// source sent it, as Triton's `max_queue_delay` counts from enqueue); a partial batch
+    /// is also sent at the end of input.
     pub max_delay: Duration,
     /// Bound of the channel the batcher writes into (batches), `None`: the pipeline's.
     pub capacity: Option<usize>,
@@ -264,6 +265,7 @@ impl Builder {
                 let meta = Meta {
                     id,
                     deadline: input.deadline,
+                    created: std::time::Instant::now(),
                     cancel: cancel.clone(),
                     span: tracing::info_span!("item", id),
                     weight: 1,

@@ -22,6 +22,8 @@ pub struct Envelope<T> {
 pub(crate) struct Meta {
     pub(crate) id: u64,
     pub(crate) deadline: Option<Instant>,
+    /// When the source sent it (a batch: its oldest member's).
+    pub(crate) created: Instant,
     pub(crate) cancel: CancelToken,
     pub(crate) span: Span,
     /// Source items this envelope stands for (1, or a batch's size).
@@ -39,6 +41,11 @@ impl<T> Envelope<T> {
     /// The item's deadline, if it has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.meta.deadline
+    }
+
+    /// When the source sent the item (for a batch, its oldest member).
+    pub fn created(&self) -> Instant {
+        self.meta.created
     }
 
     /// The run's cancellation token.

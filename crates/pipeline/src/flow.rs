@@ -416,7 +416,7 @@ fn batcher<T>(
                     continue;
                 }
                 let Envelope { meta, value } = env;
-                first_at.get_or_insert_with(Instant::now);
+                first_at = Some(first_at.map_or(meta.created, |t| t.min(meta.created)));
                 deadline = match (deadline, meta.deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -433,6 +433,7 @@ fn batcher<T>(
             Got::Due => true,
             Got::End => {
                 if !values.is_empty() {
+                    let created = first_at.take().unwrap_or_else(Instant::now);
                     send_batch(
                         shared,
                         counters,
@@ -441,6 +442,7 @@ fn batcher<T>(
                         &mut members,
                         &mut deadline,
                         &mut weight,
+                        created,
                     );
                 }
                 break;
@@ -454,7 +456,7 @@ fn batcher<T>(
             }
         };
         if flush && !values.is_empty() {
-            first_at = None;
+            let created = first_at.take().unwrap_or_else(Instant::now);
             if !send_batch(
                 shared,
                 counters,
@@ -463,6 +465,7 @@ fn batcher<T>(
                 &mut members,
                 &mut deadline,
                 &mut weight,
+                created,
             ) {
                 break;
             }
@@ -470,6 +473,7 @@ fn batcher<T>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn send_batch<T>(
     shared: &Shared,
     counters: &StageCounters,
@@ -478,6 +482,7 @@ fn send_batch<T>(
     members: &mut Vec<(u64, tracing::Span)>,
     deadline: &mut Option<Instant>,
     weight: &mut u64,
+    created: Instant,
 ) -> bool {
     let span = tracing::info_span!("batch", size = values.len(), first = members[0].0);
     for (_, s) in members.iter() {
@@ -487,6 +492,7 @@ fn send_batch<T>(
     let meta = Meta {
         id: members[0].0,
         deadline: deadline.take(),
+        created,
         cancel: shared.cancel.clone(),
         span,
         weight: std::mem::take(weight),
@@ -537,6 +543,7 @@ fn unbatcher<C, U>(
                 meta: Meta {
                     id,
                     deadline: meta.deadline,
+                    created: meta.created,
                     cancel: cancel.clone(),
                     span,
                     weight: 1,
