@@ -18,7 +18,7 @@ use inferkit::pipeline::{BatchOptions, Pipeline, StageOptions};
 const ITEMS: u64 = 100_000;
 const CPU_ITEMS: u64 = 200;
 
-/// About 200 µs of arithmetic (on the 2-core EPYC VM) that the optimiser cannot remove.
+/// About 140 µs of arithmetic (on the 2-core EPYC VM) that the optimiser cannot remove.
 fn spin(x: u64) -> u64 {
     let mut h = x;
     for i in 0..600_000_u64 {
@@ -142,7 +142,7 @@ fn report((p50, p99, limit): (f64, f64, f64)) {
     );
     let tput = |id: &str| median("pipeline", id).map(|s| CPU_ITEMS as f64 / s);
     println!(
-        "| CPU-bound stage (~200 µs/item), 2 workers vs 1 | {} vs {} items/s | | {} | >= 1.8x |",
+        "| CPU-bound stage (~140 µs/item), 2 workers vs 1 | {} vs {} items/s | | {} | >= 1.8x |",
         tput("cpu_stage_2w").map_or("-".into(), |v| format!("{v:.0}")),
         tput("cpu_stage_1w").map_or("-".into(), |v| format!("{v:.0}")),
         ratio(tput("cpu_stage_2w"), tput("cpu_stage_1w"), 2)
