@@ -373,6 +373,112 @@ impl<U> Reorder<U> {
     }
 }
 
+/// How long before a partial batch is due the batcher stops sleeping and polls instead: a
+/// timed sleep wakes late by the kernel's timer slack (50 µs by default on Linux) plus the
+/// scheduler's delay, which would add to the latency of every partial batch.
+const BATCH_POLL_WINDOW: Duration = Duration::from_micros(200);
+
+enum Got<T> {
+    Item(Envelope<T>),
+    End,
+    Due,
+    Cancelled,
+}
+
+/// The batch being filled, and where it goes.
+struct Batcher<'a, T> {
+    shared: &'a Shared,
+    counters: &'a StageCounters,
+    tx: &'a Sender<Envelope<Vec<T>>>,
+    max_items: usize,
+    values: Vec<T>,
+    members: Vec<(u64, tracing::Span)>,
+    deadline: Option<Instant>,
+    weight: u64,
+    /// When the oldest member left the source.
+    oldest: Option<Instant>,
+}
+
+impl<T> Batcher<'_, T> {
+    fn add(&mut self, env: Envelope<T>) {
+        let Envelope { meta, value } = env;
+        self.oldest = Some(self.oldest.map_or(meta.created, |t| t.min(meta.created)));
+        self.deadline = match (self.deadline, meta.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.weight += meta.weight;
+        if meta.members.is_empty() {
+            self.members.push((meta.id, meta.span));
+        } else {
+            self.members.extend(meta.members);
+        }
+        self.values.push(value);
+    }
+
+    /// Sends the batch on; `false` when the run is over for the batcher.
+    fn flush(&mut self) -> bool {
+        let Some(&(first, _)) = self.members.first() else {
+            return true;
+        };
+        let span = tracing::info_span!("batch", size = self.values.len(), first);
+        for (_, s) in &self.members {
+            span.follows_from(s);
+        }
+        let meta = Meta {
+            id: first,
+            deadline: self.deadline.take(),
+            created: self.oldest.take().unwrap_or_else(Instant::now),
+            cancel: self.shared.cancel.clone(),
+            span,
+            weight: std::mem::take(&mut self.weight),
+            members: std::mem::replace(&mut self.members, Vec::with_capacity(self.max_items)),
+        };
+        let value = std::mem::replace(&mut self.values, Vec::with_capacity(self.max_items));
+        match send(self.tx, Envelope { meta, value }, &self.shared.cancel) {
+            Ok(()) => {
+                self.counters.emitted(1);
+                true
+            }
+            Err(env) => {
+                self.shared.item_cancelled(self.counters, &env.meta);
+                false
+            }
+        }
+    }
+}
+
+/// The next envelope, the end of input, cancellation, or `due` passing.
+fn next_or_due<T>(
+    input: &Receiver<Envelope<T>>,
+    cancel: &crate::CancelToken,
+    due: Instant,
+) -> Got<T> {
+    let now = Instant::now();
+    if due > now + BATCH_POLL_WINDOW {
+        let sleep = due - BATCH_POLL_WINDOW - now;
+        crossbeam_channel::select! {
+            recv(input) -> m => return m.map_or(Got::End, Got::Item),
+            recv(cancel.receiver()) -> _ => return Got::Cancelled,
+            default(sleep) => {}
+        }
+    }
+    loop {
+        match input.try_recv() {
+            Ok(env) => return Got::Item(env),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Got::End,
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        if cancel.is_cancelled() {
+            return Got::Cancelled;
+        }
+        if Instant::now() >= due {
+            return Got::Due;
+        }
+        std::thread::yield_now();
+    }
+}
+
 fn batcher<T>(
     shared: &Shared,
     counters: &StageCounters,
@@ -382,134 +488,50 @@ fn batcher<T>(
     max_delay: Duration,
 ) {
     let cancel = shared.cancel.clone();
-    let mut values: Vec<T> = Vec::with_capacity(max_items);
-    let mut members: Vec<(u64, tracing::Span)> = Vec::with_capacity(max_items);
-    let mut deadline: Option<Instant> = None;
-    let mut weight = 0_u64;
-    let mut first_at: Option<Instant> = None;
-    enum Got<T> {
-        Item(Envelope<T>),
-        End,
-        Due,
-        Cancelled,
-    }
+    let mut b = Batcher {
+        shared,
+        counters,
+        tx,
+        max_items,
+        values: Vec::with_capacity(max_items),
+        members: Vec::with_capacity(max_items),
+        deadline: None,
+        weight: 0,
+        oldest: None,
+    };
     loop {
-        let got = match first_at {
-            Some(t) => {
-                let wait = (t + max_delay).saturating_duration_since(Instant::now());
-                crossbeam_channel::select! {
-                    recv(input) -> m => m.map_or(Got::End, Got::Item),
-                    recv(cancel.receiver()) -> _ => Got::Cancelled,
-                    default(wait) => Got::Due,
-                }
-            }
+        let got = match b.oldest {
+            Some(t) => next_or_due(input, &cancel, t + max_delay),
             None => crossbeam_channel::select! {
                 recv(input) -> m => m.map_or(Got::End, Got::Item),
                 recv(cancel.receiver()) -> _ => Got::Cancelled,
             },
         };
-        let flush = match got {
+        let full = match got {
             Got::Item(env) => {
                 counters.received(1);
                 if env.expired(Instant::now()) {
                     shared.item_expired(counters, env.meta);
                     continue;
                 }
-                let Envelope { meta, value } = env;
-                first_at = Some(first_at.map_or(meta.created, |t| t.min(meta.created)));
-                deadline = match (deadline, meta.deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                weight += meta.weight;
-                if meta.members.is_empty() {
-                    members.push((meta.id, meta.span));
-                } else {
-                    members.extend(meta.members);
-                }
-                values.push(value);
-                values.len() >= max_items
+                b.add(env);
+                b.values.len() >= max_items
             }
             Got::Due => true,
             Got::End => {
-                if !values.is_empty() {
-                    let created = first_at.take().unwrap_or_else(Instant::now);
-                    send_batch(
-                        shared,
-                        counters,
-                        tx,
-                        &mut values,
-                        &mut members,
-                        &mut deadline,
-                        &mut weight,
-                        created,
-                    );
-                }
+                b.flush();
                 break;
             }
             Got::Cancelled => {
-                if weight > 0 {
-                    counters.cancelled(weight);
-                    shared.metrics.leave(weight as i64);
+                if b.weight > 0 {
+                    counters.cancelled(b.weight);
+                    shared.metrics.leave(b.weight as i64);
                 }
                 break;
             }
         };
-        if flush && !values.is_empty() {
-            let created = first_at.take().unwrap_or_else(Instant::now);
-            if !send_batch(
-                shared,
-                counters,
-                tx,
-                &mut values,
-                &mut members,
-                &mut deadline,
-                &mut weight,
-                created,
-            ) {
-                break;
-            }
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn send_batch<T>(
-    shared: &Shared,
-    counters: &StageCounters,
-    tx: &Sender<Envelope<Vec<T>>>,
-    values: &mut Vec<T>,
-    members: &mut Vec<(u64, tracing::Span)>,
-    deadline: &mut Option<Instant>,
-    weight: &mut u64,
-    created: Instant,
-) -> bool {
-    let span = tracing::info_span!("batch", size = values.len(), first = members[0].0);
-    for (_, s) in members.iter() {
-        span.follows_from(s);
-    }
-    let capacity = values.capacity();
-    let meta = Meta {
-        id: members[0].0,
-        deadline: deadline.take(),
-        created,
-        cancel: shared.cancel.clone(),
-        span,
-        weight: std::mem::take(weight),
-        members: std::mem::replace(members, Vec::with_capacity(capacity)),
-    };
-    let env = Envelope {
-        meta,
-        value: std::mem::replace(values, Vec::with_capacity(capacity)),
-    };
-    match send(tx, env, &shared.cancel) {
-        Ok(()) => {
-            counters.emitted(1);
-            true
-        }
-        Err(env) => {
-            shared.item_cancelled(counters, &env.meta);
-            false
+        if full && !b.flush() {
+            break;
         }
     }
 }
