@@ -1,0 +1,399 @@
+//! The ONNX backend: tract (pure Rust). Loads a file or bytes, derives the descriptor from
+//! the graph, optimises once per input shape (a small LRU of plans shared by all sessions),
+//! and runs from any number of threads.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tract_onnx::prelude::{
+    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, TDim,
+    Tensor as TractTensor, TypedModel, TypedRunnableModel, tvec,
+};
+use tract_onnx::tract_hir::infer::GenericFactoid;
+
+use crate::backend::{Backend, ModelSource, Plan, Session};
+use crate::error::InputProblem;
+use crate::{
+    DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
+    TensorSpec, TensorView,
+};
+
+/// How many optimised per-shape plans a model keeps (least recently used go first).
+pub const DEFAULT_PLAN_CACHE: usize = 8;
+
+/// The ONNX backend (tract-onnx).
+///
+/// ```
+/// use inferkit_infer_core::{Backend, Device, ModelSource, onnx::OnnxBackend};
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/onnx/dyn_batch.onnx");
+/// let plan = OnnxBackend::new().prepare(ModelSource::Path(path.as_ref()), Device::Cpu)?;
+/// let d = plan.descriptor();
+/// assert_eq!(d.inputs[0].name, "x");
+/// assert_eq!(serde_json::to_string(&d.inputs[0].shape).unwrap(), r#"["batch",8]"#);
+/// # Ok::<(), inferkit_infer_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OnnxBackend {
+    plan_cache: usize,
+    name: Option<String>,
+    version: semver::Version,
+}
+
+impl Default for OnnxBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OnnxBackend {
+    /// Defaults: a cache of [`DEFAULT_PLAN_CACHE`] shapes; the model named after its graph
+    /// (or file), version 0.0.0.
+    pub fn new() -> Self {
+        OnnxBackend {
+            plan_cache: DEFAULT_PLAN_CACHE,
+            name: None,
+            version: semver::Version::new(0, 0, 0),
+        }
+    }
+
+    /// Names the model (errors and descriptor carry it).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the descriptor's version.
+    #[must_use]
+    pub fn with_version(mut self, version: semver::Version) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Per-shape plans kept (at least 1).
+    #[must_use]
+    pub fn with_plan_cache(mut self, n: usize) -> Self {
+        self.plan_cache = n.max(1);
+        self
+    }
+}
+
+fn wrap(model: &str) -> impl Fn(tract_onnx::prelude::TractError) -> Error + '_ {
+    move |e| Error::Backend {
+        model: model.to_string(),
+        message: format!("{e:#}"),
+    }
+}
+
+impl Backend for OnnxBackend {
+    fn name(&self) -> &'static str {
+        "onnx"
+    }
+
+    fn prepare(&self, source: ModelSource<'_>, device: Device) -> Result<Arc<dyn Plan>> {
+        if device != Device::Cpu {
+            // tract runs on the CPU only.
+            return Err(Error::Device {
+                device: device.to_string(),
+                reason: "the ONNX backend (tract) runs on the CPU only".into(),
+            });
+        }
+        let default_name = match source {
+            ModelSource::Path(p) => p
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            ModelSource::Bytes(_) => "model".into(),
+        };
+        let name = self.name.clone().unwrap_or(default_name);
+        let onnx = tract_onnx::onnx();
+        let model = match source {
+            ModelSource::Path(p) => onnx.model_for_path(p),
+            ModelSource::Bytes(mut b) => onnx.model_for_read(&mut b),
+        }
+        .map_err(wrap(&name))?;
+        let descriptor = describe(&model, &name, &self.version)?;
+        // Optimise once up front when every input shape is fixed (the common case), so
+        // that a broken model fails here and the first request is not slow.
+        let inner = Arc::new(Inner {
+            descriptor,
+            model,
+            cache: Mutex::new(Vec::new()),
+            capacity: self.plan_cache,
+        });
+        let fixed: Option<Vec<Vec<usize>>> = inner
+            .descriptor
+            .inputs
+            .iter()
+            .map(|s| {
+                s.shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => Some(*n),
+                        Dim::Dynamic(_) => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        match fixed {
+            Some(shapes) => {
+                inner.plan_for(shapes)?;
+            }
+            None => {
+                // Check that the graph types at all (unsupported operators are named here).
+                inner
+                    .model
+                    .clone()
+                    .into_typed()
+                    .map_err(wrap(&inner.descriptor.name))?;
+            }
+        }
+        Ok(Arc::new(OnnxPlan { inner }))
+    }
+}
+
+fn dtype_of(dt: DatumType) -> Option<DType> {
+    Some(match dt {
+        DatumType::F32 => DType::F32,
+        DatumType::F16 => DType::F16,
+        DatumType::I64 => DType::I64,
+        DatumType::I32 => DType::I32,
+        DatumType::U8 => DType::U8,
+        DatumType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn spec_of(fact: &InferenceFact, name: &str, model: &str) -> Result<TensorSpec> {
+    let dtype = match &fact.datum_type {
+        GenericFactoid::Only(dt) => dtype_of(*dt).ok_or_else(|| Error::Backend {
+            model: model.into(),
+            message: format!(
+                "tensor `{name}` has element type {dt:?}, which inferkit tensors do not hold"
+            ),
+        })?,
+        GenericFactoid::Any => DType::F32,
+    };
+    let shape = fact
+        .shape
+        .dims()
+        .enumerate()
+        .map(|(i, d)| match d {
+            GenericFactoid::Only(TDim::Val(n)) => Dim::Fixed(*n as usize),
+            GenericFactoid::Only(other) => Dim::Dynamic(other.to_string()),
+            GenericFactoid::Any => Dim::Dynamic(format!("{name}_dim{i}")),
+        })
+        .collect();
+    Ok(TensorSpec {
+        name: name.to_string(),
+        dtype,
+        shape,
+    })
+}
+
+fn describe(
+    model: &InferenceModel,
+    name: &str,
+    version: &semver::Version,
+) -> Result<ModelDescriptor> {
+    let mut inputs = Vec::new();
+    for (i, outlet) in model
+        .input_outlets()
+        .map_err(wrap(name))?
+        .iter()
+        .enumerate()
+    {
+        let input_name = model.node(outlet.node).name.clone();
+        inputs.push(spec_of(
+            model.input_fact(i).map_err(wrap(name))?,
+            &input_name,
+            name,
+        )?);
+    }
+    let mut outputs = Vec::new();
+    for (i, outlet) in model
+        .output_outlets()
+        .map_err(wrap(name))?
+        .iter()
+        .enumerate()
+    {
+        let output_name = model
+            .outlet_label(*outlet)
+            .map_or_else(|| model.node(outlet.node).name.clone(), str::to_string);
+        outputs.push(spec_of(
+            model.output_fact(i).map_err(wrap(name))?,
+            &output_name,
+            name,
+        )?);
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("backend".into(), "onnx (tract 0.21)".into());
+    Ok(ModelDescriptor {
+        name: name.to_string(),
+        version: version.clone(),
+        inputs,
+        outputs,
+        runtime: RuntimeHint::Cpu,
+        metadata,
+    })
+}
+
+type Runnable = TypedRunnableModel<TypedModel>;
+
+/// Input shapes, in descriptor order: the key of the plan cache.
+type Shapes = Vec<Vec<usize>>;
+
+struct Inner {
+    descriptor: ModelDescriptor,
+    model: InferenceModel,
+    /// Most recently used last.
+    cache: Mutex<Vec<(Shapes, Arc<Runnable>)>>,
+    capacity: usize,
+}
+
+impl Inner {
+    /// The optimised plan for these input shapes, from the cache or made (outside the lock).
+    fn plan_for(&self, shapes: Shapes) -> Result<Arc<Runnable>> {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = cache.iter().position(|(k, _)| *k == shapes) {
+                let hit = cache.remove(i);
+                let plan = Arc::clone(&hit.1);
+                cache.push(hit);
+                return Ok(plan);
+            }
+        }
+        let name = &self.descriptor.name;
+        let mut model = self.model.clone();
+        for (i, (spec, shape)) in self.descriptor.inputs.iter().zip(&shapes).enumerate() {
+            let dt = match spec.dtype {
+                DType::F32 => f32::datum_type(),
+                DType::I64 => i64::datum_type(),
+                DType::I32 => i32::datum_type(),
+                DType::U8 => u8::datum_type(),
+                DType::Bool => bool::datum_type(),
+                other => {
+                    return Err(Error::Input {
+                        model: name.clone(),
+                        input: spec.name.clone(),
+                        problem: InputProblem::Unsupported(other),
+                    });
+                }
+            };
+            model
+                .set_input_fact(i, InferenceFact::dt_shape(dt, shape.clone()))
+                .map_err(wrap(name))?;
+        }
+        let plan = Arc::new(
+            model
+                .into_optimized()
+                .and_then(|m| m.into_runnable())
+                .map_err(wrap(name))?,
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.iter().any(|(k, _)| *k == shapes) {
+            if cache.len() >= self.capacity {
+                cache.remove(0);
+            }
+            cache.push((shapes, Arc::clone(&plan)));
+        }
+        Ok(plan)
+    }
+}
+
+/// A prepared ONNX model: the graph, its descriptor and the per-shape plan cache.
+struct OnnxPlan {
+    inner: Arc<Inner>,
+}
+
+impl Plan for OnnxPlan {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.inner.descriptor
+    }
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn session(&self) -> Result<Box<dyn Session>> {
+        Ok(Box::new(OnnxSession {
+            plan: Arc::clone(&self.inner),
+            _context: Device::Cpu.open()?,
+        }))
+    }
+}
+
+/// A session of an ONNX plan.
+struct OnnxSession {
+    plan: Arc<Inner>,
+    _context: DeviceContext,
+}
+
+fn to_tract(view: &TensorView<'_>, model: &str, input: &str) -> Result<TractTensor> {
+    fn make<T: Datum + Copy>(
+        a: &ndarray::ArrayViewD<'_, T>,
+    ) -> tract_onnx::prelude::TractResult<TractTensor> {
+        match a.as_slice() {
+            Some(s) => TractTensor::from_shape(a.shape(), s),
+            None => TractTensor::from_shape(a.shape(), &a.iter().copied().collect::<Vec<_>>()),
+        }
+    }
+    match view {
+        TensorView::F32(a) => make(a),
+        TensorView::I64(a) => make(a),
+        TensorView::I32(a) => make(a),
+        TensorView::U8(a) => make(a),
+        TensorView::Bool(a) => make(a),
+        other => {
+            return Err(Error::Input {
+                model: model.into(),
+                input: input.into(),
+                problem: InputProblem::Unsupported(other.dtype()),
+            });
+        }
+    }
+    .map_err(wrap(model))
+}
+
+fn from_tract(t: &TractTensor, model: &str) -> Result<Tensor> {
+    fn make<T: Datum + Copy>(
+        t: &TractTensor,
+    ) -> tract_onnx::prelude::TractResult<ndarray::ArrayD<T>> {
+        let data = t.as_slice::<T>()?.to_vec();
+        Ok(ndarray::ArrayD::from_shape_vec(t.shape(), data)?)
+    }
+    let w = wrap(model);
+    Ok(match t.datum_type() {
+        DatumType::F32 => Tensor::F32(make(t).map_err(w)?),
+        DatumType::I64 => Tensor::I64(make(t).map_err(w)?),
+        DatumType::I32 => Tensor::I32(make(t).map_err(w)?),
+        DatumType::U8 => Tensor::U8(make(t).map_err(w)?),
+        DatumType::Bool => Tensor::Bool(make(t).map_err(w)?),
+        other => {
+            return Err(Error::Backend {
+                model: model.into(),
+                message: format!(
+                    "output of element type {other:?}, which inferkit tensors do not hold"
+                ),
+            });
+        }
+    })
+}
+
+impl Session for OnnxSession {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.plan.descriptor
+    }
+
+    fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
+        let d = &self.plan.descriptor;
+        let (ordered, _dynamic) = d.validate(inputs)?;
+        let shapes = ordered.iter().map(|v| v.shape().to_vec()).collect();
+        let runnable = self.plan.plan_for(shapes)?;
+        let mut values = tvec![];
+        for (spec, view) in d.inputs.iter().zip(&ordered) {
+            values.push(to_tract(view, &d.name, &spec.name)?.into());
+        }
+        let outputs = runnable.run(values).map_err(wrap(&d.name))?;
+        outputs.iter().map(|t| from_tract(t, &d.name)).collect()
+    }
+}

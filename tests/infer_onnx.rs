@@ -1,0 +1,499 @@
+//! infer-core with the ONNX backend on small models made by scripts/make_onnx_fixtures.py,
+//! against onnxruntime's outputs (1e-5); descriptor validation; the registry's hot swap under
+//! load; the A/B router's split, stickiness and span.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use inferkit::infer_core::onnx::OnnxBackend;
+use inferkit::infer_core::{
+    Backend, DType, Device, Dim, Error, InputProblem, Model, ModelSource, Plan, Registry, Router,
+    Tensor, Variant,
+};
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::read_npy;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+}
+
+fn prepare(file: &str) -> Arc<dyn Plan> {
+    OnnxBackend::new()
+        .prepare(ModelSource::Path(&dir().join(file)), Device::Cpu)
+        .unwrap()
+}
+
+fn npy(file: &str) -> Tensor {
+    let p = dir().join(file);
+    if let Ok(a) = read_npy::<_, ArrayD<f32>>(&p) {
+        return a.into();
+    }
+    let a: ArrayD<i64> = read_npy(&p).unwrap();
+    a.into()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.view_as::<f32>().unwrap(), b.view_as::<f32>().unwrap());
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn every_fixture_matches_onnxruntime() {
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("cases.json")).unwrap()).unwrap();
+    let cases = cases["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    for case in cases {
+        let plan = prepare(case["model"].as_str().unwrap());
+        let inputs: Vec<(String, Tensor)> = case["inputs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, f)| (k.clone(), npy(f.as_str().unwrap())))
+            .collect();
+        let named: Vec<(&str, _)> = inputs.iter().map(|(k, t)| (k.as_str(), t.view())).collect();
+        let out = plan.session().unwrap().run(&named).unwrap();
+        let d = plan.descriptor();
+        assert_eq!(out.len(), d.outputs.len());
+        for (spec, got) in d.outputs.iter().zip(&out) {
+            let want = npy(case["outputs"][&spec.name].as_str().unwrap());
+            let diff = max_abs_diff(got, &want);
+            assert!(
+                diff <= 1e-5,
+                "{} output {}: max |diff| {diff}",
+                d.name,
+                spec.name
+            );
+        }
+    }
+}
+
+#[test]
+fn descriptor_comes_from_the_graph() {
+    let plan = prepare("two_inputs.onnx");
+    let d = plan.descriptor();
+    assert_eq!(d.name, "two_inputs");
+    let names: Vec<&str> = d.inputs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "ids"]);
+    assert_eq!(d.inputs[2].dtype, DType::I64);
+    assert_eq!(
+        d.inputs[0].shape,
+        vec![Dim::Dynamic("batch".into()), Dim::Fixed(4)]
+    );
+    let outs: Vec<&str> = d.outputs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(outs, ["prod", "emb"]);
+    let json = serde_json::to_string(d).unwrap();
+    assert_eq!(
+        &serde_json::from_str::<inferkit::infer_core::ModelDescriptor>(&json).unwrap(),
+        d
+    );
+    assert!(json.contains(r#""shape":["batch",4]"#), "{json}");
+}
+
+#[test]
+fn one_plan_serves_many_batch_sizes_from_many_threads() {
+    let model = Arc::new(Model::new(prepare("dyn_batch.onnx"), 8));
+    let x5 = npy("dyn_batch.b5.x.npy");
+    let y5 = npy("dyn_batch.b5.y.npy");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (model, x5, y5) = (Arc::clone(&model), x5.clone(), y5.clone());
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    // batch sizes 1..=5, rows taken from the batch-5 fixture
+                    let n = 1 + (t + i) % 5;
+                    let x = x5
+                        .view_as::<f32>()
+                        .unwrap()
+                        .slice_axis(ndarray::Axis(0), (0..n).into())
+                        .to_owned();
+                    let out = model.run(&[("x", (&x).into())]).unwrap();
+                    let want: Tensor = y5
+                        .view_as::<f32>()
+                        .unwrap()
+                        .slice_axis(ndarray::Axis(0), (0..n).into())
+                        .to_owned()
+                        .into();
+                    assert!(max_abs_diff(&out[0], &want) <= 1e-5);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn validation_names_the_input_and_the_dim() {
+    let plan = prepare("two_inputs.onnx");
+    let mut s = plan.session().unwrap();
+    let a = ArrayD::<f32>::zeros(IxDyn(&[3, 4]));
+    let b2 = ArrayD::<f32>::zeros(IxDyn(&[2, 4]));
+    let ids = ArrayD::<i64>::zeros(IxDyn(&[3, 5]));
+    let ids_f = ArrayD::<f32>::zeros(IxDyn(&[3, 5]));
+    let a_rank1 = ArrayD::<f32>::zeros(IxDyn(&[12]));
+    let a_wide = ArrayD::<f32>::zeros(IxDyn(&[3, 5]));
+    let problem = |r: Result<Vec<Tensor>, Error>| match r {
+        Err(Error::Input {
+            model,
+            input,
+            problem,
+        }) => {
+            assert_eq!(model, "two_inputs");
+            (input, problem)
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    };
+    // unknown name
+    let (i, p) = problem(s.run(&[
+        ("a", (&a).into()),
+        ("c", (&a).into()),
+        ("ids", (&ids).into()),
+    ]));
+    assert_eq!(i, "c");
+    assert!(matches!(p, InputProblem::Unknown { ref expected } if expected == "a, b, ids"));
+    // missing
+    let (i, p) = problem(s.run(&[("a", (&a).into()), ("ids", (&ids).into())]));
+    assert_eq!((i.as_str(), p), ("b", InputProblem::Missing));
+    // duplicate
+    let (i, p) = problem(s.run(&[
+        ("a", (&a).into()),
+        ("a", (&a).into()),
+        ("ids", (&ids).into()),
+    ]));
+    assert_eq!((i.as_str(), p), ("a", InputProblem::Duplicate));
+    // dtype
+    let (i, p) = problem(s.run(&[
+        ("a", (&a).into()),
+        ("b", (&a).into()),
+        ("ids", (&ids_f).into()),
+    ]));
+    assert_eq!(
+        (i.as_str(), p),
+        (
+            "ids",
+            InputProblem::DType {
+                expected: DType::I64,
+                got: DType::F32
+            }
+        )
+    );
+    // rank
+    let (i, p) = problem(s.run(&[
+        ("a", (&a_rank1).into()),
+        ("b", (&a).into()),
+        ("ids", (&ids).into()),
+    ]));
+    assert_eq!(i, "a");
+    assert!(matches!(
+        p,
+        InputProblem::Rank {
+            expected: 2,
+            got: 1,
+            ..
+        }
+    ));
+    // fixed dim
+    let (i, p) = problem(s.run(&[
+        ("a", (&a_wide).into()),
+        ("b", (&a).into()),
+        ("ids", (&ids).into()),
+    ]));
+    assert_eq!(
+        (i.as_str(), p),
+        (
+            "a",
+            InputProblem::Dim {
+                dim: 1,
+                expected: 4,
+                got: 5
+            }
+        )
+    );
+    // one value per dynamic dim
+    let (i, p) = problem(s.run(&[
+        ("a", (&a).into()),
+        ("b", (&b2).into()),
+        ("ids", (&ids).into()),
+    ]));
+    assert_eq!(i, "b");
+    assert!(
+        matches!(p, InputProblem::Dynamic { dim: 0, ref name, got: 2, first: 3, ref first_input } if name == "batch" && first_input == "a")
+    );
+    let msg = s
+        .run(&[
+            ("a", (&a).into()),
+            ("b", (&b2).into()),
+            ("ids", (&ids).into()),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "model `two_inputs`: input `b`: dim 0 (`batch`) is 2, but `batch` is 3 in input `a`"
+    );
+    // and with everything right it runs
+    assert_eq!(
+        s.run(&[
+            ("a", (&a).into()),
+            ("b", (&a).into()),
+            ("ids", (&ids).into())
+        ])
+        .unwrap()
+        .len(),
+        2
+    );
+}
+
+#[test]
+fn an_unsupported_operator_is_named_with_the_model() {
+    let err = OnnxBackend::new()
+        .prepare(
+            ModelSource::Path(&dir().join("custom_op.onnx")),
+            Device::Cpu,
+        )
+        .err()
+        .expect("tract cannot run a made-up operator");
+    let msg = err.to_string();
+    assert!(msg.starts_with("model `custom_op`"), "{msg}");
+    assert!(msg.contains("Frobnicate"), "{msg}");
+}
+
+#[test]
+fn cuda_is_a_typed_error_without_the_backend() {
+    let err = OnnxBackend::new()
+        .prepare(ModelSource::Path(&dir().join("mlp.onnx")), Device::Cuda(0))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, Error::Device { ref device, .. } if device == "cuda:0"),
+        "{err}"
+    );
+    assert!(matches!(Device::Cuda(0).open(), Err(Error::Device { .. })));
+    assert!(Device::Cpu.open().is_ok());
+}
+
+#[test]
+fn registry_hot_swap_under_load_fails_no_request() {
+    let v1 = OnnxBackend::new()
+        .with_name("clf")
+        .with_version(semver::Version::new(1, 0, 0));
+    let v2 = OnnxBackend::new()
+        .with_name("clf")
+        .with_version(semver::Version::new(1, 1, 0));
+    let load = |b: &OnnxBackend, f: &str| {
+        Model::new(
+            b.prepare(ModelSource::Path(&dir().join(f)), Device::Cpu)
+                .unwrap(),
+            4,
+        )
+    };
+    let registry = Arc::new(Registry::new());
+    registry.register(load(&v1, "dyn_batch.onnx"));
+    let x = npy("dyn_batch.b5.x.npy");
+    let want: HashMap<String, Tensor> = [
+        ("1.0.0".to_string(), npy("dyn_batch.b5.y.npy")),
+        ("1.1.0".to_string(), npy("dyn_batch_v2.b5.y.npy")),
+    ]
+    .into();
+    let want = Arc::new(want);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (registry, x, want, stop, answered, failures) = (
+                Arc::clone(&registry),
+                x.clone(),
+                Arc::clone(&want),
+                Arc::clone(&stop),
+                Arc::clone(&answered),
+                Arc::clone(&failures),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = registry.latest("clf").and_then(|m| {
+                        let version = m.descriptor().version.to_string();
+                        m.run(&[("x", x.view())]).map(|out| (version, out))
+                    });
+                    match result {
+                        Ok((version, out)) => {
+                            // attributable to exactly the version that answered
+                            let other = if version == "1.0.0" { "1.1.0" } else { "1.0.0" };
+                            assert!(max_abs_diff(&out[0], &want[&version]) <= 1e-5);
+                            assert!(max_abs_diff(&out[0], &want[other]) > 1e-3);
+                            *answered.lock().unwrap().entry(version).or_default() += 1;
+                        }
+                        Err(_) => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for i in 0..40 {
+        // add the next version, then drop the old one: there is always one to serve
+        if i % 2 == 0 {
+            registry.register(load(&v2, "dyn_batch_v2.onnx"));
+            registry.remove("clf", &semver::Version::new(1, 0, 0));
+        } else {
+            registry.register(load(&v1, "dyn_batch.onnx"));
+            registry.remove("clf", &semver::Version::new(1, 1, 0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    let answered = answered.lock().unwrap();
+    assert!(
+        answered.get("1.0.0").copied().unwrap_or(0) > 0
+            && answered.get("1.1.0").copied().unwrap_or(0) > 0,
+        "{answered:?}"
+    );
+    assert_eq!(
+        registry.versions("clf"),
+        vec![semver::Version::new(1, 0, 0)]
+    );
+    assert!(registry.matching("clf", &"^2".parse().unwrap()).is_err());
+}
+
+fn router() -> Router {
+    let b = OnnxBackend::new().with_name("clf");
+    let m = |v: u64| {
+        Arc::new(Model::new(
+            b.clone()
+                .with_version(semver::Version::new(1, v, 0))
+                .prepare(ModelSource::Path(&dir().join("mlp.onnx")), Device::Cpu)
+                .unwrap(),
+            1,
+        ))
+    };
+    Router::new(vec![
+        Variant {
+            name: "control".into(),
+            weight: 90,
+            model: m(0),
+        },
+        Variant {
+            name: "candidate".into(),
+            weight: 10,
+            model: m(1),
+        },
+    ])
+    .unwrap()
+}
+
+#[test]
+fn router_splits_by_weight_and_sticks_to_keys() {
+    let r = router();
+    let mut counts = [0_usize; 2];
+    for k in 0..100_000_u32 {
+        let key = format!("user-{k}");
+        let i = r.pick(key.as_bytes());
+        counts[i] += 1;
+        assert_eq!(r.pick(key.as_bytes()), i, "sticky");
+    }
+    let share = counts[1] as f64 / 100_000.0;
+    assert!((share - 0.10).abs() <= 0.01, "candidate share {share}");
+    assert!(Router::new(vec![]).is_err());
+}
+
+#[test]
+fn the_span_carries_the_variant() {
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(String, String, String)>>>);
+    struct V<'a>(&'a Capture, &'a str);
+    impl Visit for V<'_> {
+        fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+            self.0.0.lock().unwrap().push((
+                self.1.to_string(),
+                f.name().to_string(),
+                format!("{v:?}"),
+            ));
+        }
+        fn record_str(&mut self, f: &Field, v: &str) {
+            self.0.0.lock().unwrap().push((
+                self.1.to_string(),
+                f.name().to_string(),
+                v.to_string(),
+            ));
+        }
+    }
+    impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>>
+        tracing_subscriber::Layer<S> for Capture
+    {
+        fn on_new_span(
+            &self,
+            a: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: Context<'_, S>,
+        ) {
+            a.record(&mut V(self, a.metadata().name()));
+        }
+        fn on_record(
+            &self,
+            id: &tracing::span::Id,
+            r: &tracing::span::Record<'_>,
+            ctx: Context<'_, S>,
+        ) {
+            let name = ctx.span(id).map(|s| s.name()).unwrap_or("?");
+            r.record(&mut V(self, name));
+        }
+    }
+    let cap = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(cap.clone());
+    let r = router();
+    let key = (0..1000)
+        .map(|k| format!("k{k}"))
+        .find(|k| r.pick(k.as_bytes()) == 1)
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!(
+            "request",
+            ab.variant = tracing::field::Empty,
+            model.name = tracing::field::Empty,
+            model.version = tracing::field::Empty
+        );
+        let _e = request.enter();
+        let routed = r.route(key.as_bytes());
+        assert_eq!(routed.variant, "candidate");
+        let _s = routed.span.enter();
+    });
+    let got = cap.0.lock().unwrap().clone();
+    for span in ["request", "route"] {
+        let field = |f: &str| {
+            got.iter()
+                .find(|(s, n, _)| s == span && n == f)
+                .map(|(_, _, v)| v.clone())
+        };
+        assert_eq!(
+            field("ab.variant").as_deref(),
+            Some("candidate"),
+            "{span}: {got:?}"
+        );
+        assert_eq!(
+            field("model.name").as_deref(),
+            Some("clf"),
+            "{span}: {got:?}"
+        );
+        assert_eq!(
+            field("model.version").as_deref(),
+            Some("1.1.0"),
+            "{span}: {got:?}"
+        );
+    }
+}
