@@ -1,0 +1,157 @@
+//! Runs an ONNX model once on inputs read from `.npy` files.
+//!
+//! ```text
+//! cargo run --release --example run_onnx -- MODEL.onnx --input NAME=FILE.npy… --out DIR [--threads N]
+//! ```
+//!
+//! Prints the model's descriptor as one JSON line, runs it (on N threads at once through one
+//! shared plan when `--threads N`, checking they agree), writes each output as
+//! `DIR/<output name>.npy`, and ends with a JSON summary line. On failure: an `error: …`
+//! line on stderr and exit 1 (unknown input name, shape or dtype mismatch, unsupported
+//! operator: each named).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use inferkit::infer_core::onnx::OnnxBackend;
+use inferkit::infer_core::{Backend, Device, Model, ModelSource, Tensor};
+use ndarray::ArrayD;
+use ndarray_npy::{read_npy, write_npy};
+
+struct Args {
+    model: PathBuf,
+    inputs: Vec<(String, PathBuf)>,
+    out: PathBuf,
+    threads: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut model = None;
+    let mut inputs = Vec::new();
+    let mut out = None;
+    let mut threads = 1;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--input" => {
+                let v = it.next().ok_or("--input needs NAME=FILE.npy")?;
+                let (name, file) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--input {v}: expected NAME=FILE.npy"))?;
+                inputs.push((name.to_string(), PathBuf::from(file)));
+            }
+            "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a folder")?)),
+            "--threads" => {
+                threads = it
+                    .next()
+                    .ok_or("--threads needs a number")?
+                    .parse::<usize>()
+                    .map_err(|e| format!("--threads: {e}"))?
+                    .max(1)
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if model.is_none() => model = Some(PathBuf::from(s)),
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    Ok(Args {
+        model: model
+            .ok_or("usage: run_onnx MODEL.onnx --input NAME=FILE.npy… --out DIR [--threads N]")?,
+        inputs,
+        out: out.ok_or("--out DIR is required")?,
+        threads,
+    })
+}
+
+/// Reads an `.npy` of f32, i64, i32, u8 or bool.
+fn read_any(path: &Path) -> Result<Tensor, String> {
+    if let Ok(a) = read_npy::<_, ArrayD<f32>>(path) {
+        return Ok(a.into());
+    }
+    if let Ok(a) = read_npy::<_, ArrayD<i64>>(path) {
+        return Ok(a.into());
+    }
+    if let Ok(a) = read_npy::<_, ArrayD<i32>>(path) {
+        return Ok(a.into());
+    }
+    if let Ok(a) = read_npy::<_, ArrayD<u8>>(path) {
+        return Ok(a.into());
+    }
+    read_npy::<_, ArrayD<bool>>(path)
+        .map(Into::into)
+        .map_err(|e| format!("{}: not an f32/i64/i32/u8/bool .npy ({e})", path.display()))
+}
+
+fn write_any(path: &Path, t: &Tensor) -> Result<(), String> {
+    let r = match t {
+        Tensor::F32(a) => write_npy(path, a),
+        Tensor::I64(a) => write_npy(path, a),
+        Tensor::I32(a) => write_npy(path, a),
+        Tensor::U8(a) => write_npy(path, a),
+        Tensor::Bool(a) => write_npy(path, a),
+        other => return Err(format!("cannot write an output of dtype {}", other.dtype())),
+    };
+    r.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let plan = OnnxBackend::new()
+        .prepare(ModelSource::Path(&args.model), Device::Cpu)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(plan.descriptor()).map_err(|e| e.to_string())?
+    );
+    let inputs: Vec<(String, Tensor)> = args
+        .inputs
+        .iter()
+        .map(|(n, f)| Ok((n.clone(), read_any(f)?)))
+        .collect::<Result<_, String>>()?;
+    let model = Arc::new(Model::new(plan, args.threads));
+    let started = Instant::now();
+    let results: Vec<Result<Vec<Tensor>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.threads)
+            .map(|_| {
+                let (model, inputs) = (&model, &inputs);
+                s.spawn(move || {
+                    let named: Vec<(&str, _)> =
+                        inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+                    model.run(&named).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let mut results = results.into_iter();
+    let first = results.next().ok_or("no run")??;
+    for r in results {
+        if r? != first {
+            return Err("threads disagree on the outputs".into());
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let mut written = Vec::new();
+    for (spec, t) in model.descriptor().outputs.iter().zip(&first) {
+        let path = args.out.join(format!("{}.npy", spec.name));
+        write_any(&path, t)?;
+        written.push(serde_json::json!({"name": spec.name, "shape": t.shape(), "dtype": t.dtype().as_str(), "file": path}));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"outputs": written, "threads": args.threads, "seconds": seconds})
+    );
+    Ok(())
+}
+
+fn main() {
+    let result = parse().and_then(|a| run(&a));
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

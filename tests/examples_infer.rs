@@ -1,0 +1,102 @@
+//! The `run_onnx` example, run as a user runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::example;
+
+use ndarray::ArrayD;
+use ndarray_npy::read_npy;
+
+fn fixture(f: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(f)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn run_onnx_writes_every_output_and_prints_the_descriptor() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(example("run_onnx"))
+        .arg(fixture("two_inputs.onnx"))
+        .args(["--input", &format!("a={}", fixture("two_inputs.a.npy"))])
+        .args(["--input", &format!("b={}", fixture("two_inputs.b.npy"))])
+        .args(["--input", &format!("ids={}", fixture("two_inputs.ids.npy"))])
+        .args(["--threads", "3", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let descriptor: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(descriptor["name"], "two_inputs");
+    assert_eq!(descriptor["inputs"][2]["dtype"], "I64");
+    let summary: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(summary["threads"], 3);
+    for name in ["prod", "emb"] {
+        let got: ArrayD<f32> = read_npy(out.path().join(format!("{name}.npy"))).unwrap();
+        let want: ArrayD<f32> = read_npy(fixture(&format!("two_inputs.{name}.npy"))).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        assert!(
+            got.iter()
+                .zip(want.iter())
+                .all(|(a, b)| (a - b).abs() <= 1e-5)
+        );
+    }
+}
+
+#[test]
+fn run_onnx_names_what_is_wrong() {
+    let out = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            vec![
+                "mlp.onnx".to_string(),
+                "--input".into(),
+                format!("z={}", fixture("mlp.x.npy")),
+            ],
+            "input `z`: no such input",
+        ),
+        (
+            vec![
+                "mlp.onnx".to_string(),
+                "--input".into(),
+                format!("x={}", fixture("conv.x.npy")),
+            ],
+            "input `x`: rank 4",
+        ),
+        (
+            vec![
+                "two_inputs.onnx".to_string(),
+                "--input".into(),
+                format!("a={}", fixture("two_inputs.a.npy")),
+                "--input".into(),
+                format!("b={}", fixture("two_inputs.b.npy")),
+                "--input".into(),
+                format!("ids={}", fixture("two_inputs.a.npy")),
+            ],
+            "input `ids`: dtype F32, expected I64",
+        ),
+        (vec!["custom_op.onnx".to_string()], "Frobnicate"),
+    ];
+    for (args, expected) in cases {
+        let mut cmd = Command::new(example("run_onnx"));
+        cmd.arg(fixture(&args[0]))
+            .args(&args[1..])
+            .arg("--out")
+            .arg(out.path());
+        let run = cmd.output().unwrap();
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
