@@ -497,3 +497,40 @@ fn the_span_carries_the_variant() {
         );
     }
 }
+
+#[test]
+fn a_model_loads_from_bytes_and_versions_are_looked_up_exactly() {
+    let bytes = std::fs::read(dir().join("mlp.onnx")).unwrap();
+    let plan = OnnxBackend::new()
+        .with_name("mlp-bytes")
+        .with_version(semver::Version::new(2, 3, 4))
+        .prepare(ModelSource::Bytes(&bytes), Device::Cpu)
+        .unwrap();
+    assert_eq!(plan.descriptor().name, "mlp-bytes");
+    let x = npy("mlp.x.npy");
+    let out = plan.session().unwrap().run(&[("x", x.view())]).unwrap();
+    assert!(max_abs_diff(&out[0], &npy("mlp.y.npy")) <= 1e-5);
+    let registry = Registry::new();
+    registry.register(Model::new(plan, 1));
+    assert!(
+        registry
+            .get("mlp-bytes", &semver::Version::new(2, 3, 4))
+            .is_ok()
+    );
+    let err = registry
+        .get("mlp-bytes", &semver::Version::new(2, 3, 5))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no model `mlp-bytes` matching =2.3.5");
+    assert!(
+        registry
+            .matching("mlp-bytes", &">=2, <3".parse().unwrap())
+            .is_ok()
+    );
+    // garbage bytes: a backend error naming the model
+    let err = OnnxBackend::new()
+        .with_name("junk")
+        .prepare(ModelSource::Bytes(b"not onnx"), Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().starts_with("model `junk`"), "{err}");
+}
