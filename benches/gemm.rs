@@ -1,0 +1,140 @@
+//! Which GEMM the native CPU backend should use: `gemm` (sarah-quinones) against
+//! `matrixmultiply` (ndarray's `dot`), single-threaded f32, on a square 2048³ product (the
+//! peak figure; PyTorch's sgemm on the same shape, measured by scripts/anchors/gemm.py in the
+//! same run, is the anchor) and on shapes the two real models use.
+//!
+//! ```text
+//! scripts/bench-gemm.sh
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use ndarray::{Array2, linalg::general_mat_mul};
+
+mod common;
+use common::{anchors, median};
+
+/// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
+const SHAPES: [(&str, usize, usize, usize); 6] = [
+    ("square_2048", 2048, 2048, 2048),
+    // EfficientNet-Lite0, batch 1: a 1×1 expand conv at 112² and the 1×1 head conv at 7²
+    ("effnet_expand_12544x16x96", 12544, 16, 96),
+    ("effnet_head_49x320x1280", 49, 320, 1280),
+    // EfficientNet-Lite0 stem as im2col at batch 32: 32·112² × 27 × 32
+    ("effnet_stem_b32_401408x27x32", 401_408, 27, 32),
+    // MiniLM, batch 32 × seq 128 tokens: QKV projection and the FFN up-projection
+    ("minilm_qkv_4096x384x1152", 4096, 384, 1152),
+    ("minilm_ffn_4096x384x1536", 4096, 384, 1536),
+];
+
+fn filled(r: usize, c: usize, seed: f32) -> Array2<f32> {
+    Array2::from_shape_fn((r, c), |(i, j)| {
+        ((i * 31 + j * 17) % 97) as f32 / 97.0 - 0.5 + seed
+    })
+}
+
+/// C = A·B with the `gemm` crate, one thread.
+fn gemm_crate(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    assert!(a.is_standard_layout() && b.is_standard_layout() && c.is_standard_layout());
+    assert_eq!((b.dim().0, c.dim()), (k, (m, n)));
+    // SAFETY: the three arrays are standard-layout (row-major, contiguous) with the shapes
+    // asserted above, so every (row, col) the strides address is inside its allocation; `c`
+    // is borrowed mutably and does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut g = c.benchmark_group("gemm");
+    g.sample_size(10);
+    for (name, m, k, n) in SHAPES {
+        let a = filled(m, k, 0.0);
+        let b = filled(k, n, 0.25);
+        let mut out = Array2::<f32>::zeros((m, n));
+        // Both crates must agree before either is timed.
+        gemm_crate(&a, &b, &mut out);
+        let mut reference = Array2::<f32>::zeros((m, n));
+        general_mat_mul(1.0, &a, &b, 0.0, &mut reference);
+        let worst = out
+            .iter()
+            .zip(reference.iter())
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0_f32, f32::max);
+        assert!(
+            worst < 1e-3,
+            "{name}: gemm and matrixmultiply differ by {worst}"
+        );
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        g.bench_function(format!("gemm_{name}"), |bch| {
+            bch.iter(|| gemm_crate(black_box(&a), black_box(&b), &mut out))
+        });
+        g.bench_function(format!("matrixmultiply_{name}"), |bch| {
+            bch.iter(|| general_mat_mul(1.0, black_box(&a), black_box(&b), 0.0, &mut reference))
+        });
+    }
+    g.finish();
+    c.final_summary();
+
+    let torch = anchors("anchors-gemm.json")
+        .get("torch_sgemm_2048_gflops")
+        .and_then(|v| v.as_f64());
+    println!(
+        "\ngemm: one thread, f32, GFLOP/s (medians of this run); PyTorch sgemm 2048³ from target/bench-data/anchors-gemm.json: {}",
+        torch.map_or("absent (run scripts/bench-gemm.sh)".into(), |v| format!(
+            "{v:.1} GFLOP/s"
+        ))
+    );
+    println!(
+        "| shape (m×k×n) | gemm | matrixmultiply | gemm / matrixmultiply | gemm / PyTorch 2048³ peak |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, m, k, n) in SHAPES {
+        let flops = (2 * m * k * n) as f64;
+        let gf = |id: String| median("gemm", &id).map(|s| flops / s / 1e9);
+        let (a, b) = (
+            gf(format!("gemm_{name}")),
+            gf(format!("matrixmultiply_{name}")),
+        );
+        let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+        let r = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => format!("{:.2}", x / y),
+            _ => "-".into(),
+        };
+        println!(
+            "| {m}×{k}×{n} | {} | {} | {} | {} |",
+            show(a),
+            show(b),
+            r(a, b),
+            r(a, torch)
+        );
+    }
+}
