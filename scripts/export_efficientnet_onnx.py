@@ -24,8 +24,8 @@ weights = ROOT / "assets" / "models" / "efficientnet-lite0.pth"
 
 model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
 model.eval()
-if hasattr(model, "set_swish"):
-    model.set_swish(memory_efficient=False)  # traceable activation
+# Not `set_swish`: in this package it replaces the Lite models' ReLU6 with Swish (a
+# different model); ReLU6 traces to ONNX as it is.
 x = torch.from_numpy(np.random.default_rng(20261127).standard_normal((2, 3, 224, 224)).astype(np.float32))
 path = OUT / "efficientnet-lite0.onnx"
 torch.onnx.export(
