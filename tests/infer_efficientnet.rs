@@ -80,7 +80,7 @@ fn efficientnet_lite0_on_the_bundled_photos_matches_pytorch() {
         .fold(0.0, f32::max);
     println!("bundled photos: max |tract - PyTorch| = {diff:e}");
     assert!(diff <= 1e-3, "max |tract - PyTorch| = {diff}");
-    let top5 = |row: ndarray::ArrayView1<f32>| {
+    let top5 = |row: ndarray::ArrayView1<'_, f32>| {
         let mut idx: Vec<usize> = (0..row.len()).collect();
         idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
         idx.truncate(5);
@@ -118,7 +118,7 @@ fn efficientnet_lite0_on_the_bundled_photos_matches_pytorch() {
         .remove(0)
         .into_array::<f32>()
         .unwrap();
-    for n in 0..want.shape()[0] {
+    for (n, file) in files.iter().enumerate() {
         let (o, w) = (
             ours.index_axis(ndarray::Axis(0), n),
             want.index_axis(ndarray::Axis(0), n),
@@ -127,7 +127,7 @@ fn efficientnet_lite0_on_the_bundled_photos_matches_pytorch() {
             top5(o.into_dimensionality().unwrap())[0],
             top5(w.into_dimensionality().unwrap())[0],
             "{}",
-            files[n].display()
+            file.display()
         );
     }
 }

@@ -21,10 +21,13 @@
 //! [`Session`] belongs to one worker at a time (`run(&mut self)`), owns that worker's
 //! scratch and holds its [`DeviceContext`] for its whole life. [`Model`] pools sessions for
 //! callers that want `run(&self)` from many threads.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: ndarray's `s!` macro expands to an `allow(unsafe_code)` block.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod backend;
+#[cfg(feature = "cpu")]
+pub mod cpu;
 mod device;
 mod error;
 #[cfg(feature = "onnx")]
