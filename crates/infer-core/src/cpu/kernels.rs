@@ -2,7 +2,7 @@
 //! average pooling, linear layers, and batch-norm folding.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, s};
+use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis};
 
 /// Zero padding of a 2-D window: (top, left, bottom, right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,10 @@ fn im2col(
 }
 
 /// Depthwise convolution: `x` `[n, c, h, w]`, `weight` `[c, 1, k, k]`, plus bias.
+///
+/// Per channel and kernel tap, one pass over the output rows whose input row exists, over
+/// the columns whose input column exists: contiguous rows, no per-pixel bounds checks (the
+/// stride-1 case vectorises). Each output sums bias, then the taps in row-major order.
 pub fn depthwise_conv2d(
     x: ArrayView4<'_, f32>,
     weight: &Array4<f32>,
@@ -161,30 +165,50 @@ pub fn depthwise_conv2d(
     let (n, c, h, w) = x.dim();
     let k = weight.dim().2;
     let (oh, ow) = pad.out(h, w, k, stride);
+    let x = x.as_standard_layout();
+    let src_all = x.as_slice().expect("standard layout");
+    let weights = weight.as_standard_layout();
+    let taps = weights.as_slice().expect("standard layout");
     let mut out = Array4::<f32>::zeros((n, c, oh, ow));
-    for b in 0..n {
-        for ch in 0..c {
-            let src = x.slice(s![b, ch, .., ..]);
-            let wk = weight.slice(s![ch, 0, .., ..]);
-            let mut dst = out.slice_mut(s![b, ch, .., ..]);
-            let bias = bias[ch];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = bias;
-                    for ky in 0..k {
-                        let iy = (oy * stride + ky) as isize - pad.top as isize;
-                        if iy < 0 || iy as usize >= h {
-                            continue;
+    let dst_all = out.as_slice_mut().expect("fresh array");
+    for (plane, (src, dst)) in src_all
+        .chunks_exact(h * w)
+        .zip(dst_all.chunks_exact_mut(oh * ow))
+        .enumerate()
+    {
+        let ch = plane % c;
+        dst.fill(bias[ch]);
+        for ky in 0..k {
+            for kx in 0..k {
+                let wv = taps[(ch * k + ky) * k + kx];
+                // output columns whose input column ox·stride + kx − left is inside [0, w)
+                let lo = pad.left.saturating_sub(kx).div_ceil(stride);
+                let hi = ow.min((w + pad.left).saturating_sub(kx).div_ceil(stride));
+                if lo >= hi {
+                    continue;
+                }
+                for oy in 0..oh {
+                    let Some(iy) = (oy * stride + ky).checked_sub(pad.top) else {
+                        continue;
+                    };
+                    if iy >= h {
+                        continue;
+                    }
+                    let srow = &src[iy * w..(iy + 1) * w];
+                    let drow = &mut dst[oy * ow..(oy + 1) * ow];
+                    let start = lo * stride + kx - pad.left;
+                    if stride == 1 {
+                        for (d, s) in drow[lo..hi].iter_mut().zip(&srow[start..start + (hi - lo)]) {
+                            *d += wv * s;
                         }
-                        for kx in 0..k {
-                            let ix = (ox * stride + kx) as isize - pad.left as isize;
-                            if ix < 0 || ix as usize >= w {
-                                continue;
-                            }
-                            acc += src[[iy as usize, ix as usize]] * wk[[ky, kx]];
+                    } else {
+                        for (d, s) in drow[lo..hi]
+                            .iter_mut()
+                            .zip(srow[start..].iter().step_by(stride))
+                        {
+                            *d += wv * s;
                         }
                     }
-                    dst[[oy, ox]] = acc;
                 }
             }
         }
