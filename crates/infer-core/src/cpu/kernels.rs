@@ -4,6 +4,52 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis};
 
+/// `c = a · b` for row-major matrices: `a` is `m×k`, `b` is `k×n`, `c` is `m×n`, through the
+/// `gemm` crate on one thread.
+///
+/// # Panics
+/// If a slice is shorter than its matrix.
+pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "sgemm: slices shorter than {m}x{k}, {k}x{n}, {m}x{n}"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    // SAFETY: the asserts above put every element the row-major strides address inside
+    // `a`, `b` and `c` (row stride = column count, column stride 1); `c` is a unique borrow
+    // so it aliases neither input; `read_dst` is false, so `c`'s old values are not read.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// Zero padding of a 2-D window: (top, left, bottom, right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pad {
@@ -77,43 +123,47 @@ pub fn conv2d(
     let (cout, wcin, k, _) = weight.dim();
     assert_eq!(cin, wcin, "conv2d: input channels");
     let (oh, ow) = pad.out(h, w, k, stride);
-    let wmat = weight
-        .view()
-        .into_shape_with_order((cout, cin * k * k))
-        .expect("standard layout weight");
+    let weights = weight.as_standard_layout();
+    let wmat = weights.as_slice().expect("standard layout");
     let mut out = Array4::<f32>::zeros((n, cout, oh, ow));
-    let pointwise = k == 1
-        && stride == 1
-        && pad
-            == Pad {
-                top: 0,
-                left: 0,
-                bottom: 0,
-                right: 0,
-            };
+    let no_pad = Pad {
+        top: 0,
+        left: 0,
+        bottom: 0,
+        right: 0,
+    };
+    let pointwise = k == 1 && stride == 1 && pad == no_pad;
     let mut cols = Array2::<f32>::zeros(if pointwise {
         (0, 0)
     } else {
         (cin * k * k, oh * ow)
     });
-    for (img, mut o) in x.outer_iter().zip(out.outer_iter_mut()) {
-        let mut omat = o
-            .view_mut()
-            .into_shape_with_order((cout, oh * ow))
-            .expect("fresh output");
+    let x = x.as_standard_layout();
+    let plane = oh * ow;
+    let dst_all = out.as_slice_mut().expect("fresh array");
+    for (img, o) in x.outer_iter().zip(dst_all.chunks_exact_mut(cout * plane)) {
         if pointwise {
-            let xs = img.as_standard_layout();
-            let xmat = xs
-                .view()
-                .into_shape_with_order((cin, h * w))
-                .expect("standard layout");
-            general_mat_mul(1.0, &wmat, &xmat, 0.0, &mut omat);
+            sgemm(
+                cout,
+                cin,
+                plane,
+                wmat,
+                img.as_slice().expect("standard layout"),
+                o,
+            );
         } else {
             im2col(img, k, stride, pad, oh, ow, &mut cols);
-            general_mat_mul(1.0, &wmat, &cols, 0.0, &mut omat);
+            sgemm(
+                cout,
+                cin * k * k,
+                plane,
+                wmat,
+                cols.as_slice().expect("fresh array"),
+                o,
+            );
         }
-        for (mut row, b) in omat.outer_iter_mut().zip(bias.iter()) {
-            row += *b;
+        for (row, b) in o.chunks_exact_mut(plane).zip(bias.iter()) {
+            row.iter_mut().for_each(|v| *v += *b);
         }
     }
     out

@@ -1,0 +1,155 @@
+//! The native kernels against naive references on odd shapes (these tests also run under
+//! valgrind: `sgemm` wraps the `gemm` crate's unsafe entry point).
+#![cfg(feature = "cpu")]
+
+use inferkit_infer_core::cpu::kernels::{Pad, conv2d, depthwise_conv2d, sgemm};
+use ndarray::{Array1, Array4};
+
+fn value(i: usize) -> f32 {
+    ((i * 7919 + 13) % 101) as f32 / 50.0 - 1.0
+}
+
+#[test]
+fn sgemm_matches_a_naive_product() {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 1, 9),
+        (33, 64, 5),
+        (8, 0, 4),
+        (64, 27, 130),
+        (2, 300, 3),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(value).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| value(i + 5)).collect();
+        let mut c = vec![f32::NAN; m * n];
+        sgemm(m, k, n, &a, &b, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert!(
+                    (c[i * n + j] - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "{m}x{k}x{n} at ({i},{j})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "sgemm: slices shorter")]
+fn sgemm_refuses_short_slices() {
+    let mut c = vec![0.0; 3];
+    sgemm(2, 2, 2, &[1.0; 4], &[1.0; 4], &mut c);
+}
+
+/// Direct convolution with explicit zero padding, groups = 1 or depthwise.
+fn naive(
+    x: &Array4<f32>,
+    w: &Array4<f32>,
+    bias: &Array1<f32>,
+    stride: usize,
+    pad: Pad,
+    depthwise: bool,
+) -> Array4<f32> {
+    let (n, cin, h, wd) = x.dim();
+    let (cout, _, k, _) = w.dim();
+    let oh = (h + pad.top + pad.bottom - k) / stride + 1;
+    let ow = (wd + pad.left + pad.right - k) / stride + 1;
+    Array4::from_shape_fn((n, cout, oh, ow), |(b, o, y, xo)| {
+        let mut acc = bias[o];
+        let chans: Vec<usize> = if depthwise {
+            vec![o]
+        } else {
+            (0..cin).collect()
+        };
+        for (ci, c) in chans.iter().enumerate() {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let iy = (y * stride + ky) as isize - pad.top as isize;
+                    let ix = (xo * stride + kx) as isize - pad.left as isize;
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                        let wi = if depthwise { 0 } else { ci };
+                        acc += x[[b, *c, iy as usize, ix as usize]] * w[[o, wi, ky, kx]];
+                    }
+                }
+            }
+        }
+        acc
+    })
+}
+
+#[test]
+fn convolutions_match_the_direct_formula() {
+    for &(n, c, h, w, k, stride) in &[
+        (1, 3, 9, 7, 3, 2),
+        (2, 4, 8, 8, 3, 1),
+        (1, 5, 11, 6, 5, 2),
+        (1, 2, 5, 5, 1, 1),
+        (2, 3, 7, 10, 5, 1),
+    ] {
+        let x = Array4::from_shape_fn((n, c, h, w), |(a, b, y, z)| {
+            value(((a * c + b) * h + y) * w + z)
+        });
+        let pad = Pad::same(h, w, k, stride);
+        let wd = Array4::from_shape_fn((c, 1, k, k), |(a, _, y, z)| value(a * 31 + y * 5 + z + 3));
+        let bd = Array1::from_shape_fn(c, |i| value(i + 11));
+        let got = depthwise_conv2d(x.view(), &wd, &bd, stride, pad);
+        let want = naive(&x, &wd, &bd, stride, pad, true);
+        assert_eq!(got.dim(), want.dim());
+        assert!(
+            got.iter()
+                .zip(want.iter())
+                .all(|(a, b)| (a - b).abs() <= 1e-4),
+            "depthwise {n}x{c}x{h}x{w} k{k} s{stride}"
+        );
+        let cout = 6;
+        let wc = Array4::from_shape_fn((cout, c, k, k), |(a, b, y, z)| {
+            value(((a * c + b) * k + y) * k + z + 7)
+        });
+        let bc = Array1::from_shape_fn(cout, |i| value(i + 2));
+        let got = conv2d(x.view(), &wc, &bc, stride, pad);
+        let want = naive(&x, &wc, &bc, stride, pad, false);
+        assert_eq!(got.dim(), want.dim());
+        assert!(
+            got.iter()
+                .zip(want.iter())
+                .all(|(a, b)| (a - b).abs() <= 1e-4),
+            "conv {n}x{c}x{h}x{w} k{k} s{stride}"
+        );
+    }
+}
+
+#[test]
+fn same_padding_is_tensorflows() {
+    // 224 / stride 2 / k 3: output 112, total pad 1: (0, 1)
+    assert_eq!(
+        Pad::same(224, 224, 3, 2),
+        Pad {
+            top: 0,
+            left: 0,
+            bottom: 1,
+            right: 1
+        }
+    );
+    // k 5, stride 1: 2 on each side
+    assert_eq!(
+        Pad::same(14, 14, 5, 1),
+        Pad {
+            top: 2,
+            left: 2,
+            bottom: 2,
+            right: 2
+        }
+    );
+    // k 5, stride 2 on 28: output 14, total 3: (1, 2)
+    assert_eq!(
+        Pad::same(28, 28, 5, 2),
+        Pad {
+            top: 1,
+            left: 1,
+            bottom: 2,
+            right: 2
+        }
+    );
+}
