@@ -202,9 +202,13 @@ fn im2col(
 
 /// Depthwise convolution: `x` `[n, c, h, w]`, `weight` `[c, 1, k, k]`, plus bias.
 ///
-/// Per channel and kernel tap, one pass over the output rows whose input row exists, over
-/// the columns whose input column exists: contiguous rows, no per-pixel bounds checks (the
-/// stride-1 case vectorises). Each output sums bias, then the taps in row-major order.
+/// Each plane is first copied into a zero-padded scratch plane (for stride 2, split into
+/// its even and odd columns), so every kernel tap is a contiguous multiply-add over an output
+/// row that the compiler vectorises, with no bounds tests per pixel. Each output sums the
+/// bias, then the taps in row-major order.
+///
+/// # Panics
+/// For a stride other than 1 or 2 (what MobileNet-style models use).
 pub fn depthwise_conv2d(
     x: ArrayView4<'_, f32>,
     weight: &Array4<f32>,
@@ -212,6 +216,7 @@ pub fn depthwise_conv2d(
     stride: usize,
     pad: Pad,
 ) -> Array4<f32> {
+    assert!(stride == 1 || stride == 2, "depthwise_conv2d: stride {stride}, not 1 or 2");
     let (n, c, h, w) = x.dim();
     let k = weight.dim().2;
     let (oh, ow) = pad.out(h, w, k, stride);
@@ -221,43 +226,47 @@ pub fn depthwise_conv2d(
     let taps = weights.as_slice().expect("standard layout");
     let mut out = Array4::<f32>::zeros((n, c, oh, ow));
     let dst_all = out.as_slice_mut().expect("fresh array");
+    let (ph, pw) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+    let mut padded = vec![0.0_f32; ph * pw];
+    // stride 2: columns split by parity, each `cols` wide
+    let cols = pw.div_ceil(2);
+    let (mut even, mut odd) = (vec![0.0_f32; ph * cols], vec![0.0_f32; ph * cols]);
     for (plane, (src, dst)) in src_all
         .chunks_exact(h * w)
         .zip(dst_all.chunks_exact_mut(oh * ow))
         .enumerate()
     {
         let ch = plane % c;
-        dst.fill(bias[ch]);
-        for ky in 0..k {
-            for kx in 0..k {
-                let wv = taps[(ch * k + ky) * k + kx];
-                // output columns whose input column ox·stride + kx − left is inside [0, w)
-                let lo = pad.left.saturating_sub(kx).div_ceil(stride);
-                let hi = ow.min((w + pad.left).saturating_sub(kx).div_ceil(stride));
-                if lo >= hi {
-                    continue;
-                }
-                for oy in 0..oh {
-                    let Some(iy) = (oy * stride + ky).checked_sub(pad.top) else {
-                        continue;
-                    };
-                    if iy >= h {
-                        continue;
-                    }
-                    let srow = &src[iy * w..(iy + 1) * w];
-                    let drow = &mut dst[oy * ow..(oy + 1) * ow];
-                    let start = lo * stride + kx - pad.left;
-                    if stride == 1 {
-                        for (d, s) in drow[lo..hi].iter_mut().zip(&srow[start..start + (hi - lo)]) {
-                            *d += wv * s;
-                        }
+        for (y, row) in src.chunks_exact(w).enumerate() {
+            let at = (y + pad.top) * pw + pad.left;
+            padded[at..at + w].copy_from_slice(row);
+        }
+        if stride == 2 {
+            for y in 0..ph {
+                let row = &padded[y * pw..(y + 1) * pw];
+                for (i, v) in row.iter().enumerate() {
+                    if i % 2 == 0 {
+                        even[y * cols + i / 2] = *v;
                     } else {
-                        for (d, s) in drow[lo..hi]
-                            .iter_mut()
-                            .zip(srow[start..].iter().step_by(stride))
-                        {
-                            *d += wv * s;
-                        }
+                        odd[y * cols + i / 2] = *v;
+                    }
+                }
+            }
+        }
+        let ktaps = &taps[ch * k * k..(ch + 1) * k * k];
+        for (oy, drow) in dst.chunks_exact_mut(ow).enumerate() {
+            drow.fill(bias[ch]);
+            for ky in 0..k {
+                let y = oy * stride + ky;
+                for kx in 0..k {
+                    let wv = ktaps[ky * k + kx];
+                    let src = match stride {
+                        1 => &padded[y * pw + kx..y * pw + kx + ow],
+                        _ if kx % 2 == 0 => &even[y * cols + kx / 2..y * cols + kx / 2 + ow],
+                        _ => &odd[y * cols + kx / 2..y * cols + kx / 2 + ow],
+                    };
+                    for (d, s) in drow.iter_mut().zip(src) {
+                        *d += wv * s;
                     }
                 }
             }
