@@ -216,7 +216,10 @@ pub fn depthwise_conv2d(
     stride: usize,
     pad: Pad,
 ) -> Array4<f32> {
-    assert!(stride == 1 || stride == 2, "depthwise_conv2d: stride {stride}, not 1 or 2");
+    assert!(
+        stride == 1 || stride == 2,
+        "depthwise_conv2d: stride {stride}, not 1 or 2"
+    );
     let (n, c, h, w) = x.dim();
     let k = weight.dim().2;
     let (oh, ow) = pad.out(h, w, k, stride);
