@@ -15,6 +15,7 @@ use ndarray::{Array2, linalg::general_mat_mul};
 
 mod common;
 use common::{anchors, median};
+use inferkit::infer_core::cpu::kernels::sgemm;
 
 /// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
 const SHAPES: [(&str, usize, usize, usize); 6] = [
@@ -35,38 +36,18 @@ fn filled(r: usize, c: usize, seed: f32) -> Array2<f32> {
     })
 }
 
-/// C = A·B with the `gemm` crate, one thread.
+/// C = A·B with the `gemm` crate, one thread: the native backend's own checked wrapper.
 fn gemm_crate(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
     let (m, k) = a.dim();
     let n = b.dim().1;
-    assert!(a.is_standard_layout() && b.is_standard_layout() && c.is_standard_layout());
-    assert_eq!((b.dim().0, c.dim()), (k, (m, n)));
-    // SAFETY: the three arrays are standard-layout (row-major, contiguous) with the shapes
-    // asserted above, so every (row, col) the strides address is inside its allocation; `c`
-    // is borrowed mutably and does not alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    sgemm(
+        m,
+        k,
+        n,
+        a.as_slice().expect("standard layout"),
+        b.as_slice().expect("standard layout"),
+        c.as_slice_mut().expect("standard layout"),
+    );
 }
 
 fn main() {
