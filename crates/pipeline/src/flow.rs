@@ -2,7 +2,6 @@
 //! can be appended to it.
 
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::builder::{BatchOptions, StageOptions};
 use crate::envelope::{Envelope, Meta};
-use crate::error::{BoxError, Error, panic_message};
+use crate::error::{BoxError, Error};
 use crate::metrics::StageCounters;
 use crate::shared::{Shared, lock, recv, send};
 
@@ -52,7 +51,12 @@ impl<T: Send + 'static> Flow<T> {
         crossbeam_channel::bounded(capacity.max(1))
     }
 
-    fn counters(&self, name: &str, kind: &'static str, workers: usize) -> Arc<StageCounters> {
+    pub(crate) fn counters(
+        &self,
+        name: &str,
+        kind: &'static str,
+        workers: usize,
+    ) -> Arc<StageCounters> {
         let depth_rx = self.rx.clone();
         self.shared.metrics.register(StageCounters::new(
             name,
@@ -109,7 +113,7 @@ impl<T: Send + 'static> Flow<T> {
                 {
                     tracing::warn!(stage = %stage, core = id, "could not pin worker to core");
                 }
-                ctx.run(&stage, |v| match &pool {
+                ctx.run(|v| match &pool {
                     Some(p) => p.install(|| f(v).map_err(Into::into)),
                     None => f(v).map_err(Into::into),
                 });
@@ -223,7 +227,7 @@ struct Worker<T, U> {
 }
 
 impl<T, U> Worker<T, U> {
-    fn run(self, stage: &str, f: impl Fn(T) -> Result<U, BoxError>) {
+    fn run(self, f: impl Fn(T) -> Result<U, BoxError>) {
         let cancel = self.shared.cancel.clone();
         loop {
             let (env, seq) = match &self.reorder {
@@ -255,30 +259,9 @@ impl<T, U> Worker<T, U> {
                 }
                 continue;
             }
-            let span = tracing::info_span!(parent: &meta.span, "stage", stage);
-            let started = Instant::now();
-            let result = {
-                let _entered = span.enter();
-                catch_unwind(AssertUnwindSafe(|| f(value)))
-            };
-            self.counters.observe(started.elapsed());
-            let out = match result {
-                Ok(Ok(v)) => Some(Envelope { meta, value: v }),
-                Ok(Err(source)) => {
-                    let err = Error::Stage {
-                        stage: stage.to_string(),
-                        item: meta.id,
-                        source,
-                    };
-                    self.shared.item_failed(&self.counters, meta, err);
-                    None
-                }
-                Err(p) => {
-                    let err = Error::Panic {
-                        stage: stage.to_string(),
-                        item: meta.id,
-                        message: panic_message(&*p),
-                    };
+            let out = match Shared::process(&self.counters, &meta, || f(value)) {
+                Ok(v) => Some(Envelope { meta, value: v }),
+                Err(err) => {
                     self.shared.item_failed(&self.counters, meta, err);
                     None
                 }

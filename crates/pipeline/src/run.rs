@@ -1,6 +1,5 @@
 //! Ending a pipeline: a sink thread ([`Run`]), or the caller's own loop ([`Outputs`]).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -9,7 +8,7 @@ use crossbeam_channel::Receiver;
 
 use crate::CancelToken;
 use crate::envelope::Envelope;
-use crate::error::{BoxError, Error, Result, panic_message};
+use crate::error::{BoxError, Result};
 use crate::flow::Flow;
 use crate::metrics::{Metrics, Snapshot, StageCounters};
 use crate::shared::{Shared, recv};
@@ -40,7 +39,7 @@ impl<T: Send + 'static> Flow<T> {
         E: Into<BoxError>,
         F: FnMut(T) -> Result<(), E> + Send + 'static,
     {
-        let counters = self.end_counters("sink");
+        let counters = self.counters("sink", "sink", 1);
         let shared = Arc::clone(&self.shared);
         let bound = self.in_flight_bound();
         let rx = self.rx;
@@ -57,7 +56,7 @@ impl<T: Send + 'static> Flow<T> {
 
     /// Ends the pipeline in the caller's thread: an iterator of `(id, item)` in arrival order.
     pub fn outputs(self) -> Outputs<T> {
-        let counters = self.end_counters("outputs");
+        let counters = self.counters("outputs", "sink", 1);
         let bound = self.in_flight_bound();
         Outputs {
             shared: self.shared,
@@ -78,16 +77,6 @@ impl<T: Send + 'static> Flow<T> {
         let report = out.finish()?;
         Ok(Collected { items, report })
     }
-
-    fn end_counters(&self, name: &str) -> Arc<StageCounters> {
-        let depth_rx = self.rx.clone();
-        self.shared.metrics.register(StageCounters::new(
-            name,
-            "sink",
-            1,
-            Box::new(move || depth_rx.len()),
-        ))
-    }
 }
 
 fn sink_loop<T, E: Into<BoxError>>(
@@ -104,35 +93,13 @@ fn sink_loop<T, E: Into<BoxError>>(
             continue;
         }
         let Envelope { meta, value } = env;
-        let span = tracing::info_span!(parent: &meta.span, "stage", stage = "sink");
-        let started = Instant::now();
-        let result = {
-            let _e = span.enter();
-            catch_unwind(AssertUnwindSafe(|| f(value)))
-        };
-        counters.observe(started.elapsed());
-        match result {
-            Ok(Ok(())) => {
+        match Shared::process(counters, &meta, || f(value).map_err(Into::into)) {
+            Ok(()) => {
                 counters.emitted(1);
                 shared.delivered.fetch_add(meta.weight, Relaxed);
                 shared.metrics.leave(meta.weight as i64);
             }
-            Ok(Err(e)) => {
-                let err = Error::Stage {
-                    stage: "sink".into(),
-                    item: meta.id,
-                    source: e.into(),
-                };
-                shared.item_failed(counters, meta, err);
-            }
-            Err(p) => {
-                let err = Error::Panic {
-                    stage: "sink".into(),
-                    item: meta.id,
-                    message: panic_message(&*p),
-                };
-                shared.item_failed(counters, meta, err);
-            }
+            Err(err) => shared.item_failed(counters, meta, err),
         }
     }
 }

@@ -4,11 +4,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
 
 use crate::envelope::Meta;
-use crate::error::{DeadLetter, Error, panic_message};
+use crate::error::{BoxError, DeadLetter, Error, panic_message};
 use crate::metrics::{Metrics, StageCounters};
 use crate::{CancelToken, ErrorPolicy};
 
@@ -93,6 +94,36 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+
+    /// Calls a stage's closure on one item, inside a child span of the item's span, timing
+    /// it (busy time and latency histogram). An `Err` or a panic becomes this stage's error
+    /// for the item; the caller hands it to [`item_failed`](Self::item_failed).
+    pub(crate) fn process<U>(
+        counters: &StageCounters,
+        meta: &Meta,
+        f: impl FnOnce() -> Result<U, BoxError>,
+    ) -> Result<U, Error> {
+        let span = tracing::info_span!(parent: &meta.span, "stage", stage = %counters.name);
+        let started = Instant::now();
+        let result = {
+            let _entered = span.enter();
+            catch_unwind(AssertUnwindSafe(f))
+        };
+        counters.observe(started.elapsed());
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(Error::Stage {
+                stage: counters.name.clone(),
+                item: meta.id,
+                source,
+            }),
+            Err(p) => Err(Error::Panic {
+                stage: counters.name.clone(),
+                item: meta.id,
+                message: panic_message(&*p),
+            }),
         }
     }
 
