@@ -185,16 +185,15 @@ impl EfficientNetLite0 {
         relu6(&mut x);
         for b in &self.blocks {
             let input = x;
-            let mut y = match &b.expand {
-                Some(e) => {
-                    let mut y = conv2d(input.view(), &e.weight, &e.bias, 1, Pad::same(1, 1, 1, 1));
-                    relu6(&mut y);
-                    y
-                }
-                None => input.clone(),
-            };
+            // Block 0 has no expansion: its depthwise convolution reads the input itself.
+            let expanded = b.expand.as_ref().map(|e| {
+                let mut y = conv2d(input.view(), &e.weight, &e.bias, 1, Pad::NONE);
+                relu6(&mut y);
+                y
+            });
+            let y = expanded.as_ref().unwrap_or(&input);
             let (_, _, h, w) = y.dim();
-            y = depthwise_conv2d(
+            let mut y = depthwise_conv2d(
                 y.view(),
                 &b.depthwise.weight,
                 &b.depthwise.bias,
@@ -202,25 +201,13 @@ impl EfficientNetLite0 {
                 Pad::same(h, w, b.kernel, b.stride),
             );
             relu6(&mut y);
-            let mut out = conv2d(
-                y.view(),
-                &b.project.weight,
-                &b.project.bias,
-                1,
-                Pad::same(1, 1, 1, 1),
-            );
+            let mut out = conv2d(y.view(), &b.project.weight, &b.project.bias, 1, Pad::NONE);
             if b.skip {
                 out += &input;
             }
             x = out;
         }
-        let mut x = conv2d(
-            x.view(),
-            &self.head.weight,
-            &self.head.bias,
-            1,
-            Pad::same(1, 1, 1, 1),
-        );
+        let mut x = conv2d(x.view(), &self.head.weight, &self.head.bias, 1, Pad::NONE);
         relu6(&mut x);
         let pooled = global_avg_pool(x.view());
         linear(pooled.view(), self.fc_weight.view(), self.fc_bias.view())

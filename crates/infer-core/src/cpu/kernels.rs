@@ -64,6 +64,14 @@ pub struct Pad {
 }
 
 impl Pad {
+    /// No padding.
+    pub const NONE: Pad = Pad {
+        top: 0,
+        left: 0,
+        bottom: 0,
+        right: 0,
+    };
+
     /// TensorFlow's `SAME` padding for an `h`×`w` input, a `k`×`k` kernel and `stride`: the
     /// output is `ceil(h / stride)`, the extra row/column going below/right (as
     /// `efficientnet-lite-pytorch`'s `Conv2dStaticSamePadding`).
@@ -126,13 +134,7 @@ pub fn conv2d(
     let weights = weight.as_standard_layout();
     let wmat = weights.as_slice().expect("standard layout");
     let mut out = Array4::<f32>::zeros((n, cout, oh, ow));
-    let no_pad = Pad {
-        top: 0,
-        left: 0,
-        bottom: 0,
-        right: 0,
-    };
-    let pointwise = k == 1 && stride == 1 && pad == no_pad;
+    let pointwise = k == 1 && stride == 1 && pad == Pad::NONE;
     let mut cols = Array2::<f32>::zeros(if pointwise {
         (0, 0)
     } else {
