@@ -3,6 +3,7 @@
 #![cfg(feature = "cpu")]
 
 use inferkit_infer_core::cpu::kernels::{Pad, conv2d, depthwise_conv2d, sgemm};
+use inferkit_infer_core::cpu::nhwc::{self, Act, Nhwc};
 use ndarray::{Array1, Array4};
 
 fn value(i: usize) -> f32 {
@@ -117,6 +118,120 @@ fn convolutions_match_the_direct_formula() {
                 .all(|(a, b)| (a - b).abs() <= 1e-4),
             "conv {n}x{c}x{h}x{w} k{k} s{stride}"
         );
+    }
+}
+
+/// `[n, c, h, w]` → NHWC floats.
+fn to_nhwc(x: &Array4<f32>) -> Vec<f32> {
+    x.view()
+        .permuted_axes([0, 2, 3, 1])
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0_f32, f32::max);
+    assert!(worst <= 1e-4, "{what}: max |diff| {worst}");
+}
+
+#[test]
+fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
+    for threads in [1, 3] {
+        for &(n, c, h, w, k, stride) in &[
+            (1, 3, 9, 7, 3, 2),
+            (2, 4, 8, 8, 3, 1),
+            (1, 5, 11, 6, 5, 2),
+            (2, 3, 7, 10, 5, 1),
+            (3, 17, 6, 5, 3, 2),
+        ] {
+            let what = format!("{n}x{c}x{h}x{w} k{k} s{stride} on {threads} threads");
+            let x = Array4::from_shape_fn((n, c, h, w), |(a, b, y, z)| {
+                value(((a * c + b) * h + y) * w + z)
+            });
+            let shape = Nhwc { n, h, w, c };
+            let pad = Pad::same(h, w, k, stride);
+            // depthwise, then ReLU6
+            let wd =
+                Array4::from_shape_fn((c, 1, k, k), |(a, _, y, z)| value(a * 31 + y * 5 + z + 3));
+            let bd = Array1::from_shape_fn(c, |i| value(i + 11));
+            let taps: Vec<f32> = wd
+                .view()
+                .permuted_axes([1, 2, 3, 0])
+                .iter()
+                .copied()
+                .collect();
+            let (oh, ow) = shape.out(k, stride, pad);
+            let mut got = vec![f32::NAN; n * oh * ow * c];
+            nhwc::depthwise(
+                &to_nhwc(&x),
+                shape,
+                &taps,
+                bd.as_slice().unwrap(),
+                k,
+                stride,
+                pad,
+                Act::Relu6,
+                &mut got,
+                threads,
+            );
+            let want = naive(&x, &wd, &bd, stride, pad, true).mapv(|v| v.clamp(0.0, 6.0));
+            close(&got, &to_nhwc(&want), &format!("depthwise {what}"));
+            // dense convolution from NCHW
+            let cout = 6;
+            let wc = Array4::from_shape_fn((cout, c, k, k), |(a, b, y, z)| {
+                value(((a * c + b) * k + y) * k + z + 7)
+            });
+            let bc = Array1::from_shape_fn(cout, |i| value(i + 2));
+            let packed: Vec<f32> = wc
+                .view()
+                .permuted_axes([2, 3, 1, 0])
+                .iter()
+                .copied()
+                .collect();
+            let (got, out_shape) = nhwc::conv_nchw_to_nhwc(
+                x.as_slice().unwrap(),
+                (n, c, h, w),
+                &packed,
+                bc.as_slice().unwrap(),
+                k,
+                stride,
+                pad,
+                Act::Identity,
+                threads,
+            );
+            assert_eq!((out_shape.h, out_shape.w, out_shape.c), (oh, ow, cout));
+            let want = naive(&x, &wc, &bc, stride, pad, false);
+            close(&got, &to_nhwc(&want), &format!("conv {what}"));
+            // 1×1 convolution with a residual and ReLU6
+            let w1 = Array4::from_shape_fn((c, c, 1, 1), |(a, b, _, _)| value(a * 13 + b + 5));
+            let b1 = Array1::from_shape_fn(c, |i| value(i + 9));
+            let wt: Vec<f32> = w1
+                .view()
+                .permuted_axes([2, 3, 1, 0])
+                .iter()
+                .copied()
+                .collect();
+            let mut got = vec![f32::NAN; shape.len()];
+            let xs = to_nhwc(&x);
+            nhwc::pointwise(
+                &xs,
+                c,
+                &wt,
+                b1.as_slice().unwrap(),
+                Act::Relu6,
+                Some(&xs),
+                &mut got,
+                threads,
+            );
+            let want = (naive(&x, &w1, &b1, 1, Pad::NONE, false) + &x).mapv(|v| v.clamp(0.0, 6.0));
+            close(&got, &to_nhwc(&want), &format!("pointwise {what}"));
+        }
     }
 }
 

@@ -3,16 +3,16 @@
 //! Architecture and key names follow PyPI `efficientnet-lite-pytorch` 0.1.0: TensorFlow
 //! `SAME` padding, ReLU6, no squeeze-and-excitation, stem 32 and head 1280 channels, the B0
 //! block table. Batch norms (ε = 1e-3) are folded into the convolutions at load, so the
-//! weights are copied once into folded f32 arrays (about 19 MB): folding changes them.
+//! weights are copied once into folded, channels-last f32 arrays (about 19 MB): folding
+//! changes their values and NHWC their order.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use ndarray::{Array1, Array2, Array4, ArrayView4, Ix2, Ix4};
 
-use super::kernels::{
-    Pad, conv2d, depthwise_conv2d, fold_batch_norm, global_avg_pool, linear, relu6,
-};
+use super::kernels::{Pad, fold_batch_norm};
+use super::nhwc::{Act, Nhwc, conv_nchw_to_nhwc, depthwise, global_avg_pool, pointwise};
 use crate::backend::{Plan, Session};
 use crate::{
     DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
@@ -31,10 +31,35 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-/// A convolution with its batch norm folded in.
+/// A convolution with its batch norm folded in, laid out for the NHWC kernels: a dense or
+/// 1×1 convolution as `[k·k·cin, cout]`, a depthwise one as `[k, k, c]`.
 struct Conv {
-    weight: Array4<f32>,
-    bias: Array1<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    /// From a folded `[cout, cin, k, k]` weight to `[(ky, kx, ci), cout]`.
+    fn dense(weight: &Array4<f32>, bias: Array1<f32>) -> Conv {
+        let w = weight.view().permuted_axes([2, 3, 1, 0]);
+        Conv {
+            weight: w.iter().copied().collect(),
+            bias: bias.to_vec(),
+        }
+    }
+
+    /// From a folded `[c, 1, k, k]` weight to `[ky, kx, c]`.
+    fn depthwise(weight: &Array4<f32>, bias: Array1<f32>) -> Conv {
+        let w = weight.view().permuted_axes([1, 2, 3, 0]);
+        Conv {
+            weight: w.iter().copied().collect(),
+            bias: bias.to_vec(),
+        }
+    }
+
+    fn cout(&self) -> usize {
+        self.bias.len()
+    }
 }
 
 struct Block {
@@ -48,19 +73,24 @@ struct Block {
 
 /// EfficientNet-Lite0: a [`Plan`] (input `images` `[batch, 3, 224, 224]` f32, ImageNet
 /// mean/std normalised; output `logits` `[batch, 1000]`).
+///
+/// It runs channels-last ([`nhwc`](super::nhwc)) on `threads` threads: 1 (the default) runs
+/// on the caller's thread alone; more runs on a rayon pool of that size owned by the model.
 pub struct EfficientNetLite0 {
     descriptor: ModelDescriptor,
     stem: Conv,
     blocks: Vec<Block>,
     head: Conv,
-    fc_weight: Array2<f32>,
-    fc_bias: Array1<f32>,
+    fc: Conv,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for EfficientNetLite0 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EfficientNetLite0")
             .field("blocks", &self.blocks.len())
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +104,8 @@ fn backend_err(message: String) -> Error {
 
 impl EfficientNetLite0 {
     /// Loads the checkpoint (the bundled legacy `.pth`, or any format `weights` reads with
-    /// the same keys) and folds its batch norms.
+    /// the same keys), folds its batch norms and lays the weights out channels-last. Runs on
+    /// one thread until [`with_threads`](Self::with_threads).
     ///
     /// # Errors
     /// [`Error::Backend`] naming a missing tensor or a wrong shape.
@@ -92,7 +123,7 @@ impl EfficientNetLite0 {
                 .into_dimensionality::<Ix4>()
                 .map_err(|e| backend_err(format!("{name}: {e}")))
         };
-        let conv_bn = |conv: &str, bn: &str| -> Result<Conv> {
+        let conv_bn = |conv: &str, bn: &str| -> Result<(Array4<f32>, Array1<f32>)> {
             let mut weight = get4(&format!("{conv}.weight"))?;
             let p = |s: &str| {
                 get(&format!("{bn}.{s}")).map(|a| a.into_dimensionality::<ndarray::Ix1>())
@@ -115,36 +146,89 @@ impl EfficientNetLite0 {
                 )));
             }
             let bias = fold_batch_norm(&mut weight, g.view(), b.view(), m.view(), v.view(), BN_EPS);
-            Ok(Conv { weight, bias })
+            Ok((weight, bias))
         };
-        let stem = conv_bn("_conv_stem", "_bn0")?;
+        let check = |name: &str, w: &Array4<f32>, want: (usize, usize, usize)| -> Result<()> {
+            let (_, cin, kh, kw) = w.dim();
+            if (cin, kh, kw) != want {
+                return Err(backend_err(format!(
+                    "{name}: weight {:?}, expected [_, {}, {}, {}]",
+                    w.shape(),
+                    want.0,
+                    want.1,
+                    want.2
+                )));
+            }
+            Ok(())
+        };
+        let dense = |conv: &str, bn: &str, cin: usize, k: usize| -> Result<Conv> {
+            let (w, b) = conv_bn(conv, bn)?;
+            check(conv, &w, (cin, k, k))?;
+            Ok(Conv::dense(&w, b))
+        };
+        let stem = dense("_conv_stem", "_bn0", 3, 3)?;
         let mut blocks = Vec::new();
+        let mut channels = stem.cout();
         for (repeats, kernel, stride, expand, cin, cout) in STAGES {
             for r in 0..repeats {
                 let i = blocks.len();
                 let p = format!("_blocks.{i}");
                 let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
+                if channels != cin {
+                    return Err(backend_err(format!(
+                        "{p}: {channels} channels in, not {cin}"
+                    )));
+                }
+                let expand_conv = if expand != 1 {
+                    Some(dense(
+                        &format!("{p}._expand_conv"),
+                        &format!("{p}._bn0"),
+                        cin,
+                        1,
+                    )?)
+                } else {
+                    None
+                };
+                let mid = expand_conv.as_ref().map_or(cin, Conv::cout);
+                let (dw, db) = conv_bn(&format!("{p}._depthwise_conv"), &format!("{p}._bn1"))?;
+                check(&format!("{p}._depthwise_conv"), &dw, (1, kernel, kernel))?;
+                if dw.dim().0 != mid {
+                    return Err(backend_err(format!(
+                        "{p}._depthwise_conv: {} channels, not {mid}",
+                        dw.dim().0
+                    )));
+                }
+                let project = dense(&format!("{p}._project_conv"), &format!("{p}._bn2"), mid, 1)?;
+                channels = project.cout();
                 blocks.push(Block {
-                    expand: if expand != 1 {
-                        Some(conv_bn(&format!("{p}._expand_conv"), &format!("{p}._bn0"))?)
-                    } else {
-                        None
-                    },
-                    depthwise: conv_bn(&format!("{p}._depthwise_conv"), &format!("{p}._bn1"))?,
-                    project: conv_bn(&format!("{p}._project_conv"), &format!("{p}._bn2"))?,
+                    expand: expand_conv,
+                    depthwise: Conv::depthwise(&dw, db),
+                    project,
                     kernel,
                     stride,
                     skip: stride == 1 && cin == cout,
                 });
             }
         }
-        let head = conv_bn("_conv_head", "_bn1")?;
+        let head = dense("_conv_head", "_bn1", channels, 1)?;
         let fc_weight = get("_fc.weight")?
             .into_dimensionality::<Ix2>()
             .map_err(|e| backend_err(format!("_fc.weight: {e}")))?;
         let fc_bias = get("_fc.bias")?
             .into_dimensionality::<ndarray::Ix1>()
             .map_err(|e| backend_err(format!("_fc.bias: {e}")))?;
+        if fc_weight.dim() != (fc_bias.len(), head.cout()) {
+            return Err(backend_err(format!(
+                "_fc.weight: {:?}, expected [{}, {}]",
+                fc_weight.shape(),
+                fc_bias.len(),
+                head.cout()
+            )));
+        }
+        let fc = Conv {
+            weight: fc_weight.t().iter().copied().collect(),
+            bias: fc_bias.to_vec(),
+        };
         let batch = || Dim::Dynamic("batch".into());
         let descriptor = ModelDescriptor {
             name: "efficientnet-lite0".into(),
@@ -157,7 +241,7 @@ impl EfficientNetLite0 {
             outputs: vec![TensorSpec {
                 name: "logits".into(),
                 dtype: DType::F32,
-                shape: vec![batch(), Dim::Fixed(1000)],
+                shape: vec![batch(), Dim::Fixed(fc.cout())],
             }],
             runtime: RuntimeHint::Cpu,
             metadata: [("backend".to_string(), "cpu (native)".to_string())].into(),
@@ -167,50 +251,136 @@ impl EfficientNetLite0 {
             stem,
             blocks,
             head,
-            fc_weight,
-            fc_bias,
+            fc,
+            threads: 1,
+            pool: None,
         })
+    }
+
+    /// Runs on `threads` threads (0 is taken as 1): 1 on the caller's thread, more on a
+    /// rayon pool of exactly that size owned by the model.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the pool's threads cannot be started.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        self.pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("efficientnet-{i}"))
+                    .build()
+                    .map_err(|e| backend_err(format!("thread pool: {e}")))?,
+            )
+        } else {
+            None
+        };
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// The number of threads a forward pass uses.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Logits for a normalised `[n, 3, 224, 224]` batch.
     pub fn forward(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
-        let (_, _, h, w) = x.dim();
-        let mut x = conv2d(
-            x,
+        match &self.pool {
+            Some(pool) => pool.install(|| self.forward_on(x)),
+            None => self.forward_on(x),
+        }
+    }
+
+    fn forward_on(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
+        let t = self.threads;
+        let (n, c, h, w) = x.dim();
+        let x = x.as_standard_layout();
+        let (mut x, mut shape) = conv_nchw_to_nhwc(
+            x.as_slice().expect("standard layout"),
+            (n, c, h, w),
             &self.stem.weight,
             &self.stem.bias,
+            3,
             2,
             Pad::same(h, w, 3, 2),
+            Act::Relu6,
+            t,
         );
-        relu6(&mut x);
         for b in &self.blocks {
-            let input = x;
             // Block 0 has no expansion: its depthwise convolution reads the input itself.
             let expanded = b.expand.as_ref().map(|e| {
-                let mut y = conv2d(input.view(), &e.weight, &e.bias, 1, Pad::NONE);
-                relu6(&mut y);
+                let mut y = vec![0.0; shape.n * shape.h * shape.w * e.cout()];
+                pointwise(&x, shape.c, &e.weight, &e.bias, Act::Relu6, None, &mut y, t);
                 y
             });
-            let y = expanded.as_ref().unwrap_or(&input);
-            let (_, _, h, w) = y.dim();
-            let mut y = depthwise_conv2d(
-                y.view(),
+            let mid = Nhwc {
+                c: b.depthwise.cout(),
+                ..shape
+            };
+            let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
+            let (oh, ow) = mid.out(b.kernel, b.stride, pad);
+            let mut y = vec![0.0; shape.n * oh * ow * mid.c];
+            depthwise(
+                expanded.as_deref().unwrap_or(&x),
+                mid,
                 &b.depthwise.weight,
                 &b.depthwise.bias,
+                b.kernel,
                 b.stride,
-                Pad::same(h, w, b.kernel, b.stride),
+                pad,
+                Act::Relu6,
+                &mut y,
+                t,
             );
-            relu6(&mut y);
-            let mut out = conv2d(y.view(), &b.project.weight, &b.project.bias, 1, Pad::NONE);
-            if b.skip {
-                out += &input;
-            }
-            x = out;
+            let out_shape = Nhwc {
+                n: shape.n,
+                h: oh,
+                w: ow,
+                c: b.project.cout(),
+            };
+            let mut out = vec![0.0; out_shape.len()];
+            let residual = b.skip.then_some(x.as_slice());
+            pointwise(
+                &y,
+                mid.c,
+                &b.project.weight,
+                &b.project.bias,
+                Act::Identity,
+                residual,
+                &mut out,
+                t,
+            );
+            (x, shape) = (out, out_shape);
         }
-        let mut x = conv2d(x.view(), &self.head.weight, &self.head.bias, 1, Pad::NONE);
-        relu6(&mut x);
-        let pooled = global_avg_pool(x.view());
-        linear(pooled.view(), self.fc_weight.view(), self.fc_bias.view())
+        let head_shape = Nhwc {
+            c: self.head.cout(),
+            ..shape
+        };
+        let mut y = vec![0.0; head_shape.len()];
+        pointwise(
+            &x,
+            shape.c,
+            &self.head.weight,
+            &self.head.bias,
+            Act::Relu6,
+            None,
+            &mut y,
+            t,
+        );
+        let pooled = global_avg_pool(&y, head_shape);
+        let mut logits = vec![0.0; n * self.fc.cout()];
+        pointwise(
+            &pooled,
+            head_shape.c,
+            &self.fc.weight,
+            &self.fc.bias,
+            Act::Identity,
+            None,
+            &mut logits,
+            t,
+        );
+        Array2::from_shape_vec((n, self.fc.cout()), logits).expect("n × classes")
     }
 }
 

@@ -5,5 +5,6 @@
 
 pub mod efficientnet;
 pub mod kernels;
+pub mod nhwc;
 
 pub use efficientnet::EfficientNetLite0;
