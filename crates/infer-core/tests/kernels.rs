@@ -2,7 +2,9 @@
 //! valgrind: `sgemm` wraps the `gemm` crate's unsafe entry point).
 #![cfg(feature = "cpu")]
 
-use inferkit_infer_core::cpu::kernels::{Pad, conv2d, depthwise_conv2d, sgemm};
+use inferkit_infer_core::cpu::kernels::{
+    Pad, Strides, conv2d, depthwise_conv2d, sgemm, sgemm_strided,
+};
 use inferkit_infer_core::cpu::nhwc::{self, Act, Nhwc};
 use ndarray::{Array1, Array4};
 
@@ -38,10 +40,53 @@ fn sgemm_matches_a_naive_product() {
 }
 
 #[test]
-#[should_panic(expected = "sgemm: slices shorter")]
+#[should_panic(expected = "sgemm: c holds fewer than 2 rows of 2")]
 fn sgemm_refuses_short_slices() {
     let mut c = vec![0.0; 3];
     sgemm(2, 2, 2, &[1.0; 4], &[1.0; 4], &mut c);
+}
+
+#[test]
+#[should_panic(expected = "reaches past its slice")]
+fn sgemm_strided_refuses_strides_past_the_end() {
+    let mut c = vec![0.0; 4];
+    // b as the transpose of a 2×3 matrix needs 6 elements
+    sgemm_strided(
+        2,
+        3,
+        2,
+        (&[1.0; 6], Strides::row_major(3)),
+        (&[1.0; 5], Strides::transposed(3)),
+        (&mut c, 2),
+    );
+}
+
+#[test]
+fn sgemm_strided_reads_transposed_operands_and_writes_a_block() {
+    let (m, k, n) = (5, 7, 3);
+    let a: Vec<f32> = (0..m * k).map(value).collect();
+    // w is [n, k] row-major; b = wᵀ
+    let w: Vec<f32> = (0..n * k).map(|i| value(i + 40)).collect();
+    // c is the middle 3 columns of a 5×8 matrix, the rest untouched
+    let mut c = vec![9.0_f32; m * 8];
+    sgemm_strided(
+        m,
+        k,
+        n,
+        (&a, Strides::row_major(k)),
+        (&w, Strides::transposed(k)),
+        (&mut c[2..], 8),
+    );
+    for i in 0..m {
+        for j in 0..8 {
+            let want = if (2..2 + n).contains(&j) {
+                (0..k).map(|p| a[i * k + p] * w[(j - 2) * k + p]).sum()
+            } else {
+                9.0
+            };
+            assert!((c[i * 8 + j] - want).abs() <= 1e-5, "({i}, {j})");
+        }
+    }
 }
 
 /// Direct convolution with explicit zero padding, groups = 1 or depthwise.

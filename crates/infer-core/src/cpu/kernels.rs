@@ -10,20 +10,77 @@ use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis};
 /// # Panics
 /// If a slice is shorter than its matrix.
 pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "sgemm: slices shorter than {m}x{k}, {k}x{n}, {m}x{n}"
+    sgemm_strided(
+        m,
+        k,
+        n,
+        (a, Strides::row_major(k)),
+        (b, Strides::row_major(n)),
+        (c, n),
     );
+}
+
+/// Where element `(i, j)` of a matrix lies in its slice: `i * row + j * col`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strides {
+    /// Step between rows.
+    pub row: usize,
+    /// Step between columns.
+    pub col: usize,
+}
+
+impl Strides {
+    /// Rows of `cols` contiguous elements.
+    pub const fn row_major(cols: usize) -> Strides {
+        Strides { row: cols, col: 1 }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns (a PyTorch `[out, in]`
+    /// linear weight read as `[in, out]`).
+    pub const fn transposed(cols: usize) -> Strides {
+        Strides { row: 1, col: cols }
+    }
+
+    /// The element one past the last one a `rows`×`cols` matrix addresses.
+    fn end(self, rows: usize, cols: usize) -> usize {
+        (rows - 1) * self.row + (cols - 1) * self.col + 1
+    }
+}
+
+/// `c = a · b` with any strides for `a` (`m×k`) and `b` (`k×n`); `c` is `m×n` with rows
+/// `c_row ≥ n` apart (so a block of a wider matrix), through the `gemm` crate on one thread.
+///
+/// # Panics
+/// If a slice is shorter than its strides address, or `c_row < n`.
+pub fn sgemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, sa): (&[f32], Strides),
+    (b, sb): (&[f32], Strides),
+    (c, c_row): (&mut [f32], usize),
+) {
     if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        c_row >= n && c.len() >= Strides::row_major(c_row).end(m, n),
+        "sgemm: c holds fewer than {m} rows of {n} (row stride {c_row})"
+    );
     if k == 0 {
-        c[..m * n].fill(0.0);
+        for row in c.chunks_mut(c_row).take(m) {
+            row[..n].fill(0.0);
+        }
         return;
     }
-    // SAFETY: the asserts above put every element the row-major strides address inside
-    // `a`, `b` and `c` (row stride = column count, column stride 1); `c` is a unique borrow
-    // so it aliases neither input; `read_dst` is false, so `c`'s old values are not read.
+    assert!(
+        a.len() >= sa.end(m, k) && b.len() >= sb.end(k, n),
+        "sgemm: a ({m}x{k}, {sa:?}) or b ({k}x{n}, {sb:?}) reaches past its slice"
+    );
+    // SAFETY: the asserts above put every element the strides address for `a` (m×k), `b`
+    // (k×n) and `c` (m×n, row stride ≥ n, column stride 1, so no two elements of `c`
+    // coincide) inside their slices; `c` is a unique borrow so it aliases neither input;
+    // `read_dst` is false, so `c`'s old values are not read; one thread.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
@@ -32,14 +89,14 @@ pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) 
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            c_row as isize,
             false,
             a.as_ptr(),
-            1,
-            k as isize,
+            sa.col as isize,
+            sa.row as isize,
             b.as_ptr(),
-            1,
-            n as isize,
+            sb.col as isize,
+            sb.row as isize,
             0.0,
             1.0,
             false,

@@ -1,10 +1,15 @@
-//! The native CPU backend (feature `cpu`): kernels on `ndarray` views and the models built
-//! from them. Work in progress: EfficientNet-Lite0 is correct against PyTorch; the kernels
-//! are straightforward (im2col + GEMM through ndarray's `matrixmultiply`, direct depthwise
-//! convolution) and not yet tuned.
+//! The native CPU backend (feature `cpu`): kernels on slices and `ndarray` views, and the
+//! models built from them — [`EfficientNetLite0`] (from the bundled PyTorch checkpoint, run
+//! channels-last) and [`MiniLm`] (all-MiniLM-L6-v2 from its safetensors, weights used in
+//! place). GEMM is the `gemm` crate (chosen by `benches/gemm.rs`); the other kernels are
+//! plain loops compiled per SIMD level (`multiversion`). Each model runs on a thread count
+//! of its own: 1 means the caller's thread only.
 
 pub mod efficientnet;
 pub mod kernels;
+pub mod math;
+pub mod minilm;
 pub mod nhwc;
 
 pub use efficientnet::EfficientNetLite0;
+pub use minilm::{MiniLm, Tokens};

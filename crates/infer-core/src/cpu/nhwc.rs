@@ -83,6 +83,11 @@ pub fn pointwise(
     });
 }
 
+/// `out[r] += bias [+ residual[r]]` for every row `r` (rows of `bias.len()`).
+pub fn add_bias(out: &mut [f32], bias: &[f32], residual: Option<&[f32]>) {
+    bias_act(out, bias, Act::Identity, residual);
+}
+
 /// `out[r] = act(out[r] + bias [+ residual[r]])` for every row `r`.
 #[multiversion(targets = "simd")]
 fn bias_act(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {

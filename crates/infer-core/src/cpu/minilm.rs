@@ -1,0 +1,574 @@
+//! A BERT sentence embedder: sentence-transformers' `all-MiniLM-L6-v2` (6 layers, hidden 384,
+//! 12 heads, intermediate 1536), or any BERT checkpoint with the same key names, from its
+//! `model.safetensors`, `config.json` and `tokenizer.json`.
+//!
+//! **Weights in place.** The checkpoint is memory-mapped and every weight is read straight
+//! from the map: linear weights stay PyTorch's `[out, in]` and the GEMM reads them
+//! transposed through strides; the embedding tables are indexed in place. Nothing is copied
+//! at load (a test counts the heap bytes). The price: Q, K and V stay three GEMMs, since
+//! fusing them would need one concatenated (copied) weight. The checkpoint must hold f32
+//! tensors at 4-byte-aligned offsets (safetensors files written by PyTorch do); anything
+//! else is an error at load naming the tensor.
+//!
+//! **Tokens.** `tokenizer.json` through the `tokenizers` crate, truncated to `max_tokens`
+//! (256, sentence-transformers' `max_seq_length` for this model) and never padded by the
+//! tokenizer; a batch is padded here to its longest text and masked.
+//!
+//! **Output.** Mean of the last hidden states over the non-padding tokens, then L2
+//! normalised: what `SentenceTransformer.encode` returns for this model.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2, Ix2};
+use rayon::prelude::*;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::kernels::{Strides, sgemm_strided};
+use super::math::{gelu, layer_norm, masked_softmax, mean_pool_l2};
+use super::nhwc::for_rows;
+use crate::backend::{Plan, Session};
+use crate::weights::Checkpoint;
+use crate::{
+    DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
+    TensorSpec, TensorView,
+};
+
+/// Token ids and attention mask of a batch, padded to its longest text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// `[batch, seq]` token ids (0, `[PAD]`, after each text's end).
+    pub ids: Array2<i64>,
+    /// `[batch, seq]`: 1 for a real token, 0 for padding.
+    pub mask: Array2<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    hidden: usize,
+    heads: usize,
+    layers: usize,
+    intermediate: usize,
+    eps: f32,
+    max_positions: usize,
+    vocab: usize,
+    type_vocab: usize,
+}
+
+/// all-MiniLM-L6-v2 (or a BERT of the same layout) on the native CPU backend: a [`Plan`]
+/// with inputs `input_ids` and `attention_mask` (`[batch, seq]` i64) and output
+/// `sentence_embedding` (`[batch, hidden]` f32, unit length); [`embed`](Self::embed) takes
+/// texts.
+pub struct MiniLm {
+    descriptor: ModelDescriptor,
+    ckpt: Checkpoint,
+    tokenizer: Tokenizer,
+    config: Config,
+    max_tokens: usize,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for MiniLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MiniLm")
+            .field("config", &self.config)
+            .field("max_tokens", &self.max_tokens)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(message: String) -> Error {
+    Error::Backend {
+        model: "minilm".into(),
+        message,
+    }
+}
+
+impl MiniLm {
+    /// Loads `dir/model.safetensors` (mapped, used in place), `dir/config.json` and
+    /// `dir/tokenizer.json`; texts are truncated to 256 tokens. One thread until
+    /// [`with_threads`](Self::with_threads).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming a missing or unreadable file, a missing tensor, a tensor
+    /// of the wrong shape or dtype, or one that cannot be used in place.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config_path = dir.join("config.json");
+        let config: serde_json::Value = std::fs::read_to_string(&config_path)
+            .map_err(|e| err(format!("{}: {e}", config_path.display())))
+            .and_then(|s| {
+                serde_json::from_str(&s).map_err(|e| err(format!("{}: {e}", config_path.display())))
+            })?;
+        let field = |name: &str| -> Result<usize> {
+            config[name]
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| err(format!("{}: no integer `{name}`", config_path.display())))
+        };
+        let config = Config {
+            hidden: field("hidden_size")?,
+            heads: field("num_attention_heads")?,
+            layers: field("num_hidden_layers")?,
+            intermediate: field("intermediate_size")?,
+            eps: config["layer_norm_eps"].as_f64().unwrap_or(1e-12) as f32,
+            max_positions: field("max_position_embeddings")?,
+            vocab: field("vocab_size")?,
+            type_vocab: field("type_vocab_size")?,
+        };
+        if config.heads == 0 || config.hidden % config.heads != 0 {
+            return Err(err(format!(
+                "hidden size {} does not split into {} heads",
+                config.hidden, config.heads
+            )));
+        }
+        let tok_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| err(format!("{}: {e}", tok_path.display())))?;
+        let max_tokens = 256.min(config.max_positions);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| err(format!("{}: {e}", tok_path.display())))?;
+        tokenizer.with_padding(None);
+        let ckpt =
+            Checkpoint::open(dir.join("model.safetensors")).map_err(|e| err(e.to_string()))?;
+        let model = MiniLm {
+            descriptor: descriptor(&config),
+            ckpt,
+            tokenizer,
+            config,
+            max_tokens,
+            threads: 1,
+            pool: None,
+        };
+        model.check_weights()?;
+        Ok(model)
+    }
+
+    /// Every tensor the forward pass reads, with its shape, readable in place.
+    fn check_weights(&self) -> Result<()> {
+        let c = &self.config;
+        let (h, i) = (c.hidden, c.intermediate);
+        let mut want: Vec<(String, Vec<usize>)> = vec![
+            ("embeddings.word_embeddings.weight".into(), vec![c.vocab, h]),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                vec![c.max_positions, h],
+            ),
+            (
+                "embeddings.token_type_embeddings.weight".into(),
+                vec![c.type_vocab, h],
+            ),
+            ("embeddings.LayerNorm.weight".into(), vec![h]),
+            ("embeddings.LayerNorm.bias".into(), vec![h]),
+        ];
+        for l in 0..c.layers {
+            let p = format!("encoder.layer.{l}");
+            for (name, out, inp) in [
+                ("attention.self.query", h, h),
+                ("attention.self.key", h, h),
+                ("attention.self.value", h, h),
+                ("attention.output.dense", h, h),
+                ("intermediate.dense", i, h),
+                ("output.dense", h, i),
+            ] {
+                want.push((format!("{p}.{name}.weight"), vec![out, inp]));
+                want.push((format!("{p}.{name}.bias"), vec![out]));
+            }
+            for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+                want.push((format!("{p}.{ln}.weight"), vec![h]));
+                want.push((format!("{p}.{ln}.bias"), vec![h]));
+            }
+        }
+        for (name, shape) in &want {
+            let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+            if t.shape() != shape.as_slice() {
+                return Err(err(format!(
+                    "{name}: shape {:?}, expected {shape:?}",
+                    t.shape()
+                )));
+            }
+            self.try_w(name)?;
+        }
+        Ok(())
+    }
+
+    fn try_w(&self, name: &str) -> Result<&[f32]> {
+        let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+        let v = t
+            .view::<f32>()
+            .map_err(|e| err(format!("{name} cannot be used in place: {e}")))?;
+        v.to_slice()
+            .ok_or_else(|| err(format!("{name} is not contiguous")))
+    }
+
+    /// A weight checked at load.
+    fn w(&self, name: &str) -> &[f32] {
+        self.try_w(name).expect("checked at load")
+    }
+
+    /// Runs on `threads` threads (0 is taken as 1): 1 on the caller's thread, more on a
+    /// rayon pool of exactly that size owned by the model.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the pool's threads cannot be started.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        self.pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("minilm-{i}"))
+                    .build()
+                    .map_err(|e| err(format!("thread pool: {e}")))?,
+            )
+        } else {
+            None
+        };
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// The number of threads a forward pass uses.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The most tokens a text keeps (with `[CLS]` and `[SEP]`); the rest is cut.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// The embedding width.
+    pub fn width(&self) -> usize {
+        self.config.hidden
+    }
+
+    /// Tokenizes `texts`, truncated to [`max_tokens`](Self::max_tokens), padded to the
+    /// longest.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the tokenizer fails.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tokens> {
+        let encodings = texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(t.as_ref(), true)
+                    .map_err(|e| err(format!("tokenizer: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::zeros((texts.len(), seq));
+        let mut mask = Array2::<i64>::zeros((texts.len(), seq));
+        for (row, e) in encodings.iter().enumerate() {
+            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                ids[[row, j]] = i64::from(id);
+                mask[[row, j]] = i64::from(m);
+            }
+        }
+        Ok(Tokens { ids, mask })
+    }
+
+    /// Unit-length sentence embeddings, `[texts, width]`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the tokenizer fails.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        let t = self.tokenize(texts)?;
+        self.forward(t.ids.view(), t.mask.view())
+    }
+
+    /// Embeddings of a tokenized batch.
+    ///
+    /// # Errors
+    /// [`Error::Input`]-like [`Error::Backend`] for a token id outside the vocabulary, more
+    /// tokens than position embeddings, or shapes that differ.
+    pub fn forward(
+        &self,
+        ids: ArrayView2<'_, i64>,
+        mask: ArrayView2<'_, i64>,
+    ) -> Result<Array2<f32>> {
+        if ids.dim() != mask.dim() {
+            return Err(err(format!(
+                "input_ids {:?} and attention_mask {:?} differ",
+                ids.shape(),
+                mask.shape()
+            )));
+        }
+        let (_, seq) = ids.dim();
+        if seq > self.config.max_positions {
+            return Err(err(format!(
+                "{seq} tokens, more than the {} positions",
+                self.config.max_positions
+            )));
+        }
+        if let Some((at, id)) = ids
+            .indexed_iter()
+            .find(|(_, id)| **id < 0 || **id as usize >= self.config.vocab)
+        {
+            return Err(err(format!(
+                "input_ids[{}, {}] = {id}: outside the vocabulary of {}",
+                at.0, at.1, self.config.vocab
+            )));
+        }
+        Ok(match &self.pool {
+            Some(pool) => pool.install(|| self.forward_on(ids, mask)),
+            None => self.forward_on(ids, mask),
+        })
+    }
+
+    fn forward_on(&self, ids: ArrayView2<'_, i64>, mask: ArrayView2<'_, i64>) -> Array2<f32> {
+        let c = &self.config;
+        let (batch, seq) = ids.dim();
+        let (h, t) = (c.hidden, self.threads);
+        let tokens = batch * seq;
+        let keep: Vec<bool> = mask.iter().map(|m| *m != 0).collect();
+        if tokens == 0 {
+            return Array2::zeros((batch, h));
+        }
+        // embeddings: word + position + token type 0, then layer norm
+        let (word, pos, typ) = (
+            self.w("embeddings.word_embeddings.weight"),
+            self.w("embeddings.position_embeddings.weight"),
+            self.w("embeddings.token_type_embeddings.weight"),
+        );
+        let mut x = vec![0.0_f32; tokens * h];
+        for (p, (row, id)) in x.chunks_exact_mut(h).zip(ids.iter()).enumerate() {
+            let (id, j) = (*id as usize, p % seq);
+            for (((o, a), b), d) in row
+                .iter_mut()
+                .zip(&word[id * h..(id + 1) * h])
+                .zip(&pos[j * h..(j + 1) * h])
+                .zip(&typ[..h])
+            {
+                *o = a + b + d;
+            }
+        }
+        layer_norm(
+            &mut x,
+            self.w("embeddings.LayerNorm.weight"),
+            self.w("embeddings.LayerNorm.bias"),
+            c.eps,
+        );
+        let (mut q, mut k, mut v) = (
+            vec![0.0; tokens * h],
+            vec![0.0; tokens * h],
+            vec![0.0; tokens * h],
+        );
+        let mut ctx = vec![0.0; tokens * h];
+        let mut x1 = vec![0.0; tokens * h];
+        let mut inter = vec![0.0; tokens * c.intermediate];
+        for l in 0..c.layers {
+            let p = format!("encoder.layer.{l}");
+            let lin = |name: &str, input: &[f32], out: &mut [f32], residual: Option<&[f32]>| {
+                let w = self.w(&format!("{p}.{name}.weight"));
+                let b = self.w(&format!("{p}.{name}.bias"));
+                linear(input, w, b, residual, out, t);
+            };
+            lin("attention.self.query", &x, &mut q, None);
+            lin("attention.self.key", &x, &mut k, None);
+            lin("attention.self.value", &x, &mut v, None);
+            self.attention(&q, &k, &v, &keep, seq, &mut ctx);
+            lin("attention.output.dense", &ctx, &mut x1, Some(&x));
+            layer_norm(
+                &mut x1,
+                self.w(&format!("{p}.attention.output.LayerNorm.weight")),
+                self.w(&format!("{p}.attention.output.LayerNorm.bias")),
+                c.eps,
+            );
+            lin("intermediate.dense", &x1, &mut inter, None);
+            if t > 1 {
+                inter.par_chunks_mut(64 * c.intermediate).for_each(gelu);
+            } else {
+                gelu(&mut inter);
+            }
+            lin("output.dense", &inter, &mut x, Some(&x1));
+            layer_norm(
+                &mut x,
+                self.w(&format!("{p}.output.LayerNorm.weight")),
+                self.w(&format!("{p}.output.LayerNorm.bias")),
+                c.eps,
+            );
+        }
+        let mut out = Array2::<f32>::zeros((batch, h));
+        for (b, mut row) in out.outer_iter_mut().enumerate() {
+            let e = mean_pool_l2(
+                &x[b * seq * h..(b + 1) * seq * h],
+                &keep[b * seq..(b + 1) * seq],
+                h,
+            );
+            row.assign(&ndarray::ArrayView1::from(&e));
+        }
+        out
+    }
+
+    /// Multi-head self-attention of every sequence: `ctx[b]` = softmax(QKᵀ/√d, masked)·V per
+    /// head, written into that head's columns. Sequences run in parallel on more threads.
+    fn attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        keep: &[bool],
+        seq: usize,
+        ctx: &mut [f32],
+    ) {
+        let (h, heads) = (self.config.hidden, self.config.heads);
+        let d = h / heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let one = |b: usize, out: &mut [f32]| {
+            let mut scores = vec![0.0_f32; seq * seq];
+            let at = b * seq * h;
+            let keep = &keep[b * seq..(b + 1) * seq];
+            for head in 0..heads {
+                let off = at + head * d;
+                sgemm_strided(
+                    seq,
+                    d,
+                    seq,
+                    (&q[off..], Strides::row_major(h)),
+                    (&k[off..], Strides::transposed(h)),
+                    (&mut scores, seq),
+                );
+                masked_softmax(&mut scores, keep, scale);
+                sgemm_strided(
+                    seq,
+                    seq,
+                    d,
+                    (&scores, Strides::row_major(seq)),
+                    (&v[off..], Strides::row_major(h)),
+                    (&mut out[head * d..], h),
+                );
+            }
+        };
+        if self.threads > 1 {
+            ctx.par_chunks_mut(seq * h)
+                .enumerate()
+                .for_each(|(b, out)| one(b, out));
+        } else {
+            ctx.chunks_mut(seq * h)
+                .enumerate()
+                .for_each(|(b, out)| one(b, out));
+        }
+    }
+}
+
+/// `out = x · wᵀ + b (+ residual)`: `x` `[rows, in]`, `w` PyTorch's `[out, in]` read in
+/// place, row blocks in parallel on more threads.
+fn linear(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    threads: usize,
+) {
+    let n = b.len();
+    let k = w.len() / n;
+    for_rows(
+        out,
+        n,
+        (32 * 1024 / (k + n)).max(16),
+        threads,
+        |first, chunk| {
+            let rows = chunk.len() / n;
+            sgemm_strided(
+                rows,
+                k,
+                n,
+                (&x[first * k..(first + rows) * k], Strides::row_major(k)),
+                (w, Strides::transposed(k)),
+                (chunk, n),
+            );
+            let res = residual.map(|r| &r[first * n..(first + rows) * n]);
+            super::nhwc::add_bias(chunk, b, res);
+        },
+    );
+}
+
+fn descriptor(c: &Config) -> ModelDescriptor {
+    let dims = || {
+        vec![
+            Dim::Dynamic("batch".into()),
+            Dim::Dynamic("sequence".into()),
+        ]
+    };
+    ModelDescriptor {
+        name: "all-minilm-l6-v2".into(),
+        version: semver::Version::new(1, 0, 0),
+        inputs: vec![
+            TensorSpec {
+                name: "input_ids".into(),
+                dtype: DType::I64,
+                shape: dims(),
+            },
+            TensorSpec {
+                name: "attention_mask".into(),
+                dtype: DType::I64,
+                shape: dims(),
+            },
+        ],
+        outputs: vec![TensorSpec {
+            name: "sentence_embedding".into(),
+            dtype: DType::F32,
+            shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(c.hidden)],
+        }],
+        runtime: RuntimeHint::Cpu,
+        metadata: [
+            ("backend".to_string(), "cpu (native)".to_string()),
+            ("pooling".to_string(), "mean, L2-normalised".to_string()),
+        ]
+        .into(),
+    }
+}
+
+impl Plan for Arc<MiniLm> {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.descriptor
+    }
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn session(&self) -> Result<Box<dyn Session>> {
+        Ok(Box::new(MiniLmSession {
+            model: Arc::clone(self),
+            _context: Device::Cpu.open()?,
+        }))
+    }
+}
+
+struct MiniLmSession {
+    model: Arc<MiniLm>,
+    _context: DeviceContext,
+}
+
+impl Session for MiniLmSession {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.model.descriptor
+    }
+
+    fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
+        let (ordered, _) = self.model.descriptor.validate(inputs)?;
+        let (TensorView::I64(ids), TensorView::I64(mask)) = (ordered[0], ordered[1]) else {
+            unreachable!("validated as I64")
+        };
+        let ids = ids
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| err(e.to_string()))?;
+        let mask = mask
+            .view()
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| err(e.to_string()))?;
+        let out = self.model.forward(ids, mask)?;
+        Ok(vec![Tensor::F32(out.into_dyn())])
+    }
+}
