@@ -141,7 +141,8 @@ mod tests {
             (3.5, 0.999_999_257),
             (-1.0, -0.842_700_793),
         ] {
-            assert!((erf(x) - want).abs() <= 2e-7, "erf({x}) = {}", erf(x));
+            // 1.5e-7 from the approximation, the rest f32 rounding
+            assert!((erf(x) - want).abs() <= 4e-7, "erf({x}) = {}", erf(x));
         }
     }
 
