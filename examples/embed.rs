@@ -1,0 +1,161 @@
+//! Sentence embeddings with all-MiniLM-L6-v2 on the native CPU backend.
+//!
+//! ```text
+//! cargo run --release --example embed -- --text "first text" --text "second" [--batch N] [--threads N] [--model DIR]
+//! cargo run --release --example embed -- --input FILE [--batch N] [--threads N]
+//! ```
+//!
+//! `--input` takes one text per line (`-` for stdin). The model comes from
+//! `.cache/models/all-MiniLM-L6-v2` (fetched by `scripts/fetch-models.sh`) unless `--model`
+//! names another folder with `model.safetensors`, `config.json` and `tokenizer.json`.
+//! Texts are grouped by token count into batches of `--batch` (default 32) so little is
+//! padded, and printed in input order, one JSON line each: `{"text":…,"embedding":[384
+//! floats]}` (unit length, as sentence-transformers returns). The last line is a summary:
+//! `texts`, `tokens`, `seconds` (tokenizing and the model; loading apart, as
+//! `load_seconds`), `texts_per_s`, `batch`, `threads`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use inferkit::infer_core::cpu::MiniLm;
+use inferkit::pipeline::available_cpus;
+
+struct Args {
+    texts: Vec<String>,
+    batch: usize,
+    threads: usize,
+    model: PathBuf,
+}
+
+fn parse() -> Result<Args, String> {
+    let usage =
+        "usage: embed (--text TEXT)… | --input FILE [--batch N] [--threads N] [--model DIR]";
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        texts: Vec::new(),
+        batch: 32,
+        threads: available_cpus(),
+        model: Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/all-MiniLM-L6-v2"),
+    };
+    let mut input = None;
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{usage}"));
+        let count = |name: &str, v: String| -> Result<usize, String> {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{name}: `{v}` is not a whole number above 0")),
+            }
+        };
+        match a.as_str() {
+            "--text" => args.texts.push(value("--text")?),
+            "--input" => input = Some(value("--input")?),
+            "--batch" => args.batch = count("--batch", value("--batch")?)?,
+            "--threads" => args.threads = count("--threads", value("--threads")?)?,
+            "--model" => args.model = PathBuf::from(value("--model")?),
+            "-h" | "--help" => return Err(usage.into()),
+            s => return Err(format!("unexpected argument {s}\n{usage}")),
+        }
+    }
+    if let Some(path) = input {
+        let reader: Box<dyn BufRead> = if path == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?,
+            ))
+        };
+        for (n, line) in reader.lines().enumerate() {
+            args.texts
+                .push(line.map_err(|e| format!("{path}: line {}: {e}", n + 1))?);
+        }
+    }
+    if args.texts.is_empty() {
+        return Err(format!("no texts\n{usage}"));
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let load = Instant::now();
+    let model = MiniLm::load(&args.model)
+        .map_err(|e| format!("{e} (scripts/fetch-models.sh fetches the model)"))?
+        .with_threads(args.threads)?;
+    let load_seconds = load.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    // token counts, to batch texts of similar length together
+    let lengths: Vec<usize> = args
+        .texts
+        .iter()
+        .map(|t| model.tokenize(&[t]).map(|tok| tok.ids.ncols()))
+        .collect::<Result<_, _>>()?;
+    let mut order: Vec<usize> = (0..args.texts.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let bar = ProgressBar::with_draw_target(
+        Some(args.texts.len() as u64),
+        if args.texts.len() > 1000 {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    )
+    .with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} texts {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut embeddings = vec![Vec::new(); args.texts.len()];
+    for group in order.chunks(args.batch) {
+        let texts: Vec<&str> = group.iter().map(|&i| args.texts[i].as_str()).collect();
+        let out = model.embed(&texts)?;
+        for (&i, row) in group.iter().zip(out.outer_iter()) {
+            embeddings[i] = row.to_vec();
+        }
+        bar.inc(group.len() as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    // serialised from f32 (shortest round-trip digits of an f32, not of an f64)
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        text: &'a str,
+        embedding: &'a [f32],
+    }
+    for (text, e) in args.texts.iter().zip(&embeddings) {
+        serde_json::to_writer(&mut stdout, &Line { text, embedding: e })?;
+        writeln!(stdout)?;
+    }
+    writeln!(
+        stdout,
+        "{}",
+        serde_json::json!({
+            "texts": args.texts.len(),
+            "tokens": lengths.iter().sum::<usize>(),
+            "seconds": seconds,
+            "texts_per_s": args.texts.len() as f64 / seconds.max(1e-9),
+            "load_seconds": load_seconds,
+            "batch": args.batch,
+            "threads": args.threads,
+        })
+    )?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The `embed` example, run as a user runs it, against sentence-transformers' embeddings
+//! (tests/fixtures/models/minilm.*, from scripts/make_minilm_fixtures.py). Needs the model
+//! from scripts/fetch-models.sh.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::example;
+
+use ndarray::Array2;
+use ndarray_npy::read_npy;
+
+#[test]
+fn embeds_every_text_in_input_order_as_sentence_transformers_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("minilm.texts.json")).unwrap())
+            .unwrap();
+    let texts: Vec<&str> = meta["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want: Array2<f32> = read_npy(dir.join("minilm.embeddings.npy")).unwrap();
+    let mut cmd = Command::new(example("embed"));
+    for t in &texts {
+        cmd.args(["--text", t]);
+    }
+    let run = cmd
+        .args(["--batch", "4", "--threads", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), texts.len() + 1);
+    for (i, (line, text)) in lines.iter().zip(&texts).enumerate() {
+        assert_eq!(line["text"], *text, "line {i} is text {i}");
+        let e: Vec<f32> = line["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(e.len(), 384);
+        let w = want.row(i);
+        let dot: f32 = e.iter().zip(w.iter()).map(|(a, b)| a * b).sum();
+        let cos = dot / (w.dot(&w).sqrt() * e.iter().map(|v| v * v).sum::<f32>().sqrt());
+        assert!(cos >= 0.9999, "text {i}: cosine {cos}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["texts"], texts.len());
+    assert!(summary["texts_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn input_file_one_text_per_line_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("texts.txt");
+    std::fs::write(&file, "first line\nsecond line\n\n").unwrap();
+    let run = Command::new(example("embed"))
+        .arg("--input")
+        .arg(&file)
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let texts: Vec<String> = stdout
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].to_string())
+        .collect();
+    assert_eq!(texts, ["\"first line\"", "\"second line\"", "\"\""]);
+    let run = Command::new(example("embed"))
+        .args(["--input", "/nonexistent/texts.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("/nonexistent/texts.txt"));
+    let run = Command::new(example("embed"))
+        .args(["--text", "x", "--model", "/nonexistent/model"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("/nonexistent/model/config.json") && stderr.contains("fetch-models"),
+        "{stderr}"
+    );
+}
