@@ -1,8 +1,10 @@
-//! EfficientNet-Lite0, one thread, batch 1 and 32: the native CPU backend (from the bundled
-//! checkpoint) and tract (the ONNX backend, on the exported model when
-//! scripts/export_efficientnet_onnx.py has made it), against onnxruntime measured by
-//! scripts/anchors/onnx.py on the same ONNX file in the same run
-//! (target/bench-data/anchors-onnx.json).
+//! The native CPU backend against onnxruntime and PyTorch, measured by
+//! scripts/anchors/models.py in the same run (target/bench-data/anchors-models.json):
+//! EfficientNet-Lite0 batch 1 (latency) and 32 (throughput), MiniLM batch 32 × 128 tokens,
+//! one thread and two; tract (the ONNX backend) on EfficientNet when the exported model is
+//! there. The table also gives each model's GFLOP/s and its fraction of the measured sgemm
+//! peak (PyTorch's 2048³ from scripts/bench-gemm.sh, and the `gemm` crate's when
+//! benches/gemm.rs has run).
 //!
 //! ```text
 //! scripts/bench-infer.sh
@@ -16,10 +18,15 @@ use criterion::{Criterion, Throughput};
 
 mod common;
 use common::{anchors, median, ratio};
-use inferkit::infer_core::cpu::EfficientNetLite0;
+use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::{Backend, Device, ModelSource, Session};
-use ndarray::Array4;
+use ndarray::{Array2, Array4};
+
+/// Multiply-adds of EfficientNet-Lite0 per 224² image (convolutions and the classifier).
+const EFFNET_MACS: f64 = 385.0e6;
+const MINILM_BATCH: usize = 32;
+const MINILM_SEQ: usize = 128;
 
 fn input(batch: usize) -> Array4<f32> {
     Array4::<f32>::from_shape_fn((batch, 3, 224, 224), |(n, c, h, w)| {
@@ -27,14 +34,29 @@ fn input(batch: usize) -> Array4<f32> {
     })
 }
 
+/// Multiply-adds of a MiniLM (6 × 384, FFN 1536) forward pass over `batch` × `seq` tokens.
+fn minilm_macs(batch: usize, seq: usize) -> f64 {
+    let (t, h, f) = ((batch * seq) as f64, 384.0, 1536.0);
+    6.0 * (t * (4.0 * h * h + 2.0 * h * f) + 2.0 * batch as f64 * (seq * seq) as f64 * h)
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join(".cache/models/efficientnet-lite0/efficientnet-lite0.onnx");
-    let native =
-        EfficientNetLite0::load(root.join("assets/models/efficientnet-lite0.pth")).unwrap();
-    let mut tract: Option<Box<dyn Session>> = path.exists().then(|| {
+    let onnx = root.join(".cache/models/efficientnet-lite0/efficientnet-lite0.onnx");
+    let pth = root.join("assets/models/efficientnet-lite0.pth");
+    let eff1 = EfficientNetLite0::load(&pth).unwrap();
+    let eff2 = EfficientNetLite0::load(&pth)
+        .unwrap()
+        .with_threads(2)
+        .unwrap();
+    let minilm_dir = root.join(".cache/models/all-MiniLM-L6-v2");
+    let minilm = MiniLm::load(&minilm_dir).ok();
+    let minilm2 = MiniLm::load(&minilm_dir)
+        .ok()
+        .map(|m| m.with_threads(2).unwrap());
+    let mut tract: Option<Box<dyn Session>> = onnx.exists().then(|| {
         let plan = OnnxBackend::new()
-            .prepare(ModelSource::Path(&path), Device::Cpu)
+            .prepare(ModelSource::Path(&onnx), Device::Cpu)
             .unwrap();
         plan.session().unwrap()
     });
@@ -48,43 +70,149 @@ fn main() {
         let x = input(batch);
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("native_efficientnet_b{batch}"), |b| {
-            b.iter(|| black_box(native.forward(x.view())))
+            b.iter(|| black_box(eff1.forward(x.view())))
         });
+        if batch > 1 {
+            g.bench_function(format!("native_efficientnet_b{batch}_t2"), |b| {
+                b.iter(|| black_box(eff2.forward(x.view())))
+            });
+        }
         if let Some(session) = tract.as_mut() {
             g.bench_function(format!("tract_efficientnet_b{batch}"), |b| {
                 b.iter(|| black_box(session.run(&[("images", (&x).into())]).unwrap()))
             });
         }
     }
+    // token ids as the anchor draws them: [CLS] … [SEP], every token real
+    let ids = Array2::<i64>::from_shape_fn((MINILM_BATCH, MINILM_SEQ), |(b, s)| match s {
+        0 => 101,
+        s if s == MINILM_SEQ - 1 => 102,
+        _ => 1000 + ((b * 7919 + s * 104_729) % 29_000) as i64,
+    });
+    let mask = Array2::<i64>::ones(ids.dim());
+    g.throughput(Throughput::Elements(MINILM_BATCH as u64));
+    for (name, m) in [("", &minilm), ("_t2", &minilm2)] {
+        if let Some(m) = m {
+            g.bench_function(
+                format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}{name}"),
+                |b| b.iter(|| black_box(m.forward(ids.view(), mask.view()).unwrap())),
+            );
+        }
+    }
     g.finish();
     c.final_summary();
-    let a = anchors("anchors-onnx.json");
+    report();
+}
+
+fn report() {
+    let a = anchors("anchors-models.json");
+    let peak = anchors("anchors-gemm.json")
+        .get("torch_sgemm_2048_gflops")
+        .and_then(|v| v.as_f64());
+    let gemm_peak = median("gemm", "gemm_square_2048").map(|s| 2.0 * 2048f64.powi(3) / s / 1e9);
+    let get = |k: &str| a.get(k).and_then(|v| v.as_f64());
     println!(
-        "\ninfer: EfficientNet-Lite0, one thread; onnxruntime from target/bench-data/anchors-onnx.json ({})",
+        "\ninfer: native CPU backend vs onnxruntime {} and PyTorch {} (target/bench-data/anchors-models.json: {}); medians",
+        a.get("onnxruntime").and_then(|v| v.as_str()).unwrap_or("?"),
+        a.get("torch").and_then(|v| v.as_str()).unwrap_or("?"),
         if a.is_empty() {
             "absent: run scripts/bench-infer.sh"
         } else {
-            "same machine"
+            "same run"
         }
     );
-    println!("| batch | native CPU | tract | onnxruntime | native / ORT time | tract / ORT time |");
-    println!("|---|---|---|---|---|---|");
-    for batch in [1, 32] {
-        let native = median("infer", &format!("native_efficientnet_b{batch}"));
-        let tract = median("infer", &format!("tract_efficientnet_b{batch}"));
-        let ort = a.get(&format!("ort_b{batch}_s")).and_then(|v| v.as_f64());
-        let ms = |v: Option<f64>| {
+    println!(
+        "sgemm peak, one thread, 2048³: PyTorch {}, gemm crate {}",
+        peak.map_or("-".into(), |v| format!("{v:.1} GFLOP/s")),
+        gemm_peak.map_or("-".into(), |v| format!("{v:.1} GFLOP/s"))
+    );
+    println!(
+        "| model | threads | native | onnxruntime | PyTorch | ORT / native speed | faster anchor / native speed | native GFLOP/s | of PyTorch sgemm peak |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let rows: [(&str, String, String, usize, f64); 5] = [
+        (
+            "EfficientNet-Lite0 b1",
+            "native_efficientnet_b1".into(),
+            "eff_b1_t1".into(),
+            1,
+            EFFNET_MACS,
+        ),
+        (
+            "EfficientNet-Lite0 b32",
+            "native_efficientnet_b32".into(),
+            "eff_b32_t1".into(),
+            32,
+            32.0 * EFFNET_MACS,
+        ),
+        (
+            "EfficientNet-Lite0 b32",
+            "native_efficientnet_b32_t2".into(),
+            "eff_b32_t2".into(),
+            32,
+            32.0 * EFFNET_MACS,
+        ),
+        (
+            "MiniLM b32×128",
+            format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
+            format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t1"),
+            MINILM_BATCH,
+            minilm_macs(MINILM_BATCH, MINILM_SEQ),
+        ),
+        (
+            "MiniLM b32×128",
+            format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2"),
+            format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2"),
+            MINILM_BATCH,
+            minilm_macs(MINILM_BATCH, MINILM_SEQ),
+        ),
+    ];
+    for (label, id, anchor, batch, macs) in rows {
+        let threads = if id.ends_with("_t2") { 2 } else { 1 };
+        let native = median("infer", &id);
+        let ort = get(&format!("ort_{anchor}_s"));
+        let torch = get(&format!("torch_{anchor}_s"));
+        let fastest = match (ort, torch) {
+            (Some(o), Some(t)) => Some(o.min(t)),
+            (o, t) => o.or(t),
+        };
+        let show = |v: Option<f64>| {
             v.map_or("-".into(), |v| {
-                format!("{:.2} ms ({:.1} img/s)", v * 1e3, batch as f64 / v)
+                if batch == 1 {
+                    format!("{:.2} ms", v * 1e3)
+                } else {
+                    format!("{:.1}/s", batch as f64 / v)
+                }
             })
         };
+        let gflops = native.map(|s| 2.0 * macs / s / 1e9);
         println!(
-            "| {batch} | {} | {} | {} | {} | {} |",
-            ms(native),
-            ms(tract),
-            ms(ort),
-            ratio(native, ort, 2),
-            ratio(tract, ort, 2)
+            "| {label} | {threads} | {} | {} | {} | {} | {} | {} | {} |",
+            show(native),
+            show(ort),
+            show(torch),
+            ratio(ort, native, 2),
+            ratio(fastest, native, 2),
+            gflops.map_or("-".into(), |g| format!("{g:.1}")),
+            match (gflops, peak) {
+                (Some(g), Some(p)) => format!("{:.0}%", 100.0 * g / p / threads as f64),
+                _ => "-".into(),
+            }
         );
     }
+    let speedup = |one: &str, two: &str| ratio(median("infer", one), median("infer", two), 2);
+    println!(
+        "two threads / one: EfficientNet b32 {}, MiniLM {}",
+        speedup("native_efficientnet_b32", "native_efficientnet_b32_t2"),
+        speedup(
+            &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
+            &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2")
+        )
+    );
+    let tract = median("infer", "tract_efficientnet_b1");
+    println!(
+        "tract (ONNX backend) EfficientNet b1: {} ({} of onnxruntime's time)",
+        tract.map_or("-".into(), |v| format!("{:.2} ms", v * 1e3)),
+        ratio(tract, get("ort_eff_b1_t1_s"), 2)
+    );
 }

@@ -194,6 +194,12 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
             (1, 5, 11, 6, 5, 2),
             (2, 3, 7, 10, 5, 1),
             (3, 17, 6, 5, 3, 2),
+            // channel blocks of 16 with and without a tail, rows wide enough for the
+            // four-pixel path
+            (1, 40, 9, 13, 3, 1),
+            (2, 32, 12, 11, 5, 2),
+            (1, 16, 7, 20, 3, 2),
+            (1, 48, 5, 17, 5, 1),
         ] {
             let what = format!("{n}x{c}x{h}x{w} k{k} s{stride} on {threads} threads");
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, y, z)| {
@@ -239,7 +245,8 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
                 .iter()
                 .copied()
                 .collect();
-            let (got, out_shape) = nhwc::conv_nchw_to_nhwc(
+            let mut got = vec![f32::NAN; n * oh * ow * cout];
+            let out_shape = nhwc::conv_nchw_to_nhwc(
                 x.as_slice().unwrap(),
                 (n, c, h, w),
                 &packed,
@@ -248,6 +255,7 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
                 stride,
                 pad,
                 Act::Identity,
+                &mut got,
                 threads,
             );
             assert_eq!((out_shape.h, out_shape.w, out_shape.c), (oh, ow, cout));

@@ -7,7 +7,7 @@
 //! changes their values and NHWC their order.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array1, Array2, Array4, ArrayView4, Ix2, Ix4};
 
@@ -84,6 +84,8 @@ pub struct EfficientNetLite0 {
     fc: Conv,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
+    /// Activation buffers between forward passes (see [`Buffers`]).
+    scratch: Mutex<Vec<Vec<f32>>>,
 }
 
 impl std::fmt::Debug for EfficientNetLite0 {
@@ -254,6 +256,7 @@ impl EfficientNetLite0 {
             fc,
             threads: 1,
             pool: None,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -294,24 +297,38 @@ impl EfficientNetLite0 {
 
     fn forward_on(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
         let t = self.threads;
+        let mut bufs = Buffers::take(&self.scratch);
         let (n, c, h, w) = x.dim();
         let x = x.as_standard_layout();
-        let (mut x, mut shape) = conv_nchw_to_nhwc(
+        let pad = Pad::same(h, w, 3, 2);
+        let (oh, ow) = Nhwc { n, h, w, c }.out(3, 2, pad);
+        let mut cur = bufs.get(n * oh * ow * self.stem.cout());
+        let mut shape = conv_nchw_to_nhwc(
             x.as_slice().expect("standard layout"),
             (n, c, h, w),
             &self.stem.weight,
             &self.stem.bias,
             3,
             2,
-            Pad::same(h, w, 3, 2),
+            pad,
             Act::Relu6,
+            &mut cur,
             t,
         );
         for b in &self.blocks {
             // Block 0 has no expansion: its depthwise convolution reads the input itself.
             let expanded = b.expand.as_ref().map(|e| {
-                let mut y = vec![0.0; shape.n * shape.h * shape.w * e.cout()];
-                pointwise(&x, shape.c, &e.weight, &e.bias, Act::Relu6, None, &mut y, t);
+                let mut y = bufs.get(shape.n * shape.h * shape.w * e.cout());
+                pointwise(
+                    &cur,
+                    shape.c,
+                    &e.weight,
+                    &e.bias,
+                    Act::Relu6,
+                    None,
+                    &mut y,
+                    t,
+                );
                 y
             });
             let mid = Nhwc {
@@ -320,9 +337,9 @@ impl EfficientNetLite0 {
             };
             let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
             let (oh, ow) = mid.out(b.kernel, b.stride, pad);
-            let mut y = vec![0.0; shape.n * oh * ow * mid.c];
+            let mut y = bufs.get(shape.n * oh * ow * mid.c);
             depthwise(
-                expanded.as_deref().unwrap_or(&x),
+                expanded.as_deref().unwrap_or(&cur),
                 mid,
                 &b.depthwise.weight,
                 &b.depthwise.bias,
@@ -333,14 +350,17 @@ impl EfficientNetLite0 {
                 &mut y,
                 t,
             );
+            if let Some(e) = expanded {
+                bufs.put(e);
+            }
             let out_shape = Nhwc {
                 n: shape.n,
                 h: oh,
                 w: ow,
                 c: b.project.cout(),
             };
-            let mut out = vec![0.0; out_shape.len()];
-            let residual = b.skip.then_some(x.as_slice());
+            let mut out = bufs.get(out_shape.len());
+            let residual = b.skip.then_some(cur.as_slice());
             pointwise(
                 &y,
                 mid.c,
@@ -351,15 +371,17 @@ impl EfficientNetLite0 {
                 &mut out,
                 t,
             );
-            (x, shape) = (out, out_shape);
+            bufs.put(y);
+            bufs.put(std::mem::replace(&mut cur, out));
+            shape = out_shape;
         }
         let head_shape = Nhwc {
             c: self.head.cout(),
             ..shape
         };
-        let mut y = vec![0.0; head_shape.len()];
+        let mut y = bufs.get(head_shape.len());
         pointwise(
-            &x,
+            &cur,
             shape.c,
             &self.head.weight,
             &self.head.bias,
@@ -369,6 +391,8 @@ impl EfficientNetLite0 {
             t,
         );
         let pooled = global_avg_pool(&y, head_shape);
+        bufs.put(y);
+        bufs.put(cur);
         let mut logits = vec![0.0; n * self.fc.cout()];
         pointwise(
             &pooled,
@@ -380,7 +404,59 @@ impl EfficientNetLite0 {
             &mut logits,
             t,
         );
+        bufs.give_back(&self.scratch);
         Array2::from_shape_vec((n, self.fc.cout()), logits).expect("n × classes")
+    }
+}
+
+/// Activation buffers reused from one layer and one forward pass to the next, so their
+/// memory is neither allocated nor zeroed again (every kernel overwrites its whole output).
+/// Buffers over [`Buffers::KEEP`] bytes are not kept between passes.
+#[derive(Default)]
+struct Buffers(Vec<Vec<f32>>);
+
+impl Buffers {
+    const KEEP: usize = 64 << 20;
+
+    fn take(shared: &Mutex<Vec<Vec<f32>>>) -> Buffers {
+        Buffers(std::mem::take(
+            &mut *shared.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+
+    /// A buffer of `len` floats with unspecified (stale or zero) contents: the smallest
+    /// kept one that holds `len`, else the largest grown.
+    fn get(&mut self, len: usize) -> Vec<f32> {
+        let fit = (0..self.0.len())
+            .filter(|&i| self.0[i].capacity() >= len)
+            .min_by_key(|&i| self.0[i].capacity())
+            .or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].capacity()));
+        let mut v = fit.map_or_else(Vec::new, |i| self.0.swap_remove(i));
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0.0);
+        }
+        v
+    }
+
+    fn put(&mut self, mut v: Vec<f32>) {
+        // keep the contents: `get` shortens or lengthens, never clears
+        let cap = v.capacity();
+        v.resize(cap, 0.0);
+        self.0.push(v);
+    }
+
+    fn give_back(self, shared: &Mutex<Vec<Vec<f32>>>) {
+        let keep: Vec<Vec<f32>> = self
+            .0
+            .into_iter()
+            .filter(|v| v.capacity() * 4 <= Self::KEEP)
+            .collect();
+        let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_empty() {
+            *g = keep;
+        }
     }
 }
 

@@ -172,59 +172,164 @@ pub fn depthwise(
     assert_eq!(x.len(), shape.len(), "depthwise: input shape");
     assert_eq!(taps.len(), k * k * c, "depthwise: taps are not k×k×c");
     assert_eq!(bias.len(), c, "depthwise: bias");
+    assert!(k > 0 && stride > 0, "depthwise: zero kernel or stride");
     let (oh, ow) = shape.out(k, stride, pad);
     assert_eq!(out.len(), shape.n * oh * ow * c, "depthwise: output shape");
+    let geometry = Window {
+        h,
+        w,
+        c,
+        k,
+        stride,
+        pad,
+        relu6: act == Act::Relu6,
+    };
     for_rows(out, ow * c, 1, threads, |first, chunk| {
         for (i, orow) in chunk.chunks_exact_mut(ow * c).enumerate() {
             let (img, oy) = ((first + i) / oh, (first + i) % oh);
             let image = &x[img * h * w * c..(img + 1) * h * w * c];
-            depthwise_row(image, (h, w, c), taps, bias, k, stride, pad, oy, orow);
-            if act == Act::Relu6 {
-                relu6(orow);
-            }
+            depthwise_row(image, &geometry, taps, bias, oy, orow);
         }
     });
 }
 
-/// One output row of [`depthwise`].
-#[multiversion(targets = "simd")]
-#[allow(clippy::too_many_arguments)]
-fn depthwise_row(
-    image: &[f32],
-    (h, w, c): (usize, usize, usize),
-    taps: &[f32],
-    bias: &[f32],
+/// What [`depthwise_row`] needs to know of the input and the window.
+struct Window {
+    h: usize,
+    w: usize,
+    c: usize,
     k: usize,
     stride: usize,
     pad: Pad,
+    relu6: bool,
+}
+
+/// Channels per register-held accumulator block.
+const LANES: usize = 16;
+/// Output pixels computed together where the whole window is inside the image.
+const PIXELS: usize = 4;
+
+/// One output row of [`depthwise`]. Channels go in blocks of [`LANES`] whose sums stay in
+/// registers across all taps; inside the image, [`PIXELS`] neighbouring outputs share each
+/// tap load.
+#[multiversion(targets = "simd")]
+fn depthwise_row(
+    image: &[f32],
+    g: &Window,
+    taps: &[f32],
+    bias: &[f32],
     oy: usize,
     orow: &mut [f32],
 ) {
-    for (ox, acc) in orow.chunks_exact_mut(c).enumerate() {
-        acc.copy_from_slice(bias);
-        for ky in 0..k {
-            let iy = (oy * stride + ky).wrapping_sub(pad.top);
-            if iy >= h {
-                continue;
-            }
-            for kx in 0..k {
-                let ix = (ox * stride + kx).wrapping_sub(pad.left);
-                if ix >= w {
-                    continue;
+    let (c, k, s) = (g.c, g.k, g.stride);
+    let ow = orow.len() / c;
+    // rows of the window inside the image
+    let ky0 = g.pad.top.saturating_sub(oy * s);
+    let ky1 = k.min((g.h + g.pad.top).saturating_sub(oy * s));
+    let iy0 = oy * s + ky0 - g.pad.top;
+    // outputs whose window lies inside the image horizontally
+    let lo = g.pad.left.div_ceil(s).min(ow);
+    let hi = if g.w + g.pad.left >= k {
+        ((g.w + g.pad.left - k) / s + 1).clamp(lo, ow)
+    } else {
+        lo
+    };
+    let finish = |v: f32| if g.relu6 { v.clamp(0.0, 6.0) } else { v };
+    let blocks = c / LANES;
+    // one output pixel, any position: taps outside the image skipped
+    let single = |ox: usize, out: &mut [f32]| {
+        let kx0 = g.pad.left.saturating_sub(ox * s);
+        let kx1 = k.min((g.w + g.pad.left).saturating_sub(ox * s));
+        for b in 0..blocks {
+            let cb = b * LANES;
+            let mut acc: [f32; LANES] = bias[cb..cb + LANES].try_into().expect("block");
+            for ky in ky0..ky1 {
+                let iy = iy0 + ky - ky0;
+                for kx in kx0..kx1 {
+                    let ix = ox * s + kx - g.pad.left;
+                    let src = &image[(iy * g.w + ix) * c + cb..][..LANES];
+                    let tap = &taps[(ky * k + kx) * c + cb..][..LANES];
+                    for l in 0..LANES {
+                        acc[l] += src[l] * tap[l];
+                    }
                 }
-                let src = &image[(iy * w + ix) * c..(iy * w + ix + 1) * c];
-                let tap = &taps[(ky * k + kx) * c..(ky * k + kx + 1) * c];
-                for ((a, s), t) in acc.iter_mut().zip(src).zip(tap) {
-                    *a += *s * *t;
+            }
+            for (o, a) in out[cb..cb + LANES].iter_mut().zip(acc) {
+                *o = finish(a);
+            }
+        }
+        for ch in blocks * LANES..c {
+            let mut a = bias[ch];
+            for ky in ky0..ky1 {
+                let iy = iy0 + ky - ky0;
+                for kx in kx0..kx1 {
+                    let ix = ox * s + kx - g.pad.left;
+                    a += image[(iy * g.w + ix) * c + ch] * taps[(ky * k + kx) * c + ch];
                 }
             }
+            out[ch] = finish(a);
+        }
+    };
+    let mut ox = 0;
+    while ox < ow {
+        if ox >= lo && ox + PIXELS <= hi && blocks > 0 {
+            // PIXELS outputs, every tap inside the image horizontally
+            for b in 0..blocks {
+                let cb = b * LANES;
+                let init: [f32; LANES] = bias[cb..cb + LANES].try_into().expect("block");
+                let mut acc = [init; PIXELS];
+                for ky in ky0..ky1 {
+                    let iy = iy0 + ky - ky0;
+                    let row = &image[iy * g.w * c..(iy + 1) * g.w * c];
+                    for kx in 0..k {
+                        let tap = &taps[(ky * k + kx) * c + cb..][..LANES];
+                        for (p, a) in acc.iter_mut().enumerate() {
+                            let ix = (ox + p) * s + kx - g.pad.left;
+                            let src = &row[ix * c + cb..][..LANES];
+                            for l in 0..LANES {
+                                a[l] += src[l] * tap[l];
+                            }
+                        }
+                    }
+                }
+                for (p, a) in acc.iter().enumerate() {
+                    let o = &mut orow[(ox + p) * c + cb..][..LANES];
+                    for (o, v) in o.iter_mut().zip(a) {
+                        *o = finish(*v);
+                    }
+                }
+            }
+            if blocks * LANES < c {
+                for p in 0..PIXELS {
+                    let px = ox + p;
+                    let mut tail = [0.0_f32; LANES];
+                    let n = c - blocks * LANES;
+                    for (t, ch) in tail.iter_mut().zip(blocks * LANES..c) {
+                        let mut a = bias[ch];
+                        for ky in ky0..ky1 {
+                            let iy = iy0 + ky - ky0;
+                            for kx in 0..k {
+                                let ix = px * s + kx - g.pad.left;
+                                a += image[(iy * g.w + ix) * c + ch] * taps[(ky * k + kx) * c + ch];
+                            }
+                        }
+                        *t = finish(a);
+                    }
+                    orow[px * c + blocks * LANES..(px + 1) * c].copy_from_slice(&tail[..n]);
+                }
+            }
+            ox += PIXELS;
+        } else {
+            single(ox, &mut orow[ox * c..(ox + 1) * c]);
+            ox += 1;
         }
     }
 }
 
 /// A dense `k`×`k` convolution from an NCHW input (the stem: few input channels) to NHWC:
 /// im2col into `[n·oh·ow, k·k·cin]` (order ky, kx, ci) and one GEMM with `w`
-/// `[k·k·cin, cout]`, plus bias and `act`.
+/// `[k·k·cin, cout]`, plus bias and `act`, into `out` (`[n, oh, ow, cout]`). Returns the
+/// output's shape.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_nchw_to_nhwc(
     x: &[f32],
@@ -235,8 +340,9 @@ pub fn conv_nchw_to_nhwc(
     stride: usize,
     pad: Pad,
     act: Act,
+    out: &mut [f32],
     threads: usize,
-) -> (Vec<f32>, Nhwc) {
+) -> Nhwc {
     let (n, cin, h, wd) = shape_nchw;
     assert_eq!(x.len(), n * cin * h * wd, "conv: input shape");
     let cout = bias.len();
@@ -249,9 +355,9 @@ pub fn conv_nchw_to_nhwc(
         c: cin,
     };
     let (oh, ow) = shape.out(k, stride, pad);
-    let mut out = vec![0.0_f32; n * oh * ow * cout];
+    assert_eq!(out.len(), n * oh * ow * cout, "conv: output shape");
     for_rows(
-        &mut out,
+        out,
         cout,
         block_rows(depth, cout),
         threads,
@@ -279,15 +385,12 @@ pub fn conv_nchw_to_nhwc(
             bias_act(chunk, bias, act, None);
         },
     );
-    (
-        out,
-        Nhwc {
-            n,
-            h: oh,
-            w: ow,
-            c: cout,
-        },
-    )
+    Nhwc {
+        n,
+        h: oh,
+        w: ow,
+        c: cout,
+    }
 }
 
 /// Mean over height and width: `[n, h, w, c]` → `[n, c]`.
