@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# tract vs onnxruntime on EfficientNet-Lite0, in one run on one machine: exports the model
-# if absent (torch, in its own virtualenv), times onnxruntime (scripts/anchors/onnx.py), then
-# the criterion bench. Extra arguments go to criterion.
+# The native CPU backend (and tract) against onnxruntime and PyTorch, in one run on one
+# machine: exports EfficientNet-Lite0 to ONNX if absent (torch, in its own virtualenv), times
+# onnxruntime and PyTorch on both models (scripts/anchors/models.py, which also exports
+# MiniLM to ONNX once), then runs the criterion bench, which prints the table.
+# Extra arguments go to criterion. Run it on a quiet machine: nothing else on the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/fetch-models.sh
 if [ ! -f .cache/models/efficientnet-lite0/efficientnet-lite0.onnx ]; then
   scripts/pyvenv.sh onnx-export torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy -- scripts/export_efficientnet_onnx.py
 fi
-scripts/pyvenv.sh onnx-anchor onnxruntime numpy -- scripts/anchors/onnx.py
+scripts/pyvenv.sh anchors-models torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy transformers sentence-transformers -- scripts/anchors/models.py
 cargo bench --bench infer -- "$@"

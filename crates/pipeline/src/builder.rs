@@ -99,7 +99,9 @@ pub struct BatchOptions {
     pub max_items: usize,
     /// … or when its oldest item has been in the pipeline this long (counted from when the
     /// source sent it, as Triton's `max_queue_delay` counts from enqueue); a partial batch
-    /// is also sent at the end of input.
+    /// is also sent at the end of input. A partial batch leaves a little before this
+    /// (a tenth of it, at most 150 µs) so that it is in the next stage's hands by then:
+    /// waking a parked consumer takes tens of µs.
     pub max_delay: Duration,
     /// Bound of the channel the batcher writes into (batches), `None`: the pipeline's.
     pub capacity: Option<usize>,

@@ -360,7 +360,7 @@ impl EfficientNetLite0 {
                 c: b.project.cout(),
             };
             let mut out = bufs.get(out_shape.len());
-            let residual = b.skip.then_some(cur.as_slice());
+            let residual = b.skip.then_some(&*cur);
             pointwise(
                 &y,
                 mid.c,
@@ -415,6 +415,25 @@ impl EfficientNetLite0 {
 #[derive(Default)]
 struct Buffers(Vec<Vec<f32>>);
 
+/// A buffer lent by [`Buffers`]: its first `len` floats, stale contents.
+struct Buf {
+    v: Vec<f32>,
+    len: usize,
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.v[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.v[..self.len]
+    }
+}
+
 impl Buffers {
     const KEEP: usize = 64 << 20;
 
@@ -424,34 +443,29 @@ impl Buffers {
         ))
     }
 
-    /// A buffer of `len` floats with unspecified (stale or zero) contents: the smallest
-    /// kept one that holds `len`, else the largest grown.
-    fn get(&mut self, len: usize) -> Vec<f32> {
+    /// `len` floats with unspecified (stale or zero) contents: the smallest kept buffer that
+    /// holds them, else the largest, grown (only the growth is zeroed).
+    fn get(&mut self, len: usize) -> Buf {
         let fit = (0..self.0.len())
-            .filter(|&i| self.0[i].capacity() >= len)
-            .min_by_key(|&i| self.0[i].capacity())
-            .or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].capacity()));
+            .filter(|&i| self.0[i].len() >= len)
+            .min_by_key(|&i| self.0[i].len())
+            .or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].len()));
         let mut v = fit.map_or_else(Vec::new, |i| self.0.swap_remove(i));
-        if v.len() >= len {
-            v.truncate(len);
-        } else {
+        if v.len() < len {
             v.resize(len, 0.0);
         }
-        v
+        Buf { v, len }
     }
 
-    fn put(&mut self, mut v: Vec<f32>) {
-        // keep the contents: `get` shortens or lengthens, never clears
-        let cap = v.capacity();
-        v.resize(cap, 0.0);
-        self.0.push(v);
+    fn put(&mut self, b: Buf) {
+        self.0.push(b.v);
     }
 
     fn give_back(self, shared: &Mutex<Vec<Vec<f32>>>) {
         let keep: Vec<Vec<f32>> = self
             .0
             .into_iter()
-            .filter(|v| v.capacity() * 4 <= Self::KEEP)
+            .filter(|v| v.len() * 4 <= Self::KEEP)
             .collect();
         let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
         if g.is_empty() {
