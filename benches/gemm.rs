@@ -15,10 +15,10 @@ use ndarray::{Array2, linalg::general_mat_mul};
 
 mod common;
 use common::{anchors, median};
-use inferkit::infer_core::cpu::kernels::sgemm;
+use inferkit::infer_core::cpu::kernels::{Strides, sgemm, sgemm_strided};
 
 /// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
-const SHAPES: [(&str, usize, usize, usize); 6] = [
+const SHAPES: [(&str, usize, usize, usize); 8] = [
     ("square_2048", 2048, 2048, 2048),
     // EfficientNet-Lite0, batch 1: a 1×1 expand conv at 112² and the 1×1 head conv at 7²
     ("effnet_expand_12544x16x96", 12544, 16, 96),
@@ -28,6 +28,9 @@ const SHAPES: [(&str, usize, usize, usize); 6] = [
     // MiniLM, batch 32 × seq 128 tokens: QKV projection and the FFN up-projection
     ("minilm_qkv_4096x384x1152", 4096, 384, 1152),
     ("minilm_ffn_4096x384x1536", 4096, 384, 1536),
+    // … the FFN down-projection and the attention output projection
+    ("minilm_ffn_down_4096x1536x384", 4096, 1536, 384),
+    ("minilm_out_4096x384x384", 4096, 384, 384),
 ];
 
 fn filled(r: usize, c: usize, seed: f32) -> Array2<f32> {
@@ -78,6 +81,23 @@ fn main() {
         g.bench_function(format!("gemm_{name}"), |bch| {
             bch.iter(|| gemm_crate(black_box(&a), black_box(&b), &mut out))
         });
+        if name.starts_with("minilm") {
+            // MiniLM reads PyTorch's [out, in] weights in place: B as a transposed matrix
+            let bt = b.t().as_standard_layout().into_owned();
+            let (bt, a, out) = (bt.as_slice().unwrap(), a.as_slice().unwrap(), &mut out);
+            g.bench_function(format!("gemm_bt_{name}"), |bch| {
+                bch.iter(|| {
+                    sgemm_strided(
+                        m,
+                        k,
+                        n,
+                        (black_box(a), Strides::row_major(k)),
+                        (black_box(bt), Strides::transposed(k)),
+                        (out.as_slice_mut().unwrap(), n),
+                    )
+                })
+            });
+        }
         g.bench_function(format!("matrixmultiply_{name}"), |bch| {
             bch.iter(|| general_mat_mul(1.0, black_box(&a), black_box(&b), 0.0, &mut reference))
         });

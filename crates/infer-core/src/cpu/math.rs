@@ -43,6 +43,39 @@ pub fn erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
+/// Lanes of the partial sums and maxima below: a float reduction in one accumulator is a
+/// serial chain the compiler may not reorder, sixteen of them vectorise.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0_f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(c[l]);
+        }
+    }
+    acc.iter().fold(tail, |a, b| a.max(*b))
+}
+
 /// GELU, erf form (`0.5·x·(1 + erf(x/√2))`, PyTorch's default and BERT's `"gelu"`), in
 /// place.
 #[multiversion(targets = "simd")]
@@ -57,11 +90,20 @@ pub fn gelu(x: &mut [f32]) {
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = gamma.len();
     for row in x.chunks_exact_mut(n) {
-        let mean = row.iter().sum::<f32>() / n as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+        let mean = sum(row) / n as f32;
+        row.iter_mut().for_each(|v| *v -= mean);
+        let mut sq = [0.0_f32; LANES];
+        let chunks = row.chunks_exact(LANES);
+        let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+        for c in chunks {
+            for l in 0..LANES {
+                sq[l] += c[l] * c[l];
+            }
+        }
+        let var = (sq.iter().sum::<f32>() + tail) / n as f32;
         let inv = 1.0 / (var + eps).sqrt();
         for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = (*v - mean) * inv * g + b;
+            *v = *v * inv * g + b;
         }
     }
 }
@@ -73,26 +115,23 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 pub fn masked_softmax(scores: &mut [f32], keep: &[bool], scale: f32) {
     let n = keep.len();
     for row in scores.chunks_exact_mut(n) {
-        let mut max = f32::NEG_INFINITY;
         for (v, k) in row.iter_mut().zip(keep) {
             *v = if *k { *v * scale } else { f32::NEG_INFINITY };
-            max = max.max(*v);
         }
-        if max == f32::NEG_INFINITY {
+        let top = max(row);
+        if top == f32::NEG_INFINITY {
             row.fill(0.0);
             continue;
         }
-        let mut sum = 0.0;
         for v in row.iter_mut() {
             // exp clamps, so a masked key needs its own zero
             *v = if *v == f32::NEG_INFINITY {
                 0.0
             } else {
-                exp(*v - max)
+                exp(*v - top)
             };
-            sum += *v;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / sum(row);
         row.iter_mut().for_each(|v| *v *= inv);
     }
 }
