@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::kernels::{Strides, sgemm_strided};
-use super::math::{gelu, layer_norm, masked_softmax, mean_pool_l2};
-use super::nhwc::for_rows;
+use super::math::{layer_norm, masked_softmax, mean_pool_l2};
+use super::nhwc::{Act, for_rows};
 use crate::backend::{Plan, Session};
 use crate::weights::Checkpoint;
 use crate::{
@@ -366,29 +366,31 @@ impl MiniLm {
         let mut inter = vec![0.0; tokens * c.intermediate];
         for l in 0..c.layers {
             let p = format!("encoder.layer.{l}");
-            let lin = |name: &str, input: &[f32], out: &mut [f32], residual: Option<&[f32]>| {
-                let w = self.w(&format!("{p}.{name}.weight"));
-                let b = self.w(&format!("{p}.{name}.bias"));
-                linear(input, w, b, residual, out, t);
-            };
-            lin("attention.self.query", &x, &mut q, None);
-            lin("attention.self.key", &x, &mut k, None);
-            lin("attention.self.value", &x, &mut v, None);
+            let lin =
+                |name: &str, input: &[f32], out: &mut [f32], act: Act, residual: Option<&[f32]>| {
+                    let w = self.w(&format!("{p}.{name}.weight"));
+                    let b = self.w(&format!("{p}.{name}.bias"));
+                    linear(input, w, b, act, residual, out, t);
+                };
+            lin("attention.self.query", &x, &mut q, Act::Identity, None);
+            lin("attention.self.key", &x, &mut k, Act::Identity, None);
+            lin("attention.self.value", &x, &mut v, Act::Identity, None);
             self.attention(&q, &k, &v, &keep, seq, &mut ctx);
-            lin("attention.output.dense", &ctx, &mut x1, Some(&x));
+            lin(
+                "attention.output.dense",
+                &ctx,
+                &mut x1,
+                Act::Identity,
+                Some(&x),
+            );
             layer_norm(
                 &mut x1,
                 self.w(&format!("{p}.attention.output.LayerNorm.weight")),
                 self.w(&format!("{p}.attention.output.LayerNorm.bias")),
                 c.eps,
             );
-            lin("intermediate.dense", &x1, &mut inter, None);
-            if t > 1 {
-                inter.par_chunks_mut(64 * c.intermediate).for_each(gelu);
-            } else {
-                gelu(&mut inter);
-            }
-            lin("output.dense", &inter, &mut x, Some(&x1));
+            lin("intermediate.dense", &x1, &mut inter, Act::Gelu, None);
+            lin("output.dense", &inter, &mut x, Act::Identity, Some(&x1));
             layer_norm(
                 &mut x,
                 self.w(&format!("{p}.output.LayerNorm.weight")),
@@ -459,21 +461,25 @@ impl MiniLm {
     }
 }
 
-/// `out = x · wᵀ + b (+ residual)`: `x` `[rows, in]`, `w` PyTorch's `[out, in]` read in
+/// Rows per GEMM call of [`linear`]: the GEMM packs the weight once per call, so calls must
+/// be tall (16-row calls spent a third of MiniLM's time packing); 512 also keeps the block's
+/// output in cache for the bias/activation pass.
+const LINEAR_ROWS: usize = 512;
+
+/// `act(x · wᵀ + b (+ residual))`: `x` `[rows, in]`, `w` PyTorch's `[out, in]` read in
 /// place, row blocks in parallel on more threads.
 fn linear(
     x: &[f32],
     w: &[f32],
     b: &[f32],
+    act: Act,
     residual: Option<&[f32]>,
     out: &mut [f32],
     threads: usize,
 ) {
     let n = b.len();
     let k = w.len() / n;
-    // One GEMM per thread: the GEMM packs the weight once per call and blocks for the
-    // cache itself; calls of 16 rows spent a third of the time packing.
-    for_rows(out, n, usize::MAX, threads, |first, chunk| {
+    for_rows(out, n, LINEAR_ROWS, threads, |first, chunk| {
         let rows = chunk.len() / n;
         sgemm_strided(
             rows,
@@ -484,7 +490,7 @@ fn linear(
             (chunk, n),
         );
         let res = residual.map(|r| &r[first * n..(first + rows) * n]);
-        super::nhwc::add_bias(chunk, b, res);
+        super::nhwc::add_bias(chunk, b, act, res);
     });
 }
 

@@ -22,6 +22,8 @@ pub enum Act {
     Identity,
     /// `min(max(x, 0), 6)`.
     Relu6,
+    /// GELU, erf form ([`gelu`](super::math::gelu)).
+    Gelu,
 }
 
 /// Runs `f(first_row, rows)` over `out` split into blocks of about `block_rows` rows of
@@ -88,9 +90,10 @@ pub fn pointwise(
     });
 }
 
-/// `out[r] += bias [+ residual[r]]` for every row `r` (rows of `bias.len()`).
-pub fn add_bias(out: &mut [f32], bias: &[f32], residual: Option<&[f32]>) {
-    bias_act(out, bias, Act::Identity, residual);
+/// `out[r] = act(out[r] + bias [+ residual[r]])` for every row `r` (rows of
+/// `bias.len()`).
+pub fn add_bias(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
+    bias_act(out, bias, act, residual);
 }
 
 /// `out[r] = act(out[r] + bias [+ residual[r]])` for every row `r`.
@@ -113,8 +116,10 @@ fn bias_act(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
             }
         }
     }
-    if act == Act::Relu6 {
-        relu6(out);
+    match act {
+        Act::Identity => {}
+        Act::Relu6 => relu6(out),
+        Act::Gelu => super::math::gelu(out),
     }
 }
 
