@@ -54,6 +54,17 @@ pub enum Error {
     #[error("transform: {0}")]
     Transform(String),
 
+    /// A table (CSV or Parquet) could not be read, or a value could not become a feature:
+    /// `at` names the file and, where known, the row (0-based, across the whole file) and
+    /// the column.
+    #[error("{at}: {message}")]
+    Table {
+        /// Where: `file`, `file, row 12`, `file, row 12, column `x``.
+        at: String,
+        /// What was wrong.
+        message: String,
+    },
+
     /// An output slot has the wrong length.
     #[error("output slot holds {got} floats, the transform writes {expected}")]
     SlotSize {

@@ -28,6 +28,7 @@ mod batch;
 mod error;
 mod image;
 mod pool;
+pub mod table;
 
 pub use batch::Batch;
 pub use error::{Error, Result};

@@ -1,0 +1,66 @@
+//! Tables: CSV and Parquet into arrow [`RecordBatch`]es, numeric columns into a row-major
+//! f32 [`FeatureMatrix`], typed rows through [`FromRecordBatch`] (derived by
+//! `inferkit-preprocess-derive`, or looked up by name at run time with [`DynamicRows`]),
+//! and predictions back to Parquet with [`PredictionWriter`].
+//!
+//! ```
+//! use inferkit_preprocess::table::{read_csv, CsvOptions, FeatureMatrix, Features, Nulls};
+//! use inferkit_preprocess::BufferPool;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("t.csv");
+//! std::fs::write(&path, "id,a,b\n1,0.5,\n2,1.5,7\n")?;
+//! let features = Features::new(["a", "b"]).nulls("b", Nulls::Fill(-1.0));
+//! let pool = BufferPool::new(2);
+//! for batch in read_csv(&path, &CsvOptions::default())? {
+//!     let m = FeatureMatrix::from_batch(&batch?, &features, &pool, 0, "t.csv")?;
+//!     assert_eq!(m.view().row(0).to_vec(), vec![0.5, -1.0]);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod features;
+mod read;
+mod rows;
+mod write;
+
+pub use arrow_array::{self, RecordBatch};
+pub use arrow_schema::{self, DataType, Field, Schema, SchemaRef};
+pub use features::{FeatureMatrix, Features, Nulls};
+/// `#[derive(FromRecordBatch)]` (from `inferkit-preprocess-derive`).
+pub use inferkit_preprocess_derive::FromRecordBatch;
+pub use read::{
+    CsvOptions, ParquetOptions, TableReader, parquet_row_groups, read_csv, read_parquet,
+};
+pub use rows::{Cell, ColumnReader, DynamicRows, FromColumn, FromRecordBatch, string_column};
+pub use write::PredictionWriter;
+
+/// What the code `#[derive(FromRecordBatch)]` generates calls; not for direct use.
+#[doc(hidden)]
+pub mod __derive {
+    pub use super::rows::{column, required};
+}
+
+use crate::Error;
+
+/// `file`, `file, row R`, `file, row R, column `C``.
+pub(crate) fn at(file: &str, row: Option<usize>, column: Option<&str>) -> String {
+    match (row, column) {
+        (Some(r), Some(c)) => format!("{file}, row {r}, column `{c}`"),
+        (Some(r), None) => format!("{file}, row {r}"),
+        (None, Some(c)) => format!("{file}, column `{c}`"),
+        (None, None) => file.to_string(),
+    }
+}
+
+pub(crate) fn table_err(
+    file: &str,
+    row: Option<usize>,
+    column: Option<&str>,
+    message: impl std::fmt::Display,
+) -> Error {
+    Error::Table {
+        at: at(file, row, column),
+        message: message.to_string(),
+    }
+}

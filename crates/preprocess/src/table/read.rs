@@ -1,0 +1,257 @@
+//! CSV (arrow-csv) and Parquet (parquet's arrow reader) as iterators of `RecordBatch`es,
+//! one batch in memory at a time.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use super::table_err;
+use crate::Result;
+
+/// How to read a CSV file.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    /// The first line names the columns (default true).
+    pub header: bool,
+    /// Field separator (default `,`).
+    pub delimiter: u8,
+    /// Quote character (default `"`).
+    pub quote: u8,
+    /// Rows per batch (default 8192).
+    pub batch_size: usize,
+    /// The schema; `None` infers it from the first `infer_rows` rows.
+    pub schema: Option<SchemaRef>,
+    /// Rows read to infer a schema (default 1000).
+    pub infer_rows: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: b',',
+            quote: b'"',
+            batch_size: 8192,
+            schema: None,
+            infer_rows: 1000,
+        }
+    }
+}
+
+/// How to read a Parquet file.
+#[derive(Debug, Clone)]
+pub struct ParquetOptions {
+    /// Only these columns (by name), in file order; `None` reads all.
+    pub columns: Option<Vec<String>>,
+    /// Only these row groups; `None` reads all.
+    pub row_groups: Option<Vec<usize>>,
+    /// Rows per batch (default 8192).
+    pub batch_size: usize,
+}
+
+impl Default for ParquetOptions {
+    fn default() -> Self {
+        ParquetOptions {
+            columns: None,
+            row_groups: None,
+            batch_size: 8192,
+        }
+    }
+}
+
+enum Inner {
+    Csv(arrow_csv::Reader<File>),
+    Parquet(ParquetRecordBatchReader),
+}
+
+/// Batches of a CSV or Parquet file, in order. Each error names the file and, where arrow
+/// says, the line and column.
+pub struct TableReader {
+    inner: Inner,
+    file: String,
+    schema: SchemaRef,
+    /// Rows handed out so far (the first row of the next batch).
+    rows: usize,
+    failed: bool,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("file", &self.file)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableReader {
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Rows handed out so far: the file row of the next batch's first row.
+    pub fn rows_read(&self) -> usize {
+        self.rows
+    }
+
+    /// The file's name, as errors give it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+impl Iterator for TableReader {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = match &mut self.inner {
+            Inner::Csv(r) => r.next(),
+            Inner::Parquet(r) => r.next(),
+        };
+        match next? {
+            Ok(b) => {
+                self.rows += b.num_rows();
+                Some(Ok(b))
+            }
+            Err(e) => {
+                // a reader that failed is not asked again: its position is undefined
+                self.failed = true;
+                Some(Err(table_err(&self.file, None, None, e)))
+            }
+        }
+    }
+}
+
+fn name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Reads a CSV file in batches. With no schema in `options`, infers one from the first
+/// `infer_rows` rows (then reads from the start).
+///
+/// # Errors
+/// [`Error::Table`](crate::Error::Table) naming the file for an unreadable file or a schema
+/// that cannot be inferred; each batch can fail too (a ragged row, a value of the wrong
+/// type: arrow names the line and column).
+pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableReader> {
+    let path = path.as_ref();
+    let file = name(path);
+    let open = || File::open(path).map_err(|e| table_err(&file, None, None, e));
+    let format = arrow_csv::reader::Format::default()
+        .with_header(options.header)
+        .with_delimiter(options.delimiter)
+        .with_quote(options.quote);
+    let schema = match &options.schema {
+        Some(s) => Arc::clone(s),
+        None => {
+            let (schema, _) = format
+                .infer_schema(open()?, Some(options.infer_rows))
+                .map_err(|e| table_err(&file, None, None, e))?;
+            Arc::new(schema)
+        }
+    };
+    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
+        .with_format(format)
+        .with_batch_size(options.batch_size.max(1))
+        .build(open()?)
+        .map_err(|e| table_err(&file, None, None, e))?;
+    Ok(TableReader {
+        inner: Inner::Csv(reader),
+        file,
+        schema,
+        rows: 0,
+        failed: false,
+    })
+}
+
+/// Reads a Parquet file in batches: only `options.columns` (by name) and
+/// `options.row_groups` when given.
+///
+/// # Errors
+/// [`Error::Table`](crate::Error::Table) naming the file: unreadable, not Parquet or
+/// corrupt footer, an unknown column, a row group out of range; each batch can fail too
+/// (corrupt pages).
+pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<TableReader> {
+    let path = path.as_ref();
+    let file = name(path);
+    let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| table_err(&file, None, None, e))?
+        .with_batch_size(options.batch_size.max(1));
+    if let Some(cols) = &options.columns {
+        let schema = builder.schema();
+        let mut roots = Vec::with_capacity(cols.len());
+        for c in cols {
+            let i = schema.index_of(c).map_err(|_| {
+                table_err(
+                    &file,
+                    None,
+                    Some(c),
+                    format!(
+                        "no such column (columns: {})",
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            roots.push(i);
+        }
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    if let Some(groups) = &options.row_groups {
+        let n = builder.metadata().num_row_groups();
+        if let Some(g) = groups.iter().find(|&&g| g >= n) {
+            return Err(table_err(
+                &file,
+                None,
+                None,
+                format!("row group {g} of {n}"),
+            ));
+        }
+        builder = builder.with_row_groups(groups.clone());
+    }
+    let reader = builder
+        .build()
+        .map_err(|e| table_err(&file, None, None, e))?;
+    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    Ok(TableReader {
+        inner: Inner::Parquet(reader),
+        file,
+        schema,
+        rows: 0,
+        failed: false,
+    })
+}
+
+/// The row count of each row group of a Parquet file (to split it across threads: arrow-rs
+/// reads one file on one thread).
+///
+/// # Errors
+/// As [`read_parquet`].
+pub fn parquet_row_groups(path: impl AsRef<Path>) -> Result<Vec<usize>> {
+    let path = path.as_ref();
+    let file = name(path);
+    let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| table_err(&file, None, None, e))?;
+    Ok(builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows() as usize)
+        .collect())
+}
