@@ -1,0 +1,440 @@
+//! `preprocess::table` against pyarrow: the Parquet and CSV fixtures of
+//! scripts/make_table_fixtures.py (every numeric type, nulls, a dictionary column, a string
+//! column) into feature matrices equal to pyarrow + numpy's under each null policy; typed
+//! rows (derived and dynamic); the prediction writer's round trip; and bad input, each error
+//! naming file, row and column.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use inferkit::preprocess::BufferPool;
+use inferkit::preprocess::table::arrow_array::cast::AsArray;
+use inferkit::preprocess::table::arrow_array::types::Float32Type;
+use inferkit::preprocess::table::{
+    Cell, CsvOptions, DataType, DynamicRows, FeatureMatrix, Features, Field, FromRecordBatch,
+    Nulls, ParquetOptions, PredictionWriter, RecordBatch, Schema, read_csv, read_parquet,
+    string_column,
+};
+use ndarray::{Array2, Axis, concatenate};
+use ndarray_npy::read_npy;
+
+fn fixture(f: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tables")
+        .join(f)
+}
+
+fn feature_names() -> Vec<String> {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("types.json")).unwrap()).unwrap();
+    meta["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every batch of a reader through `features`, stacked.
+fn matrix(
+    reader: inferkit::preprocess::table::TableReader,
+    features: &Features,
+) -> inferkit::preprocess::Result<Array2<f32>> {
+    let pool = BufferPool::new(2);
+    let file = reader.file().to_owned();
+    let mut parts = Vec::new();
+    let mut first = 0;
+    for batch in reader {
+        let batch = batch?;
+        let m = FeatureMatrix::from_batch(&batch, features, &pool, first, &file)?;
+        first += batch.num_rows();
+        parts.push(m.view().to_owned());
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    Ok(concatenate(Axis(0), &views).unwrap())
+}
+
+fn small_batches() -> ParquetOptions {
+    ParquetOptions {
+        batch_size: 8, // crosses batches and the two row groups
+        ..ParquetOptions::default()
+    }
+}
+
+#[test]
+fn parquet_features_equal_pyarrow_under_fill_and_mask() {
+    let names = feature_names();
+    let want_fill: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
+    let want_mask: Array2<f32> = read_npy(fixture("types.mask.npy")).unwrap();
+    let fill = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
+    let got = matrix(
+        read_parquet(fixture("types.parquet"), &small_batches()).unwrap(),
+        &fill,
+    )
+    .unwrap();
+    assert_eq!(got, want_fill);
+    let mask = Features::new(names.clone()).nulls("*", Nulls::Mask);
+    assert_eq!(mask.width(), 2 * names.len());
+    assert_eq!(mask.output_names()[1], "i8_is_null");
+    let got = matrix(
+        read_parquet(fixture("types.parquet"), &small_batches()).unwrap(),
+        &mask,
+    )
+    .unwrap();
+    assert_eq!(got, want_mask);
+}
+
+#[test]
+fn csv_features_equal_pyarrow_with_an_inferred_schema() {
+    let names = feature_names();
+    let want: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
+    let options = CsvOptions {
+        batch_size: 10,
+        ..CsvOptions::default()
+    };
+    let reader = read_csv(fixture("types.csv"), &options).unwrap();
+    assert_eq!(
+        reader.schema().field_with_name("flag").unwrap().data_type(),
+        &DataType::Boolean
+    );
+    let fill = Features::new(names).nulls("*", Nulls::Fill(-1.0));
+    assert_eq!(matrix(reader, &fill).unwrap(), want);
+}
+
+#[test]
+fn a_null_under_the_error_policy_names_file_row_and_column() {
+    let e = matrix(
+        read_parquet(fixture("types.parquet"), &small_batches()).unwrap(),
+        &Features::new(["i8", "i32"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("types.parquet, row 3, column `i32`") && e.contains("null"),
+        "{e}"
+    );
+    // a later batch: f64 is null at rows 3, 10, 17, 24…; with f64 alone and batches of 8 the
+    // first null is in the first batch, the row count carries across batches for `flag`
+    // (null at 3, 9, 15…) as well
+    let e = matrix(
+        read_parquet(
+            fixture("types.parquet"),
+            &ParquetOptions {
+                row_groups: Some(vec![1]),
+                ..small_batches()
+            },
+        )
+        .unwrap(),
+        &Features::new(["f32"]),
+    )
+    .unwrap_err()
+    .to_string();
+    // row group 1 starts at file row 20; f32 is null where i % 4 == 3: file row 23 is
+    // row 3 of this read
+    assert!(e.contains("row 3, column `f32`"), "{e}");
+}
+
+#[test]
+fn missing_and_non_numeric_columns_are_named() {
+    let e = matrix(
+        read_parquet(fixture("types.parquet"), &ParquetOptions::default()).unwrap(),
+        &Features::new(["nope"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("column `nope`") && e.contains("no such column"),
+        "{e}"
+    );
+    let e = matrix(
+        read_parquet(fixture("types.parquet"), &ParquetOptions::default()).unwrap(),
+        &Features::new(["text"]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("column `text`") && e.contains("not numeric"),
+        "{e}"
+    );
+}
+
+#[test]
+fn projection_and_row_groups() {
+    let options = ParquetOptions {
+        columns: Some(vec!["id".into(), "f64".into()]),
+        row_groups: Some(vec![1]),
+        batch_size: 100,
+    };
+    let batches: Vec<RecordBatch> = read_parquet(fixture("types.parquet"), &options)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let batch = &batches[0];
+    assert_eq!(batch.num_columns(), 2);
+    assert_eq!(batch.num_rows(), 17);
+    assert_eq!(
+        batch
+            .column(0)
+            .as_primitive::<inferkit::preprocess::table::arrow_array::types::Int64Type>()
+            .value(0),
+        20
+    );
+    let e = read_parquet(
+        fixture("types.parquet"),
+        &ParquetOptions {
+            row_groups: Some(vec![5]),
+            ..ParquetOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("row group 5 of 2"), "{e}");
+    let e = read_parquet(
+        fixture("types.parquet"),
+        &ParquetOptions {
+            columns: Some(vec!["zzz".into()]),
+            ..ParquetOptions::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("column `zzz`"), "{e}");
+}
+
+#[derive(FromRecordBatch, Debug, PartialEq)]
+#[from_record_batch(crate = "inferkit::preprocess")]
+struct Row {
+    id: i64,
+    #[column(name = "i32")]
+    maybe: Option<i32>,
+    u8: u8,
+    f64: Option<f64>,
+    flag: Option<bool>,
+    text: String,
+}
+
+#[derive(FromRecordBatch, Debug)]
+#[from_record_batch(crate = "inferkit::preprocess")]
+#[allow(dead_code)]
+struct Strict {
+    id: i64,
+    i32: i32,
+}
+
+#[derive(FromRecordBatch, Debug)]
+#[from_record_batch(crate = "inferkit::preprocess")]
+#[allow(dead_code)]
+struct WrongType {
+    #[column(name = "text")]
+    value: f64,
+}
+
+#[test]
+fn derived_rows_equal_the_dynamic_path_and_errors_name_the_column() {
+    let batches: Vec<RecordBatch> = read_parquet(fixture("types.parquet"), &small_batches())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut first = 0;
+    let mut all = Vec::new();
+    for b in &batches {
+        let rows = Row::from_batch(b, first, "types.parquet").unwrap();
+        let dynamic = DynamicRows::new(b, first, "types.parquet");
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(dynamic.get(i, "id").unwrap(), Cell::Int(r.id));
+            assert_eq!(
+                dynamic.get(i, "i32").unwrap(),
+                r.maybe.map_or(Cell::Null, |v| Cell::Int(v.into()))
+            );
+            assert_eq!(dynamic.get(i, "u8").unwrap(), Cell::Int(r.u8.into()));
+            assert_eq!(
+                dynamic.get(i, "f64").unwrap(),
+                r.f64.map_or(Cell::Null, Cell::Float)
+            );
+            assert_eq!(
+                dynamic.get(i, "flag").unwrap(),
+                r.flag.map_or(Cell::Null, Cell::Bool)
+            );
+            assert_eq!(dynamic.get(i, "text").unwrap(), Cell::Str(r.text.clone()));
+        }
+        first += b.num_rows();
+        all.extend(rows);
+    }
+    assert_eq!(all.len(), 37);
+    assert_eq!(all[3].maybe, None, "i32 is null at row 3");
+    assert_eq!(all[5].text, "row 5 ünïcode 文本");
+    let e = Strict::from_batch(&batches[0], 0, "types.parquet")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("row 3, column `i32`") && e.contains("null"),
+        "{e}"
+    );
+    let e = WrongType::from_batch(&batches[0], 0, "types.parquet")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("column `text`") && e.contains("expected Float64") && e.contains("found Utf8"),
+        "{e}"
+    );
+    let e = DynamicRows::new(&batches[0], 0, "f")
+        .get(0, "nope")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("column `nope`"), "{e}");
+}
+
+#[test]
+fn string_columns_are_handed_out_without_copying() {
+    let batch = read_parquet(fixture("types.parquet"), &ParquetOptions::default())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let texts = string_column(&batch, "text", "types.parquet").unwrap();
+    let col = batch.column_by_name("text").unwrap().as_string::<i32>();
+    assert_eq!(texts.value_data().as_ptr(), col.value_data().as_ptr());
+    assert_eq!(texts.value(1), "row 1 ünïcode 文本");
+    let e = string_column(&batch, "id", "types.parquet")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("column `id`") && e.contains("expected Utf8"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ragged_and_mistyped_csv_rows_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3\n4,5\n").unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    let options = CsvOptions {
+        schema: Some(Arc::clone(&schema)),
+        ..CsvOptions::default()
+    };
+    let e = read_csv(&ragged, &options)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
+    let typed = dir.path().join("typed.csv");
+    std::fs::write(&typed, "a,b\n1,2\n3,abc\n").unwrap();
+    let e = read_csv(&typed, &options)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("typed.csv") && e.contains("abc") && e.contains("column"),
+        "{e}"
+    );
+    let e = read_csv(dir.path().join("absent.csv"), &CsvOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absent.csv"), "{e}");
+}
+
+#[test]
+fn corrupt_parquet_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("types.parquet")).unwrap();
+    // not Parquet at all
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"this is not parquet").unwrap();
+    let e = read_parquet(&junk, &ParquetOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("junk.parquet"), "{e}");
+    // truncated: the footer is gone
+    let cut = dir.path().join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = read_parquet(&cut, &ParquetOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cut.parquet"), "{e}");
+    // pages overwritten, footer intact: fails while reading batches, never panics
+    let mut bad = bytes.clone();
+    for b in &mut bad[8..bytes.len() / 2] {
+        *b = 0xA5;
+    }
+    let broken = dir.path().join("pages.parquet");
+    std::fs::write(&broken, &bad).unwrap();
+    let r =
+        read_parquet(&broken, &ParquetOptions::default()).map(|r| r.collect::<Result<Vec<_>, _>>());
+    let e = match r {
+        Err(e) | Ok(Err(e)) => e.to_string(),
+        Ok(Ok(_)) => panic!("corrupt pages read without error"),
+    };
+    assert!(e.contains("pages.parquet"), "{e}");
+}
+
+#[test]
+fn predictions_round_trip_through_parquet_with_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pred.parquet");
+    let keys = read_parquet(
+        fixture("types.parquet"),
+        &ParquetOptions {
+            columns: Some(vec!["id".into(), "text".into()]),
+            batch_size: 16,
+            ..ParquetOptions::default()
+        },
+    )
+    .unwrap();
+    let mut w = PredictionWriter::create(&out, keys.schema(), "embedding", 4).unwrap();
+    let mut expected = Vec::new();
+    for batch in keys {
+        let batch = batch.unwrap();
+        let values: Vec<f32> = (0..batch.num_rows() * 4)
+            .map(|i| (expected.len() + i) as f32 * 0.25)
+            .collect();
+        w.write(&batch, &values).unwrap();
+        expected.extend(values);
+    }
+    assert_eq!(w.close().unwrap(), 37);
+    let back: Vec<RecordBatch> = read_parquet(&out, &ParquetOptions::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut got = Vec::new();
+    let mut ids = Vec::new();
+    for b in &back {
+        let list = b.column_by_name("embedding").unwrap().as_fixed_size_list();
+        assert_eq!(list.value_length(), 4);
+        got.extend(
+            list.values()
+                .as_primitive::<Float32Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+        ids.extend(
+            b.column_by_name("id")
+                .unwrap()
+                .as_primitive::<inferkit::preprocess::table::arrow_array::types::Int64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+        assert_eq!(
+            string_column(b, "text", "pred")
+                .unwrap()
+                .value(0)
+                .is_empty(),
+            false
+        );
+    }
+    assert_eq!(got, expected);
+    assert_eq!(ids, (0..37).collect::<Vec<i64>>());
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let e = PredictionWriter::create(dir.path().join("x.parquet"), schema, "id", 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already a key column"), "{e}");
+}
