@@ -118,7 +118,7 @@ impl MiniLm {
             vocab: field("vocab_size")?,
             type_vocab: field("type_vocab_size")?,
         };
-        if config.heads == 0 || config.hidden % config.heads != 0 {
+        if config.heads == 0 || !config.hidden.is_multiple_of(config.heads) {
             return Err(err(format!(
                 "hidden size {} does not split into {} heads",
                 config.hidden, config.heads

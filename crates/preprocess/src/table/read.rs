@@ -65,7 +65,7 @@ impl Default for ParquetOptions {
 }
 
 enum Inner {
-    Csv(arrow_csv::Reader<File>),
+    Csv(Box<arrow_csv::Reader<File>>),
     Parquet(ParquetRecordBatchReader),
 }
 
@@ -165,7 +165,7 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableRea
         .build(open()?)
         .map_err(|e| table_err(&file, None, None, e))?;
     Ok(TableReader {
-        inner: Inner::Csv(reader),
+        inner: Inner::Csv(Box::new(reader)),
         file,
         schema,
         rows: 0,
