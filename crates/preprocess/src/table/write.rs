@@ -75,7 +75,7 @@ impl PredictionWriter {
             )
         };
         let mut fields: Vec<Field> = keys.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new(name, value, false));
+        fields.push(Field::new(name, value, true));
         let schema = Arc::new(Schema::new(fields));
         let f = File::create(path.as_ref()).map_err(|e| table_err(&file, None, None, e))?;
         let props = WriterProperties::builder()
@@ -99,7 +99,33 @@ impl PredictionWriter {
     /// [`Error::Table`](crate::Error::Table): key columns that differ from the schema given
     /// at creation, a value count that is not `rows × width`, a write error.
     pub fn write(&mut self, keys: &RecordBatch, values: &[f32]) -> Result<()> {
+        self.write_valid(keys, values, None)
+    }
+
+    /// [`write`](Self::write) with a validity per row: rows whose `valid` is false get a
+    /// null prediction (their values are ignored).
+    ///
+    /// # Errors
+    /// As `write`, and for a `valid` of another length.
+    pub fn write_valid(
+        &mut self,
+        keys: &RecordBatch,
+        values: &[f32],
+        valid: Option<&[bool]>,
+    ) -> Result<()> {
         let rows = keys.num_rows();
+        if valid.is_some_and(|v| v.len() != rows) {
+            return Err(table_err(
+                &self.file,
+                Some(self.rows),
+                None,
+                format!(
+                    "{} validity flags for {rows} rows",
+                    valid.map_or(0, <[bool]>::len)
+                ),
+            ));
+        }
+        let nulls = valid.map(|v| arrow_buffer::NullBuffer::from(v.to_vec()));
         if values.len() != rows * self.width {
             return Err(table_err(
                 &self.file,
@@ -108,16 +134,16 @@ impl PredictionWriter {
                 format!("{} values for {rows} rows of {}", values.len(), self.width),
             ));
         }
-        let flat = Arc::new(Float32Array::from(values.to_vec()));
         let column: ArrayRef = if self.width == 1 {
-            flat
+            Arc::new(Float32Array::new(values.to_vec().into(), nulls))
         } else {
+            let flat = Arc::new(Float32Array::from(values.to_vec()));
             Arc::new(
                 FixedSizeListArray::try_new(
                     Arc::new(Field::new("item", DataType::Float32, false)),
                     self.width as i32,
                     flat,
-                    None,
+                    nulls,
                 )
                 .map_err(|e| table_err(&self.file, Some(self.rows), None, e))?,
             )
