@@ -73,6 +73,72 @@ impl Features {
         out
     }
 
+    /// Converts `batch` straight into `out` (`rows × width`, row-major: a slice of a
+    /// larger matrix the caller allocated once), as
+    /// [`FeatureMatrix::from_batch`] does into a pooled buffer.
+    ///
+    /// # Errors
+    /// As [`FeatureMatrix::from_batch`], and for an `out` of another length.
+    pub fn fill(
+        &self,
+        batch: &RecordBatch,
+        out: &mut [f32],
+        first_row: usize,
+        file: &str,
+    ) -> Result<()> {
+        let width = self.width();
+        if out.len() != batch.num_rows() * width {
+            return Err(table_err(
+                file,
+                Some(first_row),
+                None,
+                format!(
+                    "{} floats for {} rows of {width}",
+                    out.len(),
+                    batch.num_rows()
+                ),
+            ));
+        }
+        let mut col = 0;
+        for (name, policy) in &self.columns {
+            let array = batch.column_by_name(name).ok_or_else(|| {
+                table_err(
+                    file,
+                    None,
+                    Some(name),
+                    format!(
+                        "no such column (columns: {})",
+                        batch
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            let ctx = Ctx {
+                file,
+                name,
+                first_row,
+                policy: *policy,
+                col,
+                width,
+            };
+            fill(array.as_ref(), &ctx, out)?;
+            if *policy == Nulls::Mask {
+                // every row's mask starts at 0: `scatter` sets the nulls' to 1
+                for row in out.chunks_exact_mut(width) {
+                    row[col + 1] = 0.0;
+                }
+                fill_mask(array.as_ref(), &ctx, out);
+            }
+            col += if *policy == Nulls::Mask { 2 } else { 1 };
+        }
+        Ok(())
+    }
+
     /// The matrix's width.
     pub fn width(&self) -> usize {
         self.columns
@@ -113,36 +179,7 @@ impl FeatureMatrix {
         let width = features.width();
         let mut data = pool.get_with_capacity(rows * width);
         data.resize(rows * width, 0.0);
-        let mut col = 0;
-        for (name, policy) in &features.columns {
-            let array = batch.column_by_name(name).ok_or_else(|| {
-                table_err(
-                    file,
-                    None,
-                    Some(name),
-                    format!(
-                        "no such column (columns: {})",
-                        batch
-                            .schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
-            let ctx = Ctx {
-                file,
-                name,
-                first_row,
-                policy: *policy,
-                col,
-                width,
-            };
-            fill(array.as_ref(), &ctx, &mut data)?;
-            col += if *policy == Nulls::Mask { 2 } else { 1 };
-        }
+        features.fill(batch, &mut data, first_row, file)?;
         Ok(FeatureMatrix { data, rows, width })
     }
 
@@ -217,7 +254,19 @@ fn fill(array: &dyn Array, ctx: &Ctx<'_>, out: &mut [f32]) -> Result<()> {
     }
 }
 
-/// Writes column `ctx.col` of every row (and its mask column), blocks of rows at a time.
+/// Sets the mask column (`ctx.col + 1`) to 1 where `array` is null.
+fn fill_mask(array: &dyn Array, ctx: &Ctx<'_>, out: &mut [f32]) {
+    if array.null_count() == 0 {
+        return;
+    }
+    for (i, row) in out.chunks_exact_mut(ctx.width).enumerate() {
+        if array.is_null(i) {
+            row[ctx.col + 1] = 1.0;
+        }
+    }
+}
+
+/// Writes column `ctx.col` of every row, blocks of rows at a time.
 fn scatter<T: ArrowPrimitiveType>(
     a: &PrimitiveArray<T>,
     ctx: &Ctx<'_>,
@@ -250,10 +299,7 @@ fn scatter<T: ArrowPrimitiveType>(
                     ));
                 }
                 Nulls::Fill(f) => row[ctx.col] = f,
-                Nulls::Mask => {
-                    row[ctx.col] = 0.0;
-                    row[ctx.col + 1] = 1.0;
-                }
+                Nulls::Mask => row[ctx.col] = 0.0,
             }
         }
     }

@@ -61,6 +61,11 @@ pub trait FromColumn: Sized {
     fn column(array: &dyn Array) -> Option<Self::Column<'_>>;
     /// Row `i`, `None` if null.
     fn value(column: &Self::Column<'_>, i: usize) -> Option<Self>;
+    /// Row `i` without looking at its validity (the derived code's path for a column with
+    /// no nulls).
+    fn get(column: &Self::Column<'_>, i: usize) -> Self;
+    /// The column's null count.
+    fn null_count(column: &Self::Column<'_>) -> usize;
 }
 
 macro_rules! primitive {
@@ -74,6 +79,13 @@ macro_rules! primitive {
             #[inline]
             fn value(c: &Self::Column<'_>, i: usize) -> Option<Self> {
                 c.is_valid(i).then(|| c.value(i))
+            }
+            #[inline]
+            fn get(c: &Self::Column<'_>, i: usize) -> Self {
+                c.value(i)
+            }
+            fn null_count(c: &Self::Column<'_>) -> usize {
+                Array::null_count(*c)
             }
         }
     )*};
@@ -102,6 +114,13 @@ impl FromColumn for bool {
     fn value(c: &Self::Column<'_>, i: usize) -> Option<Self> {
         c.is_valid(i).then(|| c.value(i))
     }
+    #[inline]
+    fn get(c: &Self::Column<'_>, i: usize) -> Self {
+        c.value(i)
+    }
+    fn null_count(c: &Self::Column<'_>) -> usize {
+        Array::null_count(*c)
+    }
 }
 
 impl FromColumn for String {
@@ -113,6 +132,13 @@ impl FromColumn for String {
     #[inline]
     fn value(c: &Self::Column<'_>, i: usize) -> Option<Self> {
         c.is_valid(i).then(|| c.value(i).to_owned())
+    }
+    #[inline]
+    fn get(c: &Self::Column<'_>, i: usize) -> Self {
+        c.value(i).to_owned()
+    }
+    fn null_count(c: &Self::Column<'_>) -> usize {
+        Array::null_count(*c)
     }
 }
 
