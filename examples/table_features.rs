@@ -5,8 +5,8 @@
 //! ```
 //!
 //! Parquet is read with only the named columns, split by row group over `--threads` threads
-//! (default: the CPUs this process may use), each group converted where it was read, the
-//! parts joined in file order. CSV is read on one thread (arrow-csv has no split reader;
+//! (default: the CPUs this process may use), each run of groups converted straight into its
+//! rows of one matrix allocated up front (the row counts are in the footer). CSV is read on one thread (arrow-csv has no split reader;
 //! the schema is inferred from the first 1000 rows). `--nulls` applies to every column:
 //! `error` (the default: the first null stops the run, naming row and column), `fill:V`, or
 //! `mask` (0 and an `<name>_is_null` column after each). The last stdout line is
@@ -141,13 +141,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let buffers = BufferPool::new(2 * args.threads);
     let start = Instant::now();
     let data = if is_parquet(&args.input) {
-        let groups = parquet_row_groups(&args.input)?;
+        let counts = parquet_row_groups(&args.input)?;
         // contiguous runs of row groups, about equal in rows, one per thread
-        let total: usize = groups.iter().sum();
+        let total: usize = counts.iter().sum();
         let per = total.div_ceil(args.threads).max(1);
         let mut runs: Vec<(usize, Vec<usize>)> = Vec::new();
         let (mut first, mut acc) = (0usize, 0usize);
-        for (g, rows) in groups.iter().enumerate() {
+        for (g, rows) in counts.iter().enumerate() {
             if runs.is_empty() || acc >= per {
                 runs.push((first, Vec::new()));
                 acc = 0;
@@ -156,24 +156,38 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             acc += rows;
             first += rows;
         }
-        let parts = pool.install(|| {
-            runs.into_par_iter()
-                .map(|(first_row, groups)| {
+        // one matrix for the whole file; each run of row groups fills its own rows of it
+        let mut data = vec![0.0_f32; total * width];
+        let mut rest: &mut [f32] = &mut data;
+        let mut jobs = Vec::new();
+        for (first_row, groups) in runs {
+            let rows: usize = groups.iter().map(|&g| counts[g]).sum();
+            let (part, tail) = rest.split_at_mut(rows * width);
+            rest = tail;
+            jobs.push((first_row, groups, part));
+        }
+        pool.install(|| {
+            jobs.into_par_iter()
+                .try_for_each(|(first_row, groups, part)| {
                     let options = ParquetOptions {
                         columns: Some(args.columns.clone()),
                         row_groups: Some(groups),
                         ..ParquetOptions::default()
                     };
-                    convert(
-                        read_parquet(&args.input, &options)?,
-                        &features,
-                        &buffers,
-                        first_row,
-                    )
+                    let reader = read_parquet(&args.input, &options)?;
+                    let file = reader.file().to_owned();
+                    let (mut at, mut row) = (0, first_row);
+                    for batch in reader {
+                        let batch = batch?;
+                        let len = batch.num_rows() * width;
+                        features.fill(&batch, &mut part[at..at + len], row, &file)?;
+                        at += len;
+                        row += batch.num_rows();
+                    }
+                    Ok::<(), inferkit::preprocess::Error>(())
                 })
-                .collect::<Result<Vec<_>, _>>()
         })?;
-        parts.concat()
+        data
     } else {
         convert(
             read_csv(&args.input, &CsvOptions::default())?,
