@@ -14,7 +14,8 @@ use super::table_err;
 use crate::Result;
 
 /// Writes rows of `key columns…, <name>` to a Parquet file (snappy): `<name>` is `Float32`
-/// for a width of 1, else `FixedSizeList<Float32, width>` (an embedding per row).
+/// for a width of 1, else `FixedSizeList<Float32, width>` (an embedding per row). Row
+/// groups hold about 8 MiB of predictions, so memory stays bounded however many rows.
 ///
 /// ```
 /// use inferkit_preprocess::table::{PredictionWriter, RecordBatch};
@@ -78,8 +79,12 @@ impl PredictionWriter {
         fields.push(Field::new(name, value, true));
         let schema = Arc::new(Schema::new(fields));
         let f = File::create(path.as_ref()).map_err(|e| table_err(&file, None, None, e))?;
+        // The writer holds a whole row group in memory until it is full: bound it at about
+        // 8 MiB of predictions (1M rows of 384 floats would be 1.5 GB).
+        let group = (8 << 20) / (4 * width);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(group.clamp(1024, 1 << 20)))
             .build();
         let writer = ArrowWriter::try_new(f, Arc::clone(&schema), Some(props))
             .map_err(|e| table_err(&file, None, None, e))?;
