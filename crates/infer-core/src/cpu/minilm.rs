@@ -234,6 +234,14 @@ impl MiniLm {
         Ok(self)
     }
 
+    /// Serves under another name and version (its descriptor's; default: the model's own
+    /// name, 1.0.0).
+    pub fn named(mut self, name: impl Into<String>, version: semver::Version) -> Self {
+        self.descriptor.name = name.into();
+        self.descriptor.version = version;
+        self
+    }
+
     /// The number of threads a forward pass uses.
     pub fn threads(&self) -> usize {
         self.threads

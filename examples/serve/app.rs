@@ -1,0 +1,845 @@
+//! The server behind the `serve` example: the KServe v2 / Open Inference Protocol over HTTP
+//! (axum), each model version behind a `pipeline` (bounded queue → batcher → one inference
+//! thread). Kept apart from `main.rs` so the tests can run it in process.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
+use inferkit::infer_core::onnx::OnnxBackend;
+use inferkit::infer_core::{
+    Backend, DType, Device, Dim, Model, ModelDescriptor, ModelSource, Plan, Registry, Tensor,
+    TensorView,
+};
+use inferkit::pipeline::{BatchOptions, Input, Pipeline, Run};
+use ndarray::{ArrayD, Axis, IxDyn};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Batching, queueing and deadline settings, per model version.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Most requests in one batch.
+    pub(crate) max_batch: usize,
+    /// Longest a request waits for others to join its batch.
+    pub(crate) max_delay: Duration,
+    /// Requests queued per model version before 503.
+    pub(crate) queue: usize,
+    /// Deadline of a request without `parameters.timeout`.
+    pub(crate) default_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_batch: 32,
+            max_delay: Duration::from_millis(2),
+            queue: 64,
+            default_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An API error: its status and message, sent as `{"error": …}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.into())
+}
+
+/// One request in a model's queue.
+struct Job {
+    inputs: Vec<(String, Tensor)>,
+    rows: usize,
+    reply: oneshot::Sender<Result<Vec<(String, Tensor)>, String>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+/// A model version and the pipeline that serves it.
+struct Worker {
+    model: Arc<Model>,
+    tx: Option<crossbeam_channel::Sender<Input<Job>>>,
+    run: Option<Run>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // closing the queue ends the pipeline's input: what is queued is still served
+        self.tx.take();
+        if let Some(run) = self.run.take() {
+            let _ = run.wait();
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub(crate) struct Stats {
+    responses: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Batch sizes: counts of batches of 1, 2, 3–4, 5–8, 9–16, 17–32, 33+ requests.
+    batch_buckets: [AtomicU64; 7],
+    batch_sum: AtomicU64,
+    batches: AtomicU64,
+    latency_us_sum: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+const BATCH_BOUNDS: [u64; 6] = [1, 2, 4, 8, 16, 32];
+
+impl Stats {
+    fn response(&self, model: &str, version: &str, code: StatusCode) {
+        *self
+            .responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((model.to_owned(), version.to_owned(), code.as_u16()))
+            .or_default() += 1;
+    }
+
+    fn batch(&self, n: usize) {
+        let i = BATCH_BOUNDS
+            .iter()
+            .position(|&b| n as u64 <= b)
+            .unwrap_or(BATCH_BOUNDS.len());
+        self.batch_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.batch_sum.fetch_add(n as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The server's state.
+pub(crate) struct App {
+    config: Config,
+    registry: Registry,
+    workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
+    /// Queue depth across models.
+    queued: AtomicU64,
+    /// `/metrics` counters.
+    pub(crate) stats: Stats,
+}
+
+impl App {
+    /// An empty server.
+    pub(crate) fn new(config: Config) -> Arc<App> {
+        Arc::new(App {
+            config,
+            registry: Registry::new(),
+            workers: Mutex::default(),
+            queued: AtomicU64::new(0),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Serves `model` (replacing the same name and version): a pipeline of a bounded queue,
+    /// a batcher and one inference thread.
+    pub(crate) fn load(self: &Arc<App>, model: Model) {
+        let d = model.descriptor().clone();
+        let model = Arc::new(model);
+        let (tx, rx) = crossbeam_channel::bounded::<Input<Job>>(self.config.queue);
+        let app = Arc::clone(self);
+        let serving = Arc::clone(&model);
+        let run = Pipeline::builder()
+            .capacity(self.config.queue)
+            .inputs(rx)
+            .batch(
+                "batch",
+                BatchOptions::new(self.config.max_batch, self.config.max_delay),
+            )
+            .sink(move |jobs: Vec<Job>| {
+                app.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+                app.run_batch(&serving, jobs);
+                Ok::<(), Infallible>(())
+            });
+        let worker = Arc::new(Worker {
+            model,
+            tx: Some(tx),
+            run: Some(run),
+        });
+        self.registry
+            .register(Model::new(Arc::clone(worker.model.plan()), 1));
+        let old = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((d.name.clone(), d.version.clone()), worker);
+        // the old version finishes its queue on this thread
+        drop(old);
+    }
+
+    /// Stops serving a model version (its queued requests are still answered). False if it
+    /// was not served.
+    pub(crate) fn unload(&self, name: &str, version: &semver::Version) -> bool {
+        self.registry.remove(name, version);
+        let old = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(name.to_owned(), version.clone()));
+        old.is_some()
+    }
+
+    /// Stops every model, answering what is queued.
+    pub(crate) fn shutdown(&self) {
+        let all = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(all);
+    }
+
+    fn worker(&self, name: &str, version: Option<&str>) -> Result<Arc<Worker>, ApiError> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => {
+                let v = parse_version(v)?;
+                workers
+                    .get(&(name.to_owned(), v.clone()))
+                    .cloned()
+                    .ok_or_else(|| not_found(format!("model `{name}` has no version {v}")))
+            }
+            None => workers
+                .range((name.to_owned(), semver::Version::new(0, 0, 0))..)
+                .take_while(|((n, _), _)| n == name)
+                .last()
+                .map(|(_, w)| Arc::clone(w))
+                .ok_or_else(|| not_found(format!("no model `{name}`"))),
+        }
+    }
+
+    /// Runs one batch: requests with the same per-row shapes are concatenated along the
+    /// batch axis and run together; each gets its rows of the outputs.
+    fn run_batch(&self, model: &Model, jobs: Vec<Job>) {
+        let jobs: Vec<Job> = jobs
+            .into_iter()
+            .filter(|j| {
+                let gone = j.cancelled.load(Ordering::Relaxed);
+                if gone {
+                    self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                }
+                !gone
+            })
+            .collect();
+        let mut groups: BTreeMap<Vec<Vec<usize>>, Vec<Job>> = BTreeMap::new();
+        for j in jobs {
+            let key = j
+                .inputs
+                .iter()
+                .map(|(_, t)| t.shape()[1..].to_vec())
+                .collect();
+            groups.entry(key).or_default().push(j);
+        }
+        for (_, group) in groups {
+            self.stats.batch(group.len());
+            match concat_run(model, &group) {
+                Ok(outputs) => {
+                    let mut at = 0;
+                    for j in group {
+                        let part = outputs
+                            .iter()
+                            .map(|(n, t)| (n.clone(), slice_rows(t, at, j.rows)))
+                            .collect();
+                        at += j.rows;
+                        let _ = j.reply.send(Ok(part));
+                    }
+                }
+                Err(e) => {
+                    for j in group {
+                        let _ = j.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn concat_run(model: &Model, group: &[Job]) -> Result<Vec<(String, Tensor)>, String> {
+    let names: Vec<String> = group[0].inputs.iter().map(|(n, _)| n.clone()).collect();
+    let mut joined = Vec::with_capacity(names.len());
+    for (i, _) in names.iter().enumerate() {
+        let parts: Vec<&Tensor> = group.iter().map(|j| &j.inputs[i].1).collect();
+        joined.push(concat(&parts)?);
+    }
+    let views: Vec<(&str, TensorView<'_>)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(joined.iter().map(Tensor::view))
+        .collect();
+    let out = model.run(&views).map_err(|e| e.to_string())?;
+    Ok(model
+        .descriptor()
+        .outputs
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(out)
+        .collect())
+}
+
+fn concat(parts: &[&Tensor]) -> Result<Tensor, String> {
+    macro_rules! join {
+        ($variant:ident) => {{
+            let views: Vec<_> = parts
+                .iter()
+                .map(|t| match t {
+                    Tensor::$variant(a) => Ok(a.view()),
+                    _ => Err("mixed dtypes".to_string()),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Tensor::$variant(
+                ndarray::concatenate(Axis(0), &views).map_err(|e| e.to_string())?,
+            ))
+        }};
+    }
+    match parts[0] {
+        Tensor::F32(_) => join!(F32),
+        Tensor::I64(_) => join!(I64),
+        Tensor::I32(_) => join!(I32),
+        Tensor::U8(_) => join!(U8),
+        Tensor::Bool(_) => join!(Bool),
+        other => Err(format!("dtype {:?} cannot be batched", other.dtype())),
+    }
+}
+
+fn slice_rows(t: &Tensor, at: usize, rows: usize) -> Tensor {
+    macro_rules! cut {
+        ($a:expr, $v:ident) => {
+            Tensor::$v($a.slice_axis(Axis(0), (at..at + rows).into()).to_owned())
+        };
+    }
+    match t {
+        Tensor::F32(a) => cut!(a, F32),
+        Tensor::I64(a) => cut!(a, I64),
+        Tensor::I32(a) => cut!(a, I32),
+        Tensor::U8(a) => cut!(a, U8),
+        Tensor::Bool(a) => cut!(a, Bool),
+        other => other.clone(),
+    }
+}
+
+/// Loads one model as `name` at `version` (default 1.0.0) from `path`: a `.onnx` file
+/// through the ONNX backend, a folder as a MiniLM-layout BERT, any other file as
+/// EfficientNet-Lite0 weights — each on the native CPU backend but ONNX.
+pub(crate) fn load(
+    name: &str,
+    path: &std::path::Path,
+    version: Option<&str>,
+) -> Result<Model, String> {
+    let version = version
+        .map(parse_version)
+        .transpose()
+        .map_err(|e| e.1)?
+        .unwrap_or(semver::Version::new(1, 0, 0));
+    let err = |e: inferkit::infer_core::Error| format!("{}: {e}", path.display());
+    let plan: Arc<dyn Plan> = if path.extension().is_some_and(|e| e == "onnx") {
+        OnnxBackend::new()
+            .with_name(name)
+            .with_version(version)
+            .prepare(ModelSource::Path(path), Device::Cpu)
+            .map_err(err)?
+    } else if path.is_dir() {
+        Arc::new(Arc::new(
+            MiniLm::load(path).map_err(err)?.named(name, version),
+        ))
+    } else {
+        Arc::new(Arc::new(
+            EfficientNetLite0::load(path)
+                .map_err(err)?
+                .named(name, version),
+        ))
+    };
+    Ok(Model::new(plan, 1))
+}
+
+/// `"1"` or `"1.2"` or `"1.2.3"` as a semver version.
+pub(crate) fn parse_version(v: &str) -> Result<semver::Version, ApiError> {
+    let parts = v.split('.').count();
+    let padded = match parts {
+        1 => format!("{v}.0.0"),
+        2 => format!("{v}.0"),
+        _ => v.to_owned(),
+    };
+    semver::Version::parse(&padded).map_err(|e| bad(format!("version `{v}`: {e}")))
+}
+
+fn datatype(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "BOOL",
+        DType::U8 => "UINT8",
+        DType::I8 => "INT8",
+        DType::I16 => "INT16",
+        DType::U16 => "UINT16",
+        DType::I32 => "INT32",
+        DType::U32 => "UINT32",
+        DType::I64 => "INT64",
+        DType::U64 => "UINT64",
+        DType::F16 => "FP16",
+        DType::BF16 => "BF16",
+        DType::F32 => "FP32",
+        DType::F64 => "FP64",
+        _ => "BYTES",
+    }
+}
+
+fn shape_json(shape: &[Dim]) -> Vec<i64> {
+    shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n as i64,
+            _ => -1,
+        })
+        .collect()
+}
+
+fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
+    let spec = |s: &inferkit::infer_core::TensorSpec| json!({"name": s.name, "datatype": datatype(s.dtype), "shape": shape_json(&s.shape)});
+    json!({
+        "name": d.name,
+        "versions": versions,
+        "platform": format!("inferkit/{}", d.metadata.get("backend").map_or("cpu", String::as_str)),
+        "inputs": d.inputs.iter().map(spec).collect::<Vec<_>>(),
+        "outputs": d.outputs.iter().map(spec).collect::<Vec<_>>(),
+    })
+}
+
+/// Flattens nested JSON arrays into `out`.
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        x => out.push(x),
+    }
+}
+
+/// One request input as a tensor, checked against the model's input of that name.
+fn parse_input(d: &ModelDescriptor, v: &Value) -> Result<(String, Tensor), ApiError> {
+    let name = v["name"]
+        .as_str()
+        .ok_or_else(|| bad("an input has no `name`"))?;
+    let spec = d.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
+        bad(format!(
+            "unknown input `{name}` (model inputs: {})",
+            d.inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .ok_or_else(|| bad(format!("input `{name}`: no `shape`")))?
+        .iter()
+        .map(|x| x.as_u64().map(|n| n as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            bad(format!(
+                "input `{name}`: shape must be non-negative integers"
+            ))
+        })?;
+    let dt = v["datatype"].as_str().unwrap_or("");
+    if dt != datatype(spec.dtype) {
+        return Err(bad(format!(
+            "input `{name}`: datatype {dt:?}, the model takes {}",
+            datatype(spec.dtype)
+        )));
+    }
+    let mut flat = Vec::new();
+    flatten(&v["data"], &mut flat);
+    let n: usize = shape.iter().product();
+    if flat.len() != n {
+        return Err(bad(format!(
+            "input `{name}`: {} values for shape {shape:?} ({n})",
+            flat.len()
+        )));
+    }
+    let shape = IxDyn(&shape);
+    let err = |i: usize| bad(format!("input `{name}`: value {i} is not a {dt}"));
+    let t = match spec.dtype {
+        DType::F32 => Tensor::F32(
+            ArrayD::from_shape_vec(
+                shape,
+                flat.iter()
+                    .enumerate()
+                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| err(i)))
+                    .collect::<Result<_, _>>()?,
+            )
+            .map_err(|e| bad(e.to_string()))?,
+        ),
+        DType::I64 => Tensor::I64(
+            ArrayD::from_shape_vec(
+                shape,
+                flat.iter()
+                    .enumerate()
+                    .map(|(i, x)| x.as_i64().ok_or_else(|| err(i)))
+                    .collect::<Result<_, _>>()?,
+            )
+            .map_err(|e| bad(e.to_string()))?,
+        ),
+        DType::I32 => Tensor::I32(
+            ArrayD::from_shape_vec(
+                shape,
+                flat.iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        x.as_i64()
+                            .and_then(|v| i32::try_from(v).ok())
+                            .ok_or_else(|| err(i))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+            .map_err(|e| bad(e.to_string()))?,
+        ),
+        other => {
+            return Err(bad(format!(
+                "input `{name}`: datatype {other:?} is not served"
+            )));
+        }
+    };
+    Ok((name.to_owned(), t))
+}
+
+fn output_json(name: &str, t: &Tensor) -> Value {
+    let data: Value = match t {
+        Tensor::F32(a) => a.iter().copied().collect(),
+        Tensor::I64(a) => a.iter().copied().collect(),
+        Tensor::I32(a) => a.iter().copied().collect(),
+        Tensor::U8(a) => a.iter().copied().collect(),
+        Tensor::Bool(a) => a.iter().copied().collect(),
+        _ => Value::Null,
+    };
+    json!({"name": name, "datatype": datatype(t.dtype()), "shape": t.shape(), "data": data})
+}
+
+/// Sets a request's cancellation flag when the handler is dropped before it answered (the
+/// client went away): the inference thread skips it.
+struct CancelOnDrop(Arc<AtomicBool>, bool);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn infer(
+    app: Arc<App>,
+    name: String,
+    version: Option<String>,
+    body: Value,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let worker = app.worker(&name, version.as_deref())?;
+    let d = worker.model.descriptor();
+    let inputs = body["inputs"]
+        .as_array()
+        .ok_or_else(|| bad("the request has no `inputs` array"))?
+        .iter()
+        .map(|v| parse_input(d, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    // validate before queueing, so one bad request cannot fail a batch
+    {
+        let views: Vec<(&str, TensorView<'_>)> =
+            inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        d.validate(&views).map_err(|e| bad(e.to_string()))?;
+    }
+    let rows = inputs
+        .first()
+        .map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(0));
+    if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
+        return Err(bad("inputs differ in their first (batch) dimension"));
+    }
+    let timeout = body["parameters"]["timeout"]
+        .as_u64()
+        .map(Duration::from_micros)
+        .unwrap_or(app.config.default_timeout);
+    let deadline = started + timeout;
+    let (reply, rx) = oneshot::channel();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let mut guard = CancelOnDrop(Arc::clone(&cancelled), false);
+    let job = Job {
+        inputs,
+        rows,
+        reply,
+        cancelled,
+    };
+    let tx = worker
+        .tx
+        .as_ref()
+        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "model unloading".into()))?;
+    match tx.try_send(Input::new(job).with_deadline(deadline)) {
+        Ok(()) => {
+            app.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(crossbeam_channel::TrySendError::Full(_)) => {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("model `{name}`: queue full ({} requests)", app.config.queue),
+            ));
+        }
+        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+            return Err(ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("model `{name}` is unloading"),
+            ));
+        }
+    }
+    let answer = tokio::time::timeout_at(deadline.into(), rx).await;
+    guard.1 = true;
+    let outputs = match answer {
+        Ok(Ok(Ok(outputs))) => outputs,
+        Ok(Ok(Err(e))) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        // dropped unanswered: the pipeline found its deadline passed
+        Ok(Err(_)) | Err(_) => {
+            return Err(ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("deadline of {} µs passed", timeout.as_micros()),
+            ));
+        }
+    };
+    app.stats
+        .latency_us_sum
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let wanted: Option<Vec<&str>> = body["outputs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["name"].as_str()).collect());
+    let outs: Vec<Value> = outputs
+        .iter()
+        .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.contains(&n.as_str())))
+        .map(|(n, t)| output_json(n, t))
+        .collect();
+    let mut resp = json!({
+        "model_name": d.name,
+        "model_version": d.version.to_string(),
+        "outputs": outs,
+    });
+    if let Some(id) = body.get("id") {
+        resp["id"] = id.clone();
+    }
+    Ok(Json(resp))
+}
+
+/// The HTTP routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    async fn live() -> Json<Value> {
+        Json(json!({"live": true}))
+    }
+    async fn ready(State(app): State<Arc<App>>) -> Response {
+        let n = app.workers.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let code = if n > 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (code, Json(json!({"ready": n > 0}))).into_response()
+    }
+    async fn meta(
+        State(app): State<Arc<App>>,
+        Path(p): Path<Vec<(String, String)>>,
+    ) -> Result<Json<Value>, ApiError> {
+        let (name, version) = name_version(&p);
+        let w = app.worker(&name, version.as_deref())?;
+        let versions = app
+            .registry
+            .versions(&name)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(Json(metadata(w.model.descriptor(), versions)))
+    }
+    async fn model_ready(
+        State(app): State<Arc<App>>,
+        Path(p): Path<Vec<(String, String)>>,
+    ) -> Result<Json<Value>, ApiError> {
+        let (name, version) = name_version(&p);
+        let w = app.worker(&name, version.as_deref())?;
+        Ok(Json(
+            json!({"name": name, "version": w.model.descriptor().version.to_string(), "ready": true}),
+        ))
+    }
+    async fn infer_route(
+        State(app): State<Arc<App>>,
+        Path(p): Path<Vec<(String, String)>>,
+        body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    ) -> Response {
+        let (name, version) = name_version(&p);
+        let result = match body {
+            Ok(Json(body)) => infer(Arc::clone(&app), name.clone(), version.clone(), body).await,
+            Err(e) => Err(bad(format!("malformed JSON: {e}"))),
+        };
+        let v = version.unwrap_or_default();
+        match result {
+            Ok(j) => {
+                app.stats.response(&name, &v, StatusCode::OK);
+                j.into_response()
+            }
+            Err(e) => {
+                app.stats.response(&name, &v, e.0);
+                e.into_response()
+            }
+        }
+    }
+    async fn repo_load(
+        State(app): State<Arc<App>>,
+        Path(name): Path<String>,
+        body: Option<Json<Value>>,
+    ) -> Result<Json<Value>, ApiError> {
+        let body = body.map(|Json(b)| b).unwrap_or_default();
+        let path = body["parameters"]["path"]
+            .as_str()
+            .ok_or_else(|| bad("load needs parameters.path"))?
+            .to_owned();
+        let version = body["parameters"]["version"].as_str().map(str::to_owned);
+        let n = name.clone();
+        // loading reads and prepares a model: off the async threads
+        let model = tokio::task::spawn_blocking(move || {
+            load(&n, std::path::Path::new(&path), version.as_deref())
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(bad)?;
+        let v = model.descriptor().version.to_string();
+        let app2 = Arc::clone(&app);
+        tokio::task::spawn_blocking(move || app2.load(model))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(Json(json!({"name": name, "version": v, "loaded": true})))
+    }
+    async fn repo_unload(
+        State(app): State<Arc<App>>,
+        Path(name): Path<String>,
+        body: Option<Json<Value>>,
+    ) -> Result<Json<Value>, ApiError> {
+        let body = body.map(|Json(b)| b).unwrap_or_default();
+        let versions = match body["parameters"]["version"].as_str() {
+            Some(v) => vec![parse_version(v)?],
+            None => app.registry.versions(&name),
+        };
+        let app2 = Arc::clone(&app);
+        let n = name.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            versions.iter().filter(|v| app2.unload(&n, v)).count()
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        if removed == 0 {
+            return Err(not_found(format!("no model `{name}` to unload")));
+        }
+        Ok(Json(json!({"name": name, "unloaded": removed})))
+    }
+    async fn metrics(State(app): State<Arc<App>>) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        (headers, render_metrics(&app)).into_response()
+    }
+    Router::new()
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(meta))
+        .route("/v2/models/{name}/versions/{version}", get(meta))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready),
+        )
+        .route("/v2/models/{name}/infer", post(infer_route))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(infer_route),
+        )
+        .route("/v2/repository/models/{name}/load", post(repo_load))
+        .route("/v2/repository/models/{name}/unload", post(repo_unload))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+fn name_version(p: &[(String, String)]) -> (String, Option<String>) {
+    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    (get("name").unwrap_or_default(), get("version"))
+}
+
+fn render_metrics(app: &App) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# HELP inferkit_requests_total Inference responses by model, version and HTTP status."
+    );
+    let _ = writeln!(s, "# TYPE inferkit_requests_total counter");
+    for ((m, v, c), n) in app
+        .stats
+        .responses
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let _ = writeln!(
+            s,
+            "inferkit_requests_total{{model=\"{}\",version=\"{}\",code=\"{c}\"}} {n}",
+            m.replace('"', "\\\""),
+            v.replace('"', "\\\"")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP inferkit_queue_depth Requests queued across models."
+    );
+    let _ = writeln!(s, "# TYPE inferkit_queue_depth gauge");
+    let _ = writeln!(
+        s,
+        "inferkit_queue_depth {}",
+        app.queued.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(s, "# HELP inferkit_batch_size Requests per batch run.");
+    let _ = writeln!(s, "# TYPE inferkit_batch_size histogram");
+    let mut cum = 0;
+    for (i, b) in BATCH_BOUNDS.iter().enumerate() {
+        cum += app.stats.batch_buckets[i].load(Ordering::Relaxed);
+        let _ = writeln!(s, "inferkit_batch_size_bucket{{le=\"{b}\"}} {cum}");
+    }
+    cum += app.stats.batch_buckets[BATCH_BOUNDS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(s, "inferkit_batch_size_bucket{{le=\"+Inf\"}} {cum}");
+    let _ = writeln!(
+        s,
+        "inferkit_batch_size_sum {}",
+        app.stats.batch_sum.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        s,
+        "inferkit_batch_size_count {}",
+        app.stats.batches.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        s,
+        "# HELP inferkit_cancelled_total Queued requests whose client went away."
+    );
+    let _ = writeln!(s, "# TYPE inferkit_cancelled_total counter");
+    let _ = writeln!(
+        s,
+        "inferkit_cancelled_total {}",
+        app.stats.cancelled.load(Ordering::Relaxed)
+    );
+    s
+}

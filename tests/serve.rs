@@ -1,0 +1,440 @@
+//! The `serve` example's server, in process (its `app` module compiled into this test): the
+//! Open Inference Protocol endpoints and their errors on the ONNX fixtures
+//! (scripts/make_onnx_fixtures.py, onnxruntime's outputs), batching across concurrent
+//! clients with the same answers, a full queue (503), a passed deadline (504), and a hot
+//! reload under load with no failed request.
+
+#[path = "../examples/serve/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::{App, Config};
+use inferkit::infer_core::{
+    DType, Device, DeviceContext, Dim, Model, ModelDescriptor, Plan, RuntimeHint, Session, Tensor,
+    TensorSpec, TensorView,
+};
+use ndarray::Array2;
+use ndarray_npy::read_npy;
+use serde_json::{Value, json};
+
+fn fixture(f: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(f)
+}
+
+async fn serve(app: Arc<App>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app::router(app)).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+fn request(x: &Array2<f32>) -> Value {
+    json!({
+        "id": "req-1",
+        "inputs": [{"name": "x", "shape": x.shape(), "datatype": "FP32",
+                    "data": x.iter().copied().collect::<Vec<f32>>()}]
+    })
+}
+
+fn output(v: &Value) -> Vec<f32> {
+    v["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
+}
+
+fn two_versions() -> Arc<App> {
+    let app = App::new(Config::default());
+    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), Some("1")).unwrap());
+    app.load(app::load("dyn", &fixture("dyn_batch_v2.onnx"), Some("2")).unwrap());
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_answer_as_the_protocol_says_and_errors_are_named() {
+    let base = serve(two_versions()).await;
+    let c = reqwest::Client::new();
+    let get = |p: &str| c.get(format!("{base}{p}")).send();
+    assert_eq!(get("/v2/health/live").await.unwrap().status(), 200);
+    assert_eq!(get("/v2/health/ready").await.unwrap().status(), 200);
+    let meta: Value = get("/v2/models/dyn").await.unwrap().json().await.unwrap();
+    assert_eq!(meta["name"], "dyn");
+    assert_eq!(meta["versions"], json!(["1.0.0", "2.0.0"]));
+    assert_eq!(meta["inputs"][0]["name"], "x");
+    assert_eq!(meta["inputs"][0]["datatype"], "FP32");
+    assert_eq!(meta["inputs"][0]["shape"], json!([-1, 8]));
+    assert_eq!(
+        get("/v2/models/dyn/versions/1").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        get("/v2/models/dyn/versions/1/ready")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(get("/v2/models/dyn/ready").await.unwrap().status(), 200);
+    let r = get("/v2/models/nope").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("nope"), "{e}");
+    assert_eq!(
+        get("/v2/models/dyn/versions/9").await.unwrap().status(),
+        404
+    );
+
+    // inference, version 1 and the latest (2), against onnxruntime's outputs
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let x2: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.x.npy")).unwrap();
+    let y2: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.y.npy")).unwrap();
+    let post = |p: String, body: Value| c.post(format!("{base}{p}")).json(&body).send();
+    let r: Value = post("/v2/models/dyn/versions/1/infer".into(), request(&x))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["model_name"], "dyn");
+    assert_eq!(r["model_version"], "1.0.0");
+    assert_eq!(r["id"], "req-1");
+    assert_eq!(r["outputs"][0]["name"], "y");
+    assert_eq!(r["outputs"][0]["shape"], json!([5, 3]));
+    assert!(close(&output(&r), y1.as_slice().unwrap()), "{r}");
+    let r: Value = post("/v2/models/dyn/infer".into(), request(&x2))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["model_version"], "2.0.0");
+    assert!(close(&output(&r), y2.as_slice().unwrap()));
+
+    // errors: 400 naming what is wrong, 404 for unknown models
+    let bad = |body: Value| post("/v2/models/dyn/infer".into(), body);
+    let expect = |status: u16, needle: &'static str| {
+        move |r: reqwest::Response| async move {
+            assert_eq!(r.status(), status);
+            let e: Value = r.json().await.unwrap();
+            let msg = e["error"].as_str().unwrap().to_owned();
+            assert!(msg.contains(needle), "{msg}");
+        }
+    };
+    let r = c
+        .post(format!("{base}/v2/models/dyn/infer"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    expect(400, "malformed JSON")(r).await;
+    let mut wrong = request(&x);
+    wrong["inputs"][0]["name"] = json!("z");
+    expect(400, "unknown input `z`")(bad(wrong).await.unwrap()).await;
+    let mut wrong = request(&x);
+    wrong["inputs"][0]["datatype"] = json!("INT64");
+    expect(400, "datatype")(bad(wrong).await.unwrap()).await;
+    let mut wrong = request(&x);
+    wrong["inputs"][0]["shape"] = json!([5, 9]);
+    expect(400, "values for shape")(bad(wrong).await.unwrap()).await;
+    let wrong = request(&Array2::<f32>::zeros((2, 7)));
+    expect(400, "x")(bad(wrong).await.unwrap()).await;
+    expect(404, "nope")(
+        post("/v2/models/nope/infer".into(), request(&x))
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("# TYPE inferkit_requests_total counter"));
+    assert!(metrics.contains("code=\"400\""), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_are_batched_and_get_their_own_rows() {
+    let app = App::new(Config {
+        max_batch: 16,
+        max_delay: Duration::from_millis(50),
+        ..Config::default()
+    });
+    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), None).unwrap());
+    let base = serve(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let c = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (c, base) = (c.clone(), base.clone());
+        let row = x.slice(ndarray::s![i % 5..i % 5 + 1, ..]).to_owned();
+        tasks.push(tokio::spawn(async move {
+            let r: Value = c
+                .post(format!("{base}/v2/models/dyn/infer"))
+                .json(&request(&row))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (i, output(&r))
+        }));
+    }
+    for t in tasks {
+        let (i, got) = t.await.unwrap();
+        assert!(
+            close(&got, y.row(i % 5).as_slice().unwrap()),
+            "request {i}: {got:?}"
+        );
+    }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (sum, count) = (
+        value("inferkit_batch_size_sum"),
+        value("inferkit_batch_size_count"),
+    );
+    assert_eq!(sum, 16.0);
+    assert!(
+        count < 16.0,
+        "16 requests in {count} batches: none batched\n{metrics}"
+    );
+}
+
+/// A model that doubles its input after sleeping: slow on purpose.
+struct Slow(ModelDescriptor);
+
+impl Plan for Slow {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
+        Ok(Box::new(SlowSession(self.0.clone(), Device::Cpu.open()?)))
+    }
+}
+
+/// The descriptor, and the device context held for the session's life.
+struct SlowSession(ModelDescriptor, #[allow(dead_code)] DeviceContext);
+
+impl Session for SlowSession {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn run(
+        &mut self,
+        inputs: &[(&str, TensorView<'_>)],
+    ) -> inferkit::infer_core::Result<Vec<Tensor>> {
+        std::thread::sleep(Duration::from_millis(150));
+        let TensorView::F32(x) = &inputs[0].1 else {
+            unreachable!()
+        };
+        Ok(vec![Tensor::F32(x.mapv(|v| v * 2.0))])
+    }
+}
+
+fn slow() -> Model {
+    let spec = |n: &str| TensorSpec {
+        name: n.into(),
+        dtype: DType::F32,
+        shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
+    };
+    Model::new(
+        Arc::new(Slow(ModelDescriptor {
+            name: "slow".into(),
+            version: semver::Version::new(1, 0, 0),
+            inputs: vec![spec("x")],
+            outputs: vec![spec("y")],
+            runtime: RuntimeHint::Cpu,
+            metadata: Default::default(),
+        })),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_is_503_and_a_passed_deadline_504() {
+    let app = App::new(Config {
+        max_batch: 1,
+        max_delay: Duration::ZERO,
+        queue: 1,
+        ..Config::default()
+    });
+    app.load(slow());
+    let base = serve(Arc::clone(&app)).await;
+    let c = reqwest::Client::new();
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (c, base, body) = (c.clone(), base.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(format!("{base}/v2/models/slow/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            (r.status().as_u16(), retry, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut ok, mut full) = (0, 0);
+    for t in tasks {
+        let (status, retry, v) = t.await.unwrap();
+        match status {
+            200 => {
+                assert_eq!(output(&v), vec![2.0, 4.0]);
+                ok += 1;
+            }
+            503 => {
+                assert!(retry, "503 without Retry-After");
+                assert!(v["error"].as_str().unwrap().contains("queue full"));
+                full += 1;
+            }
+            s => panic!("status {s}: {v}"),
+        }
+    }
+    assert!(ok >= 1 && full >= 1, "{ok} answered, {full} refused");
+    // a deadline shorter than the request ahead of it
+    let busy = {
+        let (c, base, body) = (c.clone(), base.clone(), body.clone());
+        tokio::spawn(async move {
+            c.post(format!("{base}/v2/models/slow/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut hurried = body.clone();
+    hurried["parameters"] = json!({"timeout": 20_000});
+    let r = c
+        .post(format!("{base}/v2/models/slow/infer"))
+        .json(&hurried)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(busy.await.unwrap(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_reload_under_load_fails_no_request() {
+    let app = App::new(Config::default());
+    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), Some("1")).unwrap());
+    let base = serve(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let x2: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.x.npy")).unwrap();
+    assert_eq!(x, x2, "both versions' fixtures share their input");
+    let y2: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.y.npy")).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (base, stop, x) = (base.clone(), Arc::clone(&stop), x.clone());
+        let (y1, y2) = (y1.clone(), y2.clone());
+        clients.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let (mut n, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = c
+                    .post(format!("{base}/v2/models/dyn/infer"))
+                    .json(&request(&x))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != 200 {
+                    failed += 1;
+                    continue;
+                }
+                let v: Value = r.json().await.unwrap();
+                let want = if v["model_version"] == "1.0.0" {
+                    &y1
+                } else {
+                    &y2
+                };
+                assert!(close(&output(&v), want.as_slice().unwrap()), "{v}");
+                n += 1;
+            }
+            (n, failed)
+        }));
+    }
+    let c = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r: Value = c
+        .post(format!("{base}/v2/repository/models/dyn/load"))
+        .json(&json!({"parameters": {"path": fixture("dyn_batch_v2.onnx"), "version": "2"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["version"], "2.0.0", "{r}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = c
+        .post(format!("{base}/v2/repository/models/dyn/unload"))
+        .json(&json!({"parameters": {"version": "1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut failed) = (0, 0);
+    for t in clients {
+        let (n, f) = t.await.unwrap();
+        total += n;
+        failed += f;
+    }
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during the reload"
+    );
+    assert!(total > 10, "{total} requests");
+    let meta: Value = reqwest::get(format!("{base}/v2/models/dyn"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["versions"], json!(["2.0.0"]));
+    let r = c
+        .post(format!("{base}/v2/repository/models/nope/unload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
