@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use inferkit::infer_core::cpu::MiniLm;
+use inferkit::infer_core::cpu::{MiniLm, Tokens};
 use inferkit::pipeline::available_cpus;
 
 struct Args {
@@ -101,14 +101,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let load_seconds = load.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    // token counts, to batch texts of similar length together
-    let lengths: Vec<usize> = args
+    // each text tokenized once; batches of similar length, padded to their longest
+    let encoded: Vec<Vec<i64>> = args
         .texts
         .iter()
-        .map(|t| model.tokenize(&[t]).map(|tok| tok.ids.ncols()))
+        .map(|t| model.encode(t))
         .collect::<Result<_, _>>()?;
     let mut order: Vec<usize> = (0..args.texts.len()).collect();
-    order.sort_by_key(|&i| lengths[i]);
+    order.sort_by_key(|&i| encoded[i].len());
     let bar = ProgressBar::with_draw_target(
         Some(args.texts.len() as u64),
         if args.texts.len() > 1000 {
@@ -123,8 +123,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut embeddings = vec![Vec::new(); args.texts.len()];
     for group in order.chunks(args.batch) {
-        let texts: Vec<&str> = group.iter().map(|&i| args.texts[i].as_str()).collect();
-        let out = model.embed(&texts)?;
+        let ids: Vec<&[i64]> = group.iter().map(|&i| encoded[i].as_slice()).collect();
+        let tokens = Tokens::pad(&ids);
+        let out = model.forward(tokens.ids.view(), tokens.mask.view())?;
         for (&i, row) in group.iter().zip(out.outer_iter()) {
             embeddings[i] = row.to_vec();
         }
@@ -148,7 +149,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "{}",
         serde_json::json!({
             "texts": args.texts.len(),
-            "tokens": lengths.iter().sum::<usize>(),
+            "tokens": encoded.iter().map(Vec::len).sum::<usize>(),
             "seconds": seconds,
             "texts_per_s": args.texts.len() as f64 / seconds.max(1e-9),
             "load_seconds": load_seconds,

@@ -22,14 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use inferkit::infer_core::cpu::MiniLm;
+use inferkit::infer_core::cpu::{MiniLm, Tokens};
 use inferkit::pipeline::{Pipeline, StageOptions, available_cpus};
 use inferkit::preprocess::table::arrow_array::{Array, ArrayRef, Int64Array};
 use inferkit::preprocess::table::{
     CsvOptions, ParquetOptions, PredictionWriter, RecordBatch, TableReader, parquet_row_groups,
     read_csv, read_parquet, string_column,
 };
-use ndarray::Array2;
 
 const CHUNK: usize = 1024;
 
@@ -223,10 +222,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 let ids = (0..texts.len())
                     .map(|i| {
                         if texts.is_valid(i) {
-                            let t = tok_model
-                                .tokenize(&[texts.value(i)])
+                            let ids = tok_model
+                                .encode(texts.value(i))
                                 .map_err(|e| e.to_string())?;
-                            Ok(Some(t.ids.row(0).to_vec()))
+                            Ok(Some(ids))
                         } else {
                             tok_failed.fetch_add(1, Ordering::Relaxed);
                             Ok(None)
@@ -248,21 +247,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 let mut order: Vec<usize> = (0..rows).filter(|&i| valid[i]).collect();
                 order.sort_by_key(|&i| t.ids[i].as_ref().map_or(0, Vec::len));
                 for group in order.chunks(batch) {
-                    let seq = group
+                    let ids: Vec<&[i64]> = group
                         .iter()
-                        .map(|&i| t.ids[i].as_ref().map_or(0, Vec::len))
-                        .max()
-                        .unwrap_or(0);
-                    let mut ids = Array2::<i64>::zeros((group.len(), seq));
-                    let mut mask = Array2::<i64>::zeros((group.len(), seq));
-                    for (r, &i) in group.iter().enumerate() {
-                        for (j, &id) in t.ids[i].as_deref().unwrap_or(&[]).iter().enumerate() {
-                            ids[[r, j]] = id;
-                            mask[[r, j]] = 1;
-                        }
-                    }
+                        .map(|&i| t.ids[i].as_deref().unwrap_or(&[]))
+                        .collect();
+                    let tokens = Tokens::pad(&ids);
                     let out = embed_model
-                        .forward(ids.view(), mask.view())
+                        .forward(tokens.ids.view(), tokens.mask.view())
                         .map_err(|e| e.to_string())?;
                     for (r, &i) in group.iter().enumerate() {
                         values[i * width..(i + 1) * width]

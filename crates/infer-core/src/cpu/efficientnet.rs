@@ -267,17 +267,7 @@ impl EfficientNetLite0 {
     /// [`Error::Backend`] when the pool's threads cannot be started.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
-        self.pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("efficientnet-{i}"))
-                    .build()
-                    .map_err(|e| backend_err(format!("thread pool: {e}")))?,
-            )
-        } else {
-            None
-        };
+        self.pool = super::thread_pool(threads, "efficientnet").map_err(backend_err)?;
         self.threads = threads;
         Ok(self)
     }

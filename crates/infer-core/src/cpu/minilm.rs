@@ -69,6 +69,22 @@ pub struct MiniLm {
     pool: Option<rayon::ThreadPool>,
 }
 
+impl Tokens {
+    /// Texts' token ids (from [`MiniLm::encode`]) padded with 0 to the longest, masked.
+    pub fn pad<T: AsRef<[i64]>>(texts: &[T]) -> Tokens {
+        let seq = texts.iter().map(|t| t.as_ref().len()).max().unwrap_or(0);
+        let mut ids = Array2::<i64>::zeros((texts.len(), seq));
+        let mut mask = Array2::<i64>::zeros((texts.len(), seq));
+        for (row, t) in texts.iter().enumerate() {
+            for (j, &id) in t.as_ref().iter().enumerate() {
+                ids[[row, j]] = id;
+                mask[[row, j]] = 1;
+            }
+        }
+        Tokens { ids, mask }
+    }
+}
+
 impl std::fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MiniLm")
@@ -219,17 +235,7 @@ impl MiniLm {
     /// [`Error::Backend`] when the pool's threads cannot be started.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
-        self.pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("minilm-{i}"))
-                    .build()
-                    .map_err(|e| err(format!("thread pool: {e}")))?,
-            )
-        } else {
-            None
-        };
+        self.pool = super::thread_pool(threads, "minilm").map_err(err)?;
         self.threads = threads;
         Ok(self)
     }
@@ -263,24 +269,24 @@ impl MiniLm {
     /// # Errors
     /// [`Error::Backend`] when the tokenizer fails.
     pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tokens> {
-        let encodings = texts
+        let ids = texts
             .iter()
-            .map(|t| {
-                self.tokenizer
-                    .encode(t.as_ref(), true)
-                    .map_err(|e| err(format!("tokenizer: {e}")))
-            })
+            .map(|t| self.encode(t.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
-        let mut ids = Array2::<i64>::zeros((texts.len(), seq));
-        let mut mask = Array2::<i64>::zeros((texts.len(), seq));
-        for (row, e) in encodings.iter().enumerate() {
-            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
-                ids[[row, j]] = i64::from(id);
-                mask[[row, j]] = i64::from(m);
-            }
-        }
-        Ok(Tokens { ids, mask })
+        Ok(Tokens::pad(&ids))
+    }
+
+    /// The token ids of one text, `[CLS]` … `[SEP]`, truncated to
+    /// [`max_tokens`](Self::max_tokens), unpadded.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the tokenizer fails.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        let e = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| err(format!("tokenizer: {e}")))?;
+        Ok(e.get_ids().iter().map(|&id| i64::from(id)).collect())
     }
 
     /// Unit-length sentence embeddings, `[texts, width]`.

@@ -13,3 +13,20 @@ pub mod nhwc;
 
 pub use efficientnet::EfficientNetLite0;
 pub use minilm::{MiniLm, Tokens};
+
+/// The pool behind a model's `with_threads(n)`: `None` for 1 (the caller's thread alone),
+/// else a rayon pool of exactly `n` threads named `<prefix>-<i>`.
+pub(crate) fn thread_pool(
+    threads: usize,
+    prefix: &'static str,
+) -> Result<Option<rayon::ThreadPool>, String> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{prefix}-{i}"))
+        .build()
+        .map(Some)
+        .map_err(|e| format!("thread pool: {e}"))
+}
