@@ -9,7 +9,7 @@ use arrow_array::{Array, PrimitiveArray, RecordBatch};
 use arrow_schema::DataType;
 use ndarray::ArrayView2;
 
-use super::table_err;
+use super::{no_such_column, table_err};
 use crate::Result;
 use crate::pool::{BufferPool, Pooled};
 
@@ -101,23 +101,9 @@ impl Features {
         }
         let mut col = 0;
         for (name, policy) in &self.columns {
-            let array = batch.column_by_name(name).ok_or_else(|| {
-                table_err(
-                    file,
-                    None,
-                    Some(name),
-                    format!(
-                        "no such column (columns: {})",
-                        batch
-                            .schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| no_such_column(file, name, &batch.schema()))?;
             let ctx = Ctx {
                 file,
                 name,

@@ -64,3 +64,14 @@ pub(crate) fn table_err(
         message: message.to_string(),
     }
 }
+
+/// A column `name` that `schema` lacks, naming the columns it has.
+pub(crate) fn no_such_column(file: &str, name: &str, schema: &Schema) -> Error {
+    let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    table_err(
+        file,
+        None,
+        Some(name),
+        format!("no such column (columns: {})", have.join(", ")),
+    )
+}

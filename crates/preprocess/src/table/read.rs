@@ -10,7 +10,7 @@ use arrow_schema::SchemaRef;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::table_err;
+use super::{no_such_column, table_err};
 use crate::Result;
 
 /// How to read a CSV file.
@@ -191,22 +191,9 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
         let schema = builder.schema();
         let mut roots = Vec::with_capacity(cols.len());
         for c in cols {
-            let i = schema.index_of(c).map_err(|_| {
-                table_err(
-                    &file,
-                    None,
-                    Some(c),
-                    format!(
-                        "no such column (columns: {})",
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
+            let i = schema
+                .index_of(c)
+                .map_err(|_| no_such_column(&file, c, schema))?;
             roots.push(i);
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
