@@ -515,6 +515,65 @@ fn redaction_hides_named_fields_and_keeps_the_rest() {
 }
 
 #[test]
+fn json_redaction_writes_parseable_lines_without_the_secrets() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(Redact::default())
+        .event_format(Redact::default().with_field("api_key").json())
+        .with_writer(move || w.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", user = "ada", authorization = "Bearer abc");
+        let _e = span.enter();
+        tracing::warn!(
+            token = "tok-123",
+            prompt = %"tell me \"a\" secret\n",
+            api_key = "k-9",
+            model = "res\"net",
+            rows = 3_u64,
+            ok = true,
+            latency_ms = 12.5,
+            "served"
+        );
+    });
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    for secret in ["tok-123", "a\\\" secret", "k-9", "Bearer abc"] {
+        assert!(!out.contains(secret), "{secret} leaked: {out}");
+    }
+    let line: serde_json::Value = serde_json::from_str(out.trim_end()).expect(&out);
+    assert_eq!(line["level"], "WARN");
+    assert!(line["timestamp"].as_str().unwrap().contains('T'), "{line}");
+    let f = &line["fields"];
+    assert_eq!(f["message"], "served");
+    assert_eq!(f["model"], "res\"net");
+    assert_eq!(f["rows"], 3);
+    assert_eq!(f["ok"], true);
+    assert_eq!(f["latency_ms"], 12.5);
+    for k in ["token", "prompt", "api_key"] {
+        assert_eq!(f[k], "[REDACTED]", "{k}: {line}");
+    }
+    assert_eq!(line["spans"][0]["name"], "request");
+    let span_fields = line["spans"][0]["fields"].as_str().unwrap();
+    assert!(span_fields.contains("user=\"ada\""), "{span_fields}");
+    assert!(
+        span_fields.contains("authorization=[REDACTED]"),
+        "{span_fields}"
+    );
+}
+
+#[test]
 fn prometheus_label_values_are_escaped() {
     let out = Pipeline::builder()
         .source(0..3_u64)

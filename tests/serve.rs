@@ -438,3 +438,252 @@ async fn hot_reload_under_load_fails_no_request() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A slow model (150 ms a batch) answering one request at a time, and the body of one
+/// request to it.
+async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
+    let app = App::new(Config {
+        max_batch: 1,
+        max_delay: Duration::ZERO,
+        queue,
+        ..Config::default()
+    });
+    app.load(slow());
+    let base = serve(Arc::clone(&app)).await;
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
+    (app, base, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn higher_priority_requests_are_served_first() {
+    let (_app, base, body) = slow_server(32).await;
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let send = |tag: &'static str, priority: Option<u64>| {
+        let (base, order) = (base.clone(), Arc::clone(&order));
+        let mut body = body.clone();
+        if let Some(p) = priority {
+            body["parameters"] = json!({ "priority": p });
+        }
+        tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/v2/models/slow/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            order.lock().unwrap().push(tag);
+        })
+    };
+    // fillers (at the highest priority, so they stay ahead) occupy the model and the
+    // pipeline's few channel slots for ~8 × 150 ms, so what follows waits in the queue
+    let mut tasks: Vec<_> = (0..8).map(|_| send("filler", Some(1))).collect();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    tasks.extend((0..3).map(|_| send("default", None)));
+    tasks.extend((0..3).map(|_| send("low", Some(5))));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    tasks.extend((0..3).map(|_| send("high", Some(1))));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let rest: Vec<&str> = order.into_iter().filter(|t| *t != "filler").collect();
+    assert_eq!(
+        rest,
+        [
+            "high", "high", "high", "low", "low", "low", "default", "default", "default"
+        ],
+        "answer order after the fillers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_route_splits_by_weight_and_sticks_by_header() {
+    let app = two_versions();
+    app.route(
+        "dyn",
+        app::Route {
+            split: vec![
+                (semver::Version::new(1, 0, 0), 3),
+                (semver::Version::new(2, 0, 0), 1),
+            ],
+        },
+    );
+    let base = serve(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let y2: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.y.npy")).unwrap();
+    let c = reqwest::Client::new();
+    let ask = |session: Option<String>| {
+        let mut r = c
+            .post(format!("{base}/v2/models/dyn/infer"))
+            .json(&request(&x));
+        if let Some(s) = session {
+            r = r.header("x-session-id", s);
+        }
+        async move { r.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    // without a key: round-robin by weight, 3 of v1 to 1 of v2
+    let mut v1 = 0;
+    for _ in 0..40 {
+        let r = ask(None).await;
+        let want = if r["model_version"] == "1.0.0" {
+            v1 += 1;
+            &y1
+        } else {
+            assert_eq!(r["model_version"], "2.0.0");
+            &y2
+        };
+        assert!(close(&output(&r), want.as_slice().unwrap()), "{r}");
+    }
+    assert_eq!(v1, 30, "40 requests at 3:1");
+    // with a key: each session always gets the same version; sessions split about 3:1
+    let mut per_version = [0; 2];
+    for s in 0..200 {
+        let key = format!("user-{s}");
+        let first = ask(Some(key.clone())).await["model_version"].clone();
+        for _ in 0..2 {
+            assert_eq!(
+                ask(Some(key.clone())).await["model_version"],
+                first,
+                "{key}"
+            );
+        }
+        per_version[usize::from(first != "1.0.0")] += 1;
+    }
+    assert!(
+        (120..=180).contains(&per_version[0]),
+        "200 sessions at 3:1 gave {per_version:?}"
+    );
+    // a version named in the path is not routed
+    let r = c
+        .post(format!("{base}/v2/models/dyn/versions/2/infer"))
+        .header("x-session-id", "user-1")
+        .json(&request(&x))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(r["model_version"], "2.0.0");
+    // unloading a routed version sends its share to the other
+    assert!(app.unload("dyn", &semver::Version::new(1, 0, 0)));
+    for s in 0..20 {
+        assert_eq!(
+            ask(Some(format!("user-{s}"))).await["model_version"],
+            "2.0.0"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_disconnects_cancels_its_queued_request() {
+    let (app, base, body) = slow_server(8).await;
+    let c = reqwest::Client::new();
+    // one request runs (150 ms); the next, queued behind it, gives up after 40 ms
+    let running = {
+        let (c, base, body) = (c.clone(), base.clone(), body.clone());
+        tokio::spawn(async move {
+            c.post(format!("{base}/v2/models/slow/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let gone = reqwest::Client::builder()
+        .timeout(Duration::from_millis(40))
+        .build()
+        .unwrap()
+        .post(format!("{base}/v2/models/slow/infer"))
+        .json(&body)
+        .send()
+        .await;
+    assert!(gone.unwrap_err().is_timeout());
+    assert_eq!(running.await.unwrap(), 200);
+    // the model reaches the abandoned request after the running one: it is skipped, not run
+    let mut cancelled = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cancelled = app.stats_cancelled();
+        if cancelled > 0 {
+            break;
+        }
+    }
+    assert_eq!(cancelled, 1, "the abandoned request was not cancelled");
+    let ok = c
+        .post(format!("{base}/v2/models/slow/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the server goes on");
+}
+
+/// The test binary's global log subscriber: the serve example's JSON format and redaction,
+/// into a buffer.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let w = Buf(Arc::clone(&buf));
+        let sub = tracing_subscriber::fmt()
+            .fmt_fields(inferkit::pipeline::Redact::default())
+            .event_format(inferkit::pipeline::Redact::default().json())
+            .with_writer(move || w.clone())
+            .finish();
+        tracing::subscriber::set_global_default(sub).unwrap();
+        buf
+    })
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_are_json_and_never_show_credentials_or_prompts() {
+    let logs = captured_logs();
+    let base = serve(two_versions()).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let mut body = request(&x);
+    body["parameters"] = json!({"prompt": "my secret prompt", "token": "tok-s3cr3t"});
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/dyn/versions/1/infer"))
+        .header("authorization", "Bearer very-secret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for secret in ["very-secret", "my secret prompt", "tok-s3cr3t"] {
+        assert!(!out.contains(secret), "{secret} in the logs:\n{out}");
+    }
+    let line: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        // other tests in this binary log too: this request's line is the one with credentials
+        .find(|l| l["target"] == "serve::access" && !l["fields"]["authorization"].is_null())
+        .unwrap_or_else(|| panic!("no access log line:\n{out}"));
+    let f = &line["fields"];
+    assert_eq!(f["message"], "infer");
+    assert_eq!(f["version"], "1.0.0");
+    assert_eq!(f["status"], 200);
+    assert!(f["latency_us"].as_u64().unwrap() > 0);
+    for k in ["authorization", "prompt", "token"] {
+        assert_eq!(f[k], "[REDACTED]", "{k}: {line}");
+    }
+}

@@ -2,10 +2,10 @@
 //! (axum), each model version behind a `pipeline` (bounded queue → batcher → one inference
 //! thread). Kept apart from `main.rs` so the tests can run it in process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) queue: usize,
     /// Deadline of a request without `parameters.timeout`.
     pub(crate) default_timeout: Duration,
+    /// The request header whose value keeps a client on one version of an A/B route.
+    pub(crate) sticky_header: String,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             max_delay: Duration::from_millis(2),
             queue: 64,
             default_timeout: Duration::from_secs(10),
+            sticky_header: "x-session-id".into(),
         }
     }
 }
@@ -79,21 +82,138 @@ struct Job {
     cancelled: Arc<AtomicBool>,
 }
 
+/// A model version's request queue: bounded, served by priority (Triton's numbering: 1 is
+/// the highest, larger numbers lower; 0 or none is the default level, below every explicit
+/// one), first come first served within a level. It is the pipeline's source: the pipeline
+/// pulls from it only as its batcher makes room, so the order holds for all but the few
+/// requests already in the pipeline's (small) channels.
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    heap: BinaryHeap<Queued>,
+    seq: u64,
+    closed: bool,
+}
+
+struct Queued {
+    priority: u64,
+    seq: u64,
+    item: Input<Job>,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.priority, self.seq) == (o.priority, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    /// The max-heap's top is the lowest (priority, arrival).
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.priority, o.seq).cmp(&(self.priority, self.seq))
+    }
+}
+
+/// Why a request was not queued.
+enum Refused {
+    Full,
+    Closed,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Arc<Queue> {
+        Arc::new(Queue {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            capacity,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `item` at `priority` (0 = default), or refuses it at once.
+    fn push(&self, priority: u64, item: Input<Job>) -> Result<(), Refused> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(Refused::Closed);
+        }
+        if s.heap.len() >= self.capacity {
+            return Err(Refused::Full);
+        }
+        s.seq += 1;
+        let seq = s.seq;
+        let priority = if priority == 0 { u64::MAX } else { priority };
+        s.heap.push(Queued {
+            priority,
+            seq,
+            item,
+        });
+        drop(s);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Ends the input: what is queued is still served.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The pipeline's source: the next request by priority; blocks while the queue is empty,
+/// ends when it is closed and drained.
+struct Drain(Arc<Queue>);
+
+impl Iterator for Drain {
+    type Item = Input<Job>;
+    fn next(&mut self) -> Option<Input<Job>> {
+        let mut s = self.0.lock();
+        loop {
+            if let Some(q) = s.heap.pop() {
+                return Some(q.item);
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.0.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
 /// A model version and the pipeline that serves it.
 struct Worker {
     model: Arc<Model>,
-    tx: Option<crossbeam_channel::Sender<Input<Job>>>,
+    queue: Arc<Queue>,
     run: Option<Run>,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         // closing the queue ends the pipeline's input: what is queued is still served
-        self.tx.take();
+        self.queue.close();
         if let Some(run) = self.run.take() {
             let _ = run.wait();
         }
     }
+}
+
+/// An A/B route: a model name's requests without a version spread over versions by weight.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// Versions and their weights.
+    pub(crate) split: Vec<(semver::Version, u32)>,
 }
 
 /// Counters for `/metrics`.
@@ -104,11 +224,19 @@ pub(crate) struct Stats {
     batch_buckets: [AtomicU64; 7],
     batch_sum: AtomicU64,
     batches: AtomicU64,
-    latency_us_sum: AtomicU64,
+    /// Latency of answered requests per (model, version): bucket counts, sum (µs), count.
+    latency: Mutex<BTreeMap<(String, String), Latency>>,
     cancelled: AtomicU64,
 }
 
 const BATCH_BOUNDS: [u64; 6] = [1, 2, 4, 8, 16, 32];
+/// One latency histogram: bucket counts (the last is +Inf), sum in µs, count.
+type Latency = ([u64; LATENCY_BOUNDS_US.len() + 1], u64, u64);
+/// Latency histogram bounds, µs (1 ms to 10 s).
+const LATENCY_BOUNDS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
+];
 
 impl Stats {
     fn response(&self, model: &str, version: &str, code: StatusCode) {
@@ -118,6 +246,22 @@ impl Stats {
             .unwrap_or_else(|e| e.into_inner())
             .entry((model.to_owned(), version.to_owned(), code.as_u16()))
             .or_default() += 1;
+    }
+
+    fn latency(&self, model: &str, version: &str, us: u64) {
+        let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let e = l.entry((model.to_owned(), version.to_owned())).or_insert((
+            [0; LATENCY_BOUNDS_US.len() + 1],
+            0,
+            0,
+        ));
+        let i = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        e.0[i] += 1;
+        e.1 += us;
+        e.2 += 1;
     }
 
     fn batch(&self, n: usize) {
@@ -136,6 +280,9 @@ pub(crate) struct App {
     config: Config,
     registry: Registry,
     workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
+    routes: Mutex<BTreeMap<String, Route>>,
+    /// Requests routed without a sticky key (spread round-robin by weight).
+    unsticky: AtomicU64,
     /// Queue depth across models.
     queued: AtomicU64,
     /// `/metrics` counters.
@@ -149,6 +296,8 @@ impl App {
             config,
             registry: Registry::new(),
             workers: Mutex::default(),
+            routes: Mutex::default(),
+            unsticky: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             stats: Stats::default(),
         })
@@ -159,12 +308,13 @@ impl App {
     pub(crate) fn load(self: &Arc<App>, model: Model) {
         let d = model.descriptor().clone();
         let model = Arc::new(model);
-        let (tx, rx) = crossbeam_channel::bounded::<Input<Job>>(self.config.queue);
+        let queue = Queue::new(self.config.queue);
         let app = Arc::clone(self);
         let serving = Arc::clone(&model);
+        // small channels inside the pipeline: the queue (by priority) is where requests wait
         let run = Pipeline::builder()
-            .capacity(self.config.queue)
-            .inputs(rx)
+            .capacity(self.config.max_batch)
+            .inputs(Drain(Arc::clone(&queue)))
             .batch(
                 "batch",
                 BatchOptions::new(self.config.max_batch, self.config.max_delay),
@@ -176,7 +326,7 @@ impl App {
             });
         let worker = Arc::new(Worker {
             model,
-            tx: Some(tx),
+            queue,
             run: Some(run),
         });
         self.registry
@@ -202,10 +352,61 @@ impl App {
         old.is_some()
     }
 
+    /// Queued requests skipped because their client went away.
+    pub(crate) fn stats_cancelled(&self) -> u64 {
+        self.stats.cancelled.load(Ordering::Relaxed)
+    }
+
     /// Stops every model, answering what is queued.
     pub(crate) fn shutdown(&self) {
         let all = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         drop(all);
+    }
+
+    /// Routes `name` over versions by weight (replacing its route); an empty split removes it.
+    pub(crate) fn route(&self, name: &str, route: Route) {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if route.split.iter().all(|(_, w)| *w == 0) {
+            routes.remove(name);
+        } else {
+            routes.insert(name.to_owned(), route);
+        }
+    }
+
+    /// The version an A/B route picks for a request without one: by the sticky key's hash
+    /// when there is a key (the same key, the same version), else round-robin by weight;
+    /// only among the route's versions now served. None without a route.
+    fn routed(&self, name: &str, sticky: Option<&[u8]>) -> Option<semver::Version> {
+        let route = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)?
+            .clone();
+        let split: Vec<(semver::Version, u64)> = {
+            let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+            route
+                .split
+                .into_iter()
+                .filter(|(v, w)| *w > 0 && workers.contains_key(&(name.to_owned(), v.clone())))
+                .map(|(v, w)| (v, u64::from(w)))
+                .collect()
+        };
+        let total: u64 = split.iter().map(|(_, w)| w).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut at = match sticky {
+            Some(key) => xxhash_rust::xxh3::xxh3_64(key) % total,
+            None => self.unsticky.fetch_add(1, Ordering::Relaxed) % total,
+        };
+        for (v, w) in split {
+            if at < w {
+                return Some(v);
+            }
+            at -= w;
+        }
+        None
     }
 
     fn worker(&self, name: &str, version: Option<&str>) -> Result<Arc<Worker>, ApiError> {
@@ -545,9 +746,14 @@ async fn infer(
     app: Arc<App>,
     name: String,
     version: Option<String>,
+    sticky: Option<Vec<u8>>,
     body: Value,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
+    let version = match version {
+        Some(v) => Some(v),
+        None => app.routed(&name, sticky.as_deref()).map(|v| v.to_string()),
+    };
     let worker = app.worker(&name, version.as_deref())?;
     let d = worker.model.descriptor();
     let inputs = body["inputs"]
@@ -568,10 +774,14 @@ async fn infer(
     if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
         return Err(bad("inputs differ in their first (batch) dimension"));
     }
-    let timeout = body["parameters"]["timeout"]
-        .as_u64()
-        .map(Duration::from_micros)
-        .unwrap_or(app.config.default_timeout);
+    let timeout = match &body["parameters"]["timeout"] {
+        Value::Null => app.config.default_timeout,
+        t => Duration::from_micros(t.as_u64().ok_or_else(|| {
+            bad(format!(
+                "parameters.timeout: {t} is not a whole number of µs"
+            ))
+        })?),
+    };
     let deadline = started + timeout;
     let (reply, rx) = oneshot::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -582,21 +792,28 @@ async fn infer(
         reply,
         cancelled,
     };
-    let tx = worker
-        .tx
-        .as_ref()
-        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "model unloading".into()))?;
-    match tx.try_send(Input::new(job).with_deadline(deadline)) {
+    let priority = match &body["parameters"]["priority"] {
+        Value::Null => 0,
+        p => p.as_u64().ok_or_else(|| {
+            bad(format!(
+                "parameters.priority: {p} is not a whole number >= 0"
+            ))
+        })?,
+    };
+    match worker
+        .queue
+        .push(priority, Input::new(job).with_deadline(deadline))
+    {
         Ok(()) => {
             app.queued.fetch_add(1, Ordering::Relaxed);
         }
-        Err(crossbeam_channel::TrySendError::Full(_)) => {
+        Err(Refused::Full) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("model `{name}`: queue full ({} requests)", app.config.queue),
             ));
         }
-        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+        Err(Refused::Closed) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("model `{name}` is unloading"),
@@ -616,9 +833,11 @@ async fn infer(
             ));
         }
     };
-    app.stats
-        .latency_us_sum
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    app.stats.latency(
+        &d.name,
+        &d.version.to_string(),
+        started.elapsed().as_micros() as u64,
+    );
     let wanted: Option<Vec<&str>> = body["outputs"]
         .as_array()
         .map(|a| a.iter().filter_map(|o| o["name"].as_str()).collect());
@@ -679,23 +898,61 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     async fn infer_route(
         State(app): State<Arc<App>>,
         Path(p): Path<Vec<(String, String)>>,
+        headers: HeaderMap,
         body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
     ) -> Response {
+        let started = Instant::now();
         let (name, version) = name_version(&p);
-        let result = match body {
-            Ok(Json(body)) => infer(Arc::clone(&app), name.clone(), version.clone(), body).await,
-            Err(e) => Err(bad(format!("malformed JSON: {e}"))),
+        let sticky = headers
+            .get(app.config.sticky_header.as_str())
+            .map(|v| v.as_bytes().to_vec());
+        let (result, params) = match body {
+            Ok(Json(body)) => {
+                let params = body.get("parameters").cloned();
+                let r = infer(
+                    Arc::clone(&app),
+                    name.clone(),
+                    version.clone(),
+                    sticky,
+                    body,
+                )
+                .await;
+                (r, params)
+            }
+            Err(e) => (Err(bad(format!("malformed JSON: {e}"))), None),
         };
-        let v = version.unwrap_or_default();
+        let (status, answered) = match &result {
+            Ok(j) => (
+                StatusCode::OK,
+                j["model_version"].as_str().unwrap_or_default().to_owned(),
+            ),
+            Err(e) => (e.0, version.clone().unwrap_or_default()),
+        };
+        app.stats.response(&name, &answered, status);
+        // the access log: structured, and redacted by the subscriber (authorization, prompt,
+        // token, password never reach the output)
+        let param = |k: &str| {
+            params
+                .as_ref()
+                .and_then(|p| p.get(k))
+                .map(|v| v.to_string())
+        };
+        tracing::info!(
+            target: "serve::access",
+            model = %name,
+            version = %answered,
+            status = status.as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            prompt = param("prompt"),
+            token = param("token"),
+            "infer"
+        );
         match result {
-            Ok(j) => {
-                app.stats.response(&name, &v, StatusCode::OK);
-                j.into_response()
-            }
-            Err(e) => {
-                app.stats.response(&name, &v, e.0);
-                e.into_response()
-            }
+            Ok(j) => j.into_response(),
+            Err(e) => e.into_response(),
         }
     }
     async fn repo_load(
@@ -831,6 +1088,47 @@ fn render_metrics(app: &App) -> String {
         "inferkit_batch_size_count {}",
         app.stats.batches.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        s,
+        "# HELP inferkit_request_duration_seconds Latency of answered inference requests, arrival to answer."
+    );
+    let _ = writeln!(s, "# TYPE inferkit_request_duration_seconds histogram");
+    for ((m, v), (buckets, sum, count)) in app
+        .stats
+        .latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        let labels = format!(
+            "model=\"{}\",version=\"{}\"",
+            m.replace('"', "\\\""),
+            v.replace('"', "\\\"")
+        );
+        let mut cum = 0;
+        for (i, b) in LATENCY_BOUNDS_US.iter().enumerate() {
+            cum += buckets[i];
+            let _ = writeln!(
+                s,
+                "inferkit_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cum}",
+                *b as f64 / 1e6
+            );
+        }
+        cum += buckets[LATENCY_BOUNDS_US.len()];
+        let _ = writeln!(
+            s,
+            "inferkit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cum}"
+        );
+        let _ = writeln!(
+            s,
+            "inferkit_request_duration_seconds_sum{{{labels}}} {}",
+            *sum as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "inferkit_request_duration_seconds_count{{{labels}}} {count}"
+        );
+    }
     let _ = writeln!(
         s,
         "# HELP inferkit_cancelled_total Queued requests whose client went away."

@@ -1,7 +1,9 @@
 //! A model server speaking the KServe v2 / Open Inference Protocol over HTTP/REST.
 //!
 //! ```text
-//! cargo run --release --example serve -- [--addr 127.0.0.1:8000] [--model NAME=PATH[@VERSION]]… [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
+//! cargo run --release --example serve -- [--addr 127.0.0.1:8000] [--model NAME=PATH[@VERSION]]…
+//!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
+//!     [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
 //! ```
 //!
 //! With no `--model` it serves the bundled EfficientNet-Lite0 on the native CPU backend as
@@ -19,8 +21,21 @@
 //! version, 503 with `Retry-After` when a model's queue is full, 504 when a deadline passes.
 //! Requests to one model version are batched together (`--max-batch` requests, waiting at
 //! most `--max-delay-ms`) through `pipeline`'s batcher and run on that model's own thread,
-//! never on the async runtime's. SIGINT/SIGTERM: stop accepting, answer what is queued,
-//! exit 0.
+//! never on the async runtime's. A request's `parameters.priority` (Triton's numbering: 1
+//! is the highest; none or 0 is the default level, below every explicit one) orders the
+//! queue; within a level, first come first served. A client that disconnects before its
+//! answer cancels its queued request (counted in `inferkit_cancelled_total`).
+//!
+//! A/B: `--ab NAME=1:90,2:10` spreads requests to NAME that name no version over versions 1
+//! and 2 by weight; a request with the sticky header (default `x-session-id`) always goes to
+//! the same version for the same value (its hash picks the share); the answer's
+//! `model_version` says which version answered. A request naming a version is not routed.
+//!
+//! Logs: one JSON object per line on stderr (an access line per inference request: model,
+//! version, status, latency), with the `pipeline` crate's redaction: the `authorization`
+//! header and `prompt`, `token`, `password` fields are written as `[REDACTED]`.
+//!
+//! SIGINT/SIGTERM: stop accepting, answer what is queued, exit 0.
 
 mod app;
 
@@ -28,22 +43,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::{App, Config, load};
+use app::{App, Config, Route, load, parse_version};
+use inferkit::pipeline::Redact;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 struct Args {
     addr: String,
     models: Vec<(String, PathBuf, Option<String>)>,
+    routes: Vec<(String, Route)>,
     config: Config,
 }
 
 fn parse() -> Result<Args, String> {
-    let usage = "usage: serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
+    let usage = "usage: serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         addr: "127.0.0.1:8000".into(),
         models: Vec::new(),
+        routes: Vec::new(),
         config: Config::default(),
     };
     while let Some(a) = it.next() {
@@ -66,6 +84,24 @@ fn parse() -> Result<Args, String> {
                 args.models
                     .push((name.to_owned(), PathBuf::from(path), version));
             }
+            "--ab" => {
+                let v = value("--ab")?;
+                let (name, split) = v
+                    .split_once('=')
+                    .ok_or(format!("--ab {v}: expected NAME=VERSION:WEIGHT,…"))?;
+                let split = split
+                    .split(',')
+                    .map(|part| {
+                        let (ver, w) = part
+                            .split_once(':')
+                            .ok_or(format!("--ab {v}: `{part}` is not VERSION:WEIGHT"))?;
+                        let ver = parse_version(ver).map_err(|e| format!("--ab {v}: {}", e.1))?;
+                        Ok((ver, num("--ab weight", w.to_owned())? as u32))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                args.routes.push((name.to_owned(), Route { split }));
+            }
+            "--sticky-header" => args.config.sticky_header = value("--sticky-header")?,
             "--max-batch" => {
                 args.config.max_batch = num("--max-batch", value("--max-batch")?)?.max(1) as usize
             }
@@ -93,7 +129,20 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // structured JSON logs on stderr; authorization, prompt, token, password redacted
+    let logs = tracing_subscriber::fmt()
+        .fmt_fields(Redact::default())
+        .event_format(Redact::default().json())
+        .with_writer(std::io::stderr)
+        .finish();
+    if let Err(e) = tracing::subscriber::set_global_default(logs) {
+        eprintln!("error: logging: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let app = App::new(args.config.clone());
+    for (name, route) in &args.routes {
+        app.route(name, route.clone());
+    }
     let mut models = args.models.clone();
     if models.is_empty() {
         models.push((
@@ -109,11 +158,11 @@ fn main() -> std::process::ExitCode {
     for (name, path, version) in &models {
         match load(name, path, version.as_deref()) {
             Ok(m) => {
-                eprintln!(
-                    "serving {} {} from {}",
-                    name,
-                    m.descriptor().version,
-                    path.display()
+                tracing::info!(
+                    model = %name,
+                    version = %m.descriptor().version,
+                    path = %path.display(),
+                    "serving"
                 );
                 app.load(m);
             }
@@ -137,7 +186,7 @@ fn main() -> std::process::ExitCode {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .map_err(|e| format!("{}: {e}", args.addr))?;
-        eprintln!("listening on http://{}", args.addr);
+        tracing::info!(addr = %args.addr, "listening");
         axum::serve(listener, app::router(Arc::clone(&app)))
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -145,6 +194,10 @@ fn main() -> std::process::ExitCode {
     });
     // answer what is queued, join every model thread
     app.shutdown();
+    tracing::info!(
+        cancelled = app.stats_cancelled(),
+        "stopped: every queued request answered"
+    );
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -64,5 +64,5 @@ pub use envelope::{Envelope, Input};
 pub use error::{BoxError, DeadLetter, Error, Result};
 pub use flow::Flow;
 pub use metrics::{LATENCY_BUCKETS, Metrics, Snapshot, StageSnapshot};
-pub use redact::{DEFAULT_REDACTED, Redact};
+pub use redact::{DEFAULT_REDACTED, Redact, RedactJson};
 pub use run::{Collected, Outputs, Report, Run};
