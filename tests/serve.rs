@@ -687,3 +687,57 @@ async fn access_logs_are_json_and_never_show_credentials_or_prompts() {
         assert_eq!(f[k], "[REDACTED]", "{k}: {line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_tensor_data_extension_in_and_out() {
+    let base = serve(two_versions()).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = json!({
+        "inputs": [{"name": "x", "shape": [5, 8], "datatype": "FP32",
+                    "parameters": {"binary_data_size": bytes.len()}}],
+        "outputs": [{"name": "y", "parameters": {"binary_data": true}}]
+    });
+    let post = |header: &Value, tail: &[u8], claimed: Option<usize>| {
+        let mut body = serde_json::to_vec(header).unwrap();
+        let len = claimed.unwrap_or(body.len());
+        body.extend_from_slice(tail);
+        reqwest::Client::new()
+            .post(format!("{base}/v2/models/dyn/versions/1/infer"))
+            .header("inference-header-content-length", len)
+            .body(body)
+            .send()
+    };
+    let r = post(&header, &bytes, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().await.unwrap();
+    let head: Value = serde_json::from_slice(&body[..len]).unwrap();
+    assert_eq!(head["outputs"][0]["shape"], json!([5, 3]));
+    assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 60);
+    let got: Vec<f32> = body[len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert!(close(&got, y.as_slice().unwrap()), "{got:?}");
+    // too few bytes, bytes left over, a header length past the body: 400, named
+    for (tail, claimed, needle) in [
+        (&bytes[..bytes.len() - 4], None, "binary_data_size 160"),
+        (
+            &[bytes.as_slice(), &[0; 4]].concat()[..],
+            None,
+            "no input claims",
+        ),
+        (&bytes[..], Some(1 << 20), "inference-header-content-length"),
+    ] {
+        let r = post(&header, tail, claimed).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains(needle), "{e}");
+    }
+}

@@ -631,7 +631,11 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 }
 
 /// One request input as a tensor, checked against the model's input of that name.
-fn parse_input(d: &ModelDescriptor, v: &Value) -> Result<(String, Tensor), ApiError> {
+fn parse_input(
+    d: &ModelDescriptor,
+    v: &Value,
+    binary: &mut &[u8],
+) -> Result<(String, Tensor), ApiError> {
     let name = v["name"]
         .as_str()
         .ok_or_else(|| bad("an input has no `name`"))?;
@@ -663,9 +667,40 @@ fn parse_input(d: &ModelDescriptor, v: &Value) -> Result<(String, Tensor), ApiEr
             datatype(spec.dtype)
         )));
     }
+    let n: usize = shape.iter().product();
+    // the binary tensor data extension: the values follow the JSON header, little-endian
+    if let Some(size) = v["parameters"]["binary_data_size"].as_u64() {
+        let size = size as usize;
+        if size > binary.len() {
+            return Err(bad(format!(
+                "input `{name}`: binary_data_size {size}, but only {} bytes follow the header",
+                binary.len()
+            )));
+        }
+        let (bytes, rest) = binary.split_at(size);
+        *binary = rest;
+        let width = spec.dtype.size();
+        if size != n * width {
+            return Err(bad(format!(
+                "input `{name}`: {size} bytes of binary data for shape {shape:?} of {dt} ({} bytes)",
+                n * width
+            )));
+        }
+        let shape = IxDyn(&shape);
+        let t = match spec.dtype {
+            DType::F32 => Tensor::F32(from_le(shape, bytes, f32::from_le_bytes)),
+            DType::I64 => Tensor::I64(from_le(shape, bytes, i64::from_le_bytes)),
+            DType::I32 => Tensor::I32(from_le(shape, bytes, i32::from_le_bytes)),
+            other => {
+                return Err(bad(format!(
+                    "input `{name}`: datatype {other:?} is not served"
+                )));
+            }
+        };
+        return Ok((name.to_owned(), t));
+    }
     let mut flat = Vec::new();
     flatten(&v["data"], &mut flat);
-    let n: usize = shape.iter().product();
     if flat.len() != n {
         return Err(bad(format!(
             "input `{name}`: {} values for shape {shape:?} ({n})",
@@ -718,6 +753,36 @@ fn parse_input(d: &ModelDescriptor, v: &Value) -> Result<(String, Tensor), ApiEr
     Ok((name.to_owned(), t))
 }
 
+/// Little-endian values of `N` bytes each into an array of `shape` (the caller checked the
+/// length).
+fn from_le<T, const N: usize>(shape: IxDyn, bytes: &[u8], f: fn([u8; N]) -> T) -> ArrayD<T> {
+    let v: Vec<T> = bytes
+        .chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunks_exact gives N bytes")))
+        .collect();
+    ArrayD::from_shape_vec(shape, v).expect("length checked against the shape")
+}
+
+/// An output's values as little-endian bytes, appended to `out`; its byte count.
+fn output_binary(t: &Tensor, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    match t {
+        Tensor::F32(a) => a
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Tensor::I64(a) => a
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Tensor::I32(a) => a
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Tensor::U8(a) => out.extend(a.iter()),
+        Tensor::Bool(a) => out.extend(a.iter().map(|&b| u8::from(b))),
+        _ => {}
+    }
+    out.len() - start
+}
+
 fn output_json(name: &str, t: &Tensor) -> Value {
     let data: Value = match t {
         Tensor::F32(a) => a.iter().copied().collect(),
@@ -748,7 +813,8 @@ async fn infer(
     version: Option<String>,
     sticky: Option<Vec<u8>>,
     body: Value,
-) -> Result<Json<Value>, ApiError> {
+    binary: &[u8],
+) -> Result<(Value, Vec<u8>), ApiError> {
     let started = Instant::now();
     let version = match version {
         Some(v) => Some(v),
@@ -756,12 +822,19 @@ async fn infer(
     };
     let worker = app.worker(&name, version.as_deref())?;
     let d = worker.model.descriptor();
+    let mut rest = binary;
     let inputs = body["inputs"]
         .as_array()
         .ok_or_else(|| bad("the request has no `inputs` array"))?
         .iter()
-        .map(|v| parse_input(d, v))
+        .map(|v| parse_input(d, v, &mut rest))
         .collect::<Result<Vec<_>, _>>()?;
+    if !rest.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data follow the header that no input claims",
+            rest.len()
+        )));
+    }
     // validate before queueing, so one bad request cannot fail a batch
     {
         let views: Vec<(&str, TensorView<'_>)> =
@@ -838,14 +911,38 @@ async fn infer(
         &d.version.to_string(),
         started.elapsed().as_micros() as u64,
     );
-    let wanted: Option<Vec<&str>> = body["outputs"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|o| o["name"].as_str()).collect());
-    let outs: Vec<Value> = outputs
-        .iter()
-        .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.contains(&n.as_str())))
-        .map(|(n, t)| output_json(n, t))
-        .collect();
+    // requested outputs (all without a list), each as JSON or, when asked, binary data
+    let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
+    let wanted: Option<Vec<(&str, bool)>> = body["outputs"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|o| {
+                let b = o["parameters"]["binary_data"]
+                    .as_bool()
+                    .unwrap_or(all_binary);
+                o["name"].as_str().map(|n| (n, b))
+            })
+            .collect()
+    });
+    let mut tail = Vec::new();
+    let mut outs: Vec<Value> = Vec::new();
+    for (n, t) in &outputs {
+        let as_binary = match &wanted {
+            None => all_binary,
+            Some(w) => match w.iter().find(|(w, _)| *w == n.as_str()) {
+                Some((_, b)) => *b,
+                None => continue,
+            },
+        };
+        if as_binary {
+            let size = output_binary(t, &mut tail);
+            outs.push(
+                json!({"name": n, "datatype": datatype(t.dtype()), "shape": t.shape(),
+                             "parameters": {"binary_data_size": size}}),
+            );
+        } else {
+            outs.push(output_json(n, t));
+        }
+    }
     let mut resp = json!({
         "model_name": d.name,
         "model_version": d.version.to_string(),
@@ -854,7 +951,29 @@ async fn infer(
     if let Some(id) = body.get("id") {
         resp["id"] = id.clone();
     }
-    Ok(Json(resp))
+    Ok((resp, tail))
+}
+
+/// The header of the binary tensor data extension: the JSON part's length in bytes.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// An inference answer: plain JSON, or (with binary outputs) the JSON header followed by
+/// the outputs' bytes.
+fn answer(json: &Value, tail: Vec<u8>) -> Response {
+    if tail.is_empty() {
+        return Json(json).into_response();
+    }
+    let mut body = serde_json::to_vec(json).unwrap_or_default();
+    let len = body.len();
+    body.extend_from_slice(&tail);
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(HEADER_LENGTH, HeaderValue::from(len));
+    r
 }
 
 /// The HTTP routes.
@@ -899,15 +1018,32 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         State(app): State<Arc<App>>,
         Path(p): Path<Vec<(String, String)>>,
         headers: HeaderMap,
-        body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+        body: axum::body::Bytes,
     ) -> Response {
         let started = Instant::now();
         let (name, version) = name_version(&p);
         let sticky = headers
             .get(app.config.sticky_header.as_str())
             .map(|v| v.as_bytes().to_vec());
-        let (result, params) = match body {
-            Ok(Json(body)) => {
+        // JSON whatever the content type (tritonclient sends none); with the binary tensor
+        // data extension, a JSON header of the given length and then the tensors' bytes
+        let split = match headers.get(HEADER_LENGTH) {
+            None => Ok((&body[..], &[][..])),
+            Some(v) => match v.to_str().ok().and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if n <= body.len() => Ok(body.split_at(n)),
+                _ => Err(bad(format!(
+                    "{HEADER_LENGTH}: {v:?} is not a length within the body's {} bytes",
+                    body.len()
+                ))),
+            },
+        };
+        let parsed = split.and_then(|(json, bin)| {
+            serde_json::from_slice::<Value>(json)
+                .map(|v| (v, bin))
+                .map_err(|e| bad(format!("malformed JSON: {e}")))
+        });
+        let (result, params) = match parsed {
+            Ok((body, bin)) => {
                 let params = body.get("parameters").cloned();
                 let r = infer(
                     Arc::clone(&app),
@@ -915,14 +1051,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                     version.clone(),
                     sticky,
                     body,
+                    bin,
                 )
                 .await;
                 (r, params)
             }
-            Err(e) => (Err(bad(format!("malformed JSON: {e}"))), None),
+            Err(e) => (Err(e), None),
         };
         let (status, answered) = match &result {
-            Ok(j) => (
+            Ok((j, _)) => (
                 StatusCode::OK,
                 j["model_version"].as_str().unwrap_or_default().to_owned(),
             ),
@@ -951,7 +1088,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "infer"
         );
         match result {
-            Ok(j) => j.into_response(),
+            Ok((j, tail)) => answer(&j, tail),
             Err(e) => e.into_response(),
         }
     }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Starts the `serve` example (two versions of the ONNX fixture model and the bundled
+# EfficientNet-Lite0) and drives it with NVIDIA's official `tritonclient[http]` package
+# (scripts/tritonclient_check.py, in its own virtualenv), then stops it with SIGTERM and
+# checks it exits 0 (graceful shutdown). Runs in CI. PROFILE=release to use a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${PROFILE:-debug}
+flag=(); [ "$profile" = release ] && flag=(--release)
+cargo build -q --example serve "${flag[@]}"
+port=${PORT:-18471}
+log=$(mktemp)
+target/$profile/examples/serve --addr "127.0.0.1:$port" \
+  --model dyn=tests/fixtures/onnx/dyn_batch.onnx@1 \
+  --model dyn=tests/fixtures/onnx/dyn_batch_v2.onnx@2 \
+  --model efficientnet-lite0=assets/models/efficientnet-lite0.pth 2>"$log" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+if ! scripts/pyvenv.sh tritonclient "tritonclient[http]==2.*" numpy -- \
+     scripts/tritonclient_check.py --url "127.0.0.1:$port"; then
+  echo "server log:"; cat "$log"; exit 1
+fi
+kill -TERM "$pid"
+status=0; wait "$pid" || status=$?
+[ "$status" -eq 0 ] || { echo "serve exited $status after SIGTERM"; cat "$log"; exit 1; }
+grep -q '"message":"stopped' "$log" || { echo "no shutdown line in the log"; cat "$log"; exit 1; }
+echo "serve stopped cleanly on SIGTERM"

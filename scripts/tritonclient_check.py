@@ -1,0 +1,105 @@
+"""Drives a running `serve` example with NVIDIA's official `tritonclient[http]` package:
+health, readiness, metadata, and inference (JSON tensors; priority and timeout as the client
+sends them), checking the answers against onnxruntime's outputs committed as fixtures
+(tests/fixtures/onnx, scripts/make_onnx_fixtures.py). Run by scripts/check-tritonclient.sh."""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tritonclient.http as http
+from tritonclient.utils import InferenceServerException
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "tests" / "fixtures" / "onnx"
+
+
+def wait_live(client, seconds=120):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            if client.is_server_live():
+                return
+        except Exception:  # not listening yet
+            pass
+        time.sleep(0.25)
+    sys.exit(f"server not live after {seconds} s")
+
+
+def infer(client, model, x, version="", binary=False, **kw):
+    inp = http.InferInput("x", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=binary)
+    out = http.InferRequestedOutput("y", binary_data=binary)
+    return client.infer(model, [inp], model_version=version, outputs=[out], **kw)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="127.0.0.1:8000")
+    url = ap.parse_args().url
+    client = http.InferenceServerClient(url=url)
+    wait_live(client)
+    checks = 0
+
+    def check(ok, what):
+        nonlocal checks
+        if not ok:
+            sys.exit(f"FAILED: {what}")
+        checks += 1
+
+    check(client.is_server_ready(), "server ready")
+    check(client.is_model_ready("dyn"), "model dyn ready")
+    check(client.is_model_ready("dyn", "1"), "model dyn version 1 ready")
+    check(not client.is_model_ready("nope"), "unknown model not ready")
+
+    meta = client.get_model_metadata("dyn")
+    check(meta["name"] == "dyn", f"metadata name: {meta}")
+    check(meta["versions"] == ["1.0.0", "2.0.0"], f"metadata versions: {meta}")
+    check(meta["inputs"][0]["name"] == "x" and meta["inputs"][0]["datatype"] == "FP32", f"inputs: {meta}")
+    check(meta["inputs"][0]["shape"] == [-1, 8], f"input shape: {meta}")
+    check(meta["outputs"][0]["name"] == "y", f"outputs: {meta}")
+    effnet = client.get_model_metadata("efficientnet-lite0")
+    check(effnet["inputs"][0]["shape"][1:] == [3, 224, 224], f"efficientnet input: {effnet}")
+    check(effnet["outputs"][0]["shape"][1:] == [1000], f"efficientnet output: {effnet}")
+
+    # JSON tensors and the binary tensor data extension (the client's default), both ways
+    for (version, stem), binary in [((v, s), b) for v, s in [("1", "dyn_batch"), ("2", "dyn_batch_v2")]
+                                    for b in (False, True)]:
+        x = np.load(FIX / f"{stem}.b5.x.npy")
+        want = np.load(FIX / f"{stem}.b5.y.npy")
+        r = infer(client, "dyn", x, version, binary, request_id=f"v{version}", priority=1,
+                  timeout=5_000_000)
+        got = r.as_numpy("y")
+        check(got.shape == want.shape, f"version {version}: shape {got.shape} != {want.shape}")
+        diff = float(np.abs(got - want).max())
+        check(diff <= 1e-5, f"version {version}: max abs diff {diff} > 1e-5")
+        resp = r.get_response()
+        check(resp["model_version"] == f"{version}.0.0", f"model_version: {resp}")
+        check(resp.get("id") == f"v{version}", f"request id echoed: {resp}")
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    inp = http.InferInput("images", [1, 3, 224, 224], "FP32")
+    inp.set_data_from_numpy(x)
+    r = client.infer("efficientnet-lite0", [inp],
+                     outputs=[http.InferRequestedOutput("logits")])
+    logits = r.as_numpy("logits")
+    check(logits.shape == (1, 1000) and np.isfinite(logits).all(), f"efficientnet logits {logits.shape}")
+
+    try:
+        infer(client, "dyn", np.zeros((2, 7), np.float32))
+        check(False, "a wrong shape was accepted")
+    except InferenceServerException as e:
+        check("400" in str(e.status()) or "shape" in str(e).lower() or "dim" in str(e).lower(),
+              f"wrong shape error: {e}")
+    try:
+        client.get_model_metadata("nope")
+        check(False, "unknown model answered")
+    except InferenceServerException as e:
+        check("nope" in str(e), f"unknown model error: {e}")
+    print(f"tritonclient {getattr(http, '__version__', '')}: {checks} checks passed against {url}")
+
+
+if __name__ == "__main__":
+    main()
