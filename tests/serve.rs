@@ -59,8 +59,8 @@ fn close(a: &[f32], b: &[f32]) -> bool {
 
 fn two_versions() -> Arc<App> {
     let app = App::new(Config::default());
-    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), Some("1")).unwrap());
-    app.load(app::load("dyn", &fixture("dyn_batch_v2.onnx"), Some("2")).unwrap());
+    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
+    app.load(app::load_threaded("dyn", &fixture("dyn_batch_v2.onnx"), Some("2"), 1).unwrap());
     app
 }
 
@@ -173,7 +173,7 @@ async fn concurrent_requests_are_batched_and_get_their_own_rows() {
         max_delay: Duration::from_millis(50),
         ..Config::default()
     });
-    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), None).unwrap());
+    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let y: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
@@ -353,7 +353,7 @@ async fn a_full_queue_is_503_and_a_passed_deadline_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_reload_under_load_fails_no_request() {
     let app = App::new(Config::default());
-    app.load(app::load("dyn", &fixture("dyn_batch.onnx"), Some("1")).unwrap());
+    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
@@ -740,4 +740,24 @@ async fn binary_tensor_data_extension_in_and_out() {
         let e: Value = r.json().await.unwrap();
         assert!(e["error"].as_str().unwrap().contains(needle), "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_in_json() {
+    let app = App::new(Config {
+        max_body: 100,
+        ..Config::default()
+    });
+    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
+    let base = serve(app).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/dyn/infer"))
+        .json(&request(&x))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("request body"), "{e}");
 }

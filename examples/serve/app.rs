@@ -37,6 +37,10 @@ pub(crate) struct Config {
     pub(crate) default_timeout: Duration,
     /// The request header whose value keeps a client on one version of an A/B route.
     pub(crate) sticky_header: String,
+    /// Threads each native model runs a batch on (like onnxruntime's intra-op threads).
+    pub(crate) threads: usize,
+    /// Largest request body accepted (413 above it).
+    pub(crate) max_body: usize,
 }
 
 impl Default for Config {
@@ -47,6 +51,8 @@ impl Default for Config {
             queue: 64,
             default_timeout: Duration::from_secs(10),
             sticky_header: "x-session-id".into(),
+            threads: 1,
+            max_body: 64 << 20,
         }
     }
 }
@@ -540,10 +546,12 @@ fn slice_rows(t: &Tensor, at: usize, rows: usize) -> Tensor {
 /// Loads one model as `name` at `version` (default 1.0.0) from `path`: a `.onnx` file
 /// through the ONNX backend, a folder as a MiniLM-layout BERT, any other file as
 /// EfficientNet-Lite0 weights — each on the native CPU backend but ONNX.
-pub(crate) fn load(
+/// The native models run each batch on `threads` threads.
+pub(crate) fn load_threaded(
     name: &str,
     path: &std::path::Path,
     version: Option<&str>,
+    threads: usize,
 ) -> Result<Model, String> {
     let version = version
         .map(parse_version)
@@ -559,11 +567,15 @@ pub(crate) fn load(
             .map_err(err)?
     } else if path.is_dir() {
         Arc::new(Arc::new(
-            MiniLm::load(path).map_err(err)?.named(name, version),
+            MiniLm::load(path)
+                .and_then(|m| m.with_threads(threads))
+                .map_err(err)?
+                .named(name, version),
         ))
     } else {
         Arc::new(Arc::new(
             EfficientNetLite0::load(path)
+                .and_then(|m| m.with_threads(threads))
                 .map_err(err)?
                 .named(name, version),
         ))
@@ -1018,7 +1030,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         State(app): State<Arc<App>>,
         Path(p): Path<Vec<(String, String)>>,
         headers: HeaderMap,
-        body: axum::body::Bytes,
+        body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
     ) -> Response {
         let started = Instant::now();
         let (name, version) = name_version(&p);
@@ -1027,6 +1039,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             .map(|v| v.as_bytes().to_vec());
         // JSON whatever the content type (tritonclient sends none); with the binary tensor
         // data extension, a JSON header of the given length and then the tensors' bytes
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                let e = ApiError(e.status(), format!("request body: {}", e.body_text()));
+                app.stats.response(&name, &version.unwrap_or_default(), e.0);
+                return e.into_response();
+            }
+        };
         let split = match headers.get(HEADER_LENGTH) {
             None => Ok((&body[..], &[][..])),
             Some(v) => match v.to_str().ok().and_then(|v| v.parse::<usize>().ok()) {
@@ -1104,9 +1124,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             .to_owned();
         let version = body["parameters"]["version"].as_str().map(str::to_owned);
         let n = name.clone();
+        let threads = app.config.threads;
         // loading reads and prepares a model: off the async threads
         let model = tokio::task::spawn_blocking(move || {
-            load(&n, std::path::Path::new(&path), version.as_deref())
+            load_threaded(&n, std::path::Path::new(&path), version.as_deref(), threads)
         })
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -1166,6 +1187,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v2/repository/models/{name}/load", post(repo_load))
         .route("/v2/repository/models/{name}/unload", post(repo_unload))
         .route("/metrics", get(metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body))
         .with_state(app)
 }
 

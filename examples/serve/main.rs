@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example serve -- [--addr 127.0.0.1:8000] [--model NAME=PATH[@VERSION]]…
 //!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
-//!     [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
+//!     [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
 //! ```
 //!
 //! With no `--model` it serves the bundled EfficientNet-Lite0 on the native CPU backend as
@@ -35,6 +35,9 @@
 //! version, status, latency), with the `pipeline` crate's redaction: the `authorization`
 //! header and `prompt`, `token`, `password` fields are written as `[REDACTED]`.
 //!
+//! `--threads N` (default: the CPUs this process may use, as onnxruntime's default) is the
+//! thread count each native model runs a batch on.
+//!
 //! SIGINT/SIGTERM: stop accepting, answer what is queued, exit 0.
 
 mod app;
@@ -43,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::{App, Config, Route, load, parse_version};
+use app::{App, Config, Route, load_threaded, parse_version};
 use inferkit::pipeline::Redact;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -56,13 +59,16 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let usage = "usage: serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
+    let usage = "usage: serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         addr: "127.0.0.1:8000".into(),
         models: Vec::new(),
         routes: Vec::new(),
-        config: Config::default(),
+        config: Config {
+            threads: inferkit::pipeline::available_cpus(),
+            ..Config::default()
+        },
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{usage}"));
@@ -102,6 +108,9 @@ fn parse() -> Result<Args, String> {
                 args.routes.push((name.to_owned(), Route { split }));
             }
             "--sticky-header" => args.config.sticky_header = value("--sticky-header")?,
+            "--threads" => {
+                args.config.threads = num("--threads", value("--threads")?)?.max(1) as usize
+            }
             "--max-batch" => {
                 args.config.max_batch = num("--max-batch", value("--max-batch")?)?.max(1) as usize
             }
@@ -156,7 +165,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     for (name, path, version) in &models {
-        match load(name, path, version.as_deref()) {
+        match load_threaded(name, path, version.as_deref(), args.config.threads) {
             Ok(m) => {
                 tracing::info!(
                     model = %name,
