@@ -5,7 +5,7 @@
 # driven by wrk with 16 connections for DURATION seconds (default 30) posting the same
 # Open Inference Protocol JSON request (a bundled photo, preprocessed). Prints a table of
 # throughput, p50/p99 latency (wrk's), and the server's peak RSS (VmHWM). Not a test: run it
-# on a quiet machine. Needs wrk (apt-get install wrk).
+# on a quiet machine. Needs wrk (apt-get install wrk). Results: target/load-serve/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-30}
@@ -47,8 +47,10 @@ run() {
   kill -TERM "$pid"; wait "$pid" || true
 }
 
+# SERVE_ARGS: extra options for ours (e.g. --max-batch 8); ONLY=ours skips the anchor
 run ours 18481 target/release/examples/serve --addr 127.0.0.1:18481 \
-  --model efficientnet-lite0=assets/models/efficientnet-lite0.pth
+  --model efficientnet-lite0=assets/models/efficientnet-lite0.pth ${SERVE_ARGS:-}
+[ "${ONLY:-}" = ours ] && exit 0
 run anchor 18482 "${py[@]}" scripts/anchors/serve_fastapi.py "$onnx" 18482
 echo
 echo "## serve load test: EfficientNet-Lite0, $conns connections, ${duration} s, $(nproc) CPUs ($(date -u +%F))"

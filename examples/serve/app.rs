@@ -819,20 +819,48 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn infer(
-    app: Arc<App>,
-    name: String,
-    version: Option<String>,
-    sticky: Option<Vec<u8>>,
-    body: Value,
-    binary: &[u8],
-) -> Result<(Value, Vec<u8>), ApiError> {
-    let started = Instant::now();
-    let version = match version {
-        Some(v) => Some(v),
-        None => app.routed(&name, sticky.as_deref()).map(|v| v.to_string()),
+/// A request parsed and checked, its body dropped: what waits for the model.
+struct Prepared {
+    worker: Arc<Worker>,
+    inputs: Vec<(String, Tensor)>,
+    rows: usize,
+    timeout: Duration,
+    priority: u64,
+    /// Requested outputs and whether each goes back as binary data (None: all).
+    wanted: Option<Vec<(String, bool)>>,
+    all_binary: bool,
+    id: Option<Value>,
+    params: Option<Value>,
+}
+
+/// Parses and checks a request (`raw`: its JSON, or with the binary extension a JSON header
+/// of `json_len` bytes and then the tensors). The body is consumed: a request waiting in a
+/// queue holds only its tensors, not its text or JSON tree (megabytes for an image).
+fn prepare(
+    app: &App,
+    name: &str,
+    version: Option<&str>,
+    sticky: Option<&[u8]>,
+    raw: axum::body::Bytes,
+    json_len: Option<usize>,
+) -> Result<Prepared, ApiError> {
+    let (json, binary) = match json_len {
+        None => (&raw[..], &[][..]),
+        Some(n) if n <= raw.len() => raw.split_at(n),
+        Some(n) => {
+            return Err(bad(format!(
+                "{HEADER_LENGTH}: {n} is past the body's {} bytes",
+                raw.len()
+            )));
+        }
     };
-    let worker = app.worker(&name, version.as_deref())?;
+    let body: Value =
+        serde_json::from_slice(json).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    let routed = match version {
+        Some(_) => None,
+        None => app.routed(name, sticky).map(|v| v.to_string()),
+    };
+    let worker = app.worker(name, version.or(routed.as_deref()))?;
     let d = worker.model.descriptor();
     let mut rest = binary;
     let inputs = body["inputs"]
@@ -867,16 +895,6 @@ async fn infer(
             ))
         })?),
     };
-    let deadline = started + timeout;
-    let (reply, rx) = oneshot::channel();
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let mut guard = CancelOnDrop(Arc::clone(&cancelled), false);
-    let job = Job {
-        inputs,
-        rows,
-        reply,
-        cancelled,
-    };
     let priority = match &body["parameters"]["priority"] {
         Value::Null => 0,
         p => p.as_u64().ok_or_else(|| {
@@ -885,9 +903,46 @@ async fn infer(
             ))
         })?,
     };
-    match worker
+    let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
+    let wanted = body["outputs"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|o| {
+                let b = o["parameters"]["binary_data"]
+                    .as_bool()
+                    .unwrap_or(all_binary);
+                o["name"].as_str().map(|n| (n.to_owned(), b))
+            })
+            .collect()
+    });
+    Ok(Prepared {
+        worker,
+        inputs,
+        rows,
+        timeout,
+        priority,
+        wanted,
+        all_binary,
+        id: body.get("id").cloned(),
+        params: body.get("parameters").cloned(),
+    })
+}
+
+async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
+    let started = Instant::now();
+    let deadline = started + p.timeout;
+    let (reply, rx) = oneshot::channel();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let mut guard = CancelOnDrop(Arc::clone(&cancelled), false);
+    let job = Job {
+        inputs: p.inputs,
+        rows: p.rows,
+        reply,
+        cancelled,
+    };
+    match p
+        .worker
         .queue
-        .push(priority, Input::new(job).with_deadline(deadline))
+        .push(p.priority, Input::new(job).with_deadline(deadline))
     {
         Ok(()) => {
             app.queued.fetch_add(1, Ordering::Relaxed);
@@ -914,33 +969,23 @@ async fn infer(
         Ok(Err(_)) | Err(_) => {
             return Err(ApiError(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("deadline of {} µs passed", timeout.as_micros()),
+                format!("deadline of {} µs passed", p.timeout.as_micros()),
             ));
         }
     };
+    let d = p.worker.model.descriptor();
     app.stats.latency(
         &d.name,
         &d.version.to_string(),
         started.elapsed().as_micros() as u64,
     );
     // requested outputs (all without a list), each as JSON or, when asked, binary data
-    let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
-    let wanted: Option<Vec<(&str, bool)>> = body["outputs"].as_array().map(|a| {
-        a.iter()
-            .filter_map(|o| {
-                let b = o["parameters"]["binary_data"]
-                    .as_bool()
-                    .unwrap_or(all_binary);
-                o["name"].as_str().map(|n| (n, b))
-            })
-            .collect()
-    });
     let mut tail = Vec::new();
     let mut outs: Vec<Value> = Vec::new();
     for (n, t) in &outputs {
-        let as_binary = match &wanted {
-            None => all_binary,
-            Some(w) => match w.iter().find(|(w, _)| *w == n.as_str()) {
+        let as_binary = match &p.wanted {
+            None => p.all_binary,
+            Some(w) => match w.iter().find(|(w, _)| w == n) {
                 Some((_, b)) => *b,
                 None => continue,
             },
@@ -960,8 +1005,8 @@ async fn infer(
         "model_version": d.version.to_string(),
         "outputs": outs,
     });
-    if let Some(id) = body.get("id") {
-        resp["id"] = id.clone();
+    if let Some(id) = p.id {
+        resp["id"] = id;
     }
     Ok((resp, tail))
 }
@@ -1047,36 +1092,39 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 return e.into_response();
             }
         };
-        let split = match headers.get(HEADER_LENGTH) {
-            None => Ok((&body[..], &[][..])),
-            Some(v) => match v.to_str().ok().and_then(|v| v.parse::<usize>().ok()) {
-                Some(n) if n <= body.len() => Ok(body.split_at(n)),
-                _ => Err(bad(format!(
-                    "{HEADER_LENGTH}: {v:?} is not a length within the body's {} bytes",
-                    body.len()
-                ))),
-            },
+        let json_len = match headers.get(HEADER_LENGTH).map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| bad(format!("{HEADER_LENGTH}: {v:?} is not a length")))
+        }) {
+            None => Ok(None),
+            Some(r) => r.map(Some),
         };
-        let parsed = split.and_then(|(json, bin)| {
-            serde_json::from_slice::<Value>(json)
-                .map(|v| (v, bin))
-                .map_err(|e| bad(format!("malformed JSON: {e}")))
+        // what the access log shows of the request's parameters (the redactor hides them)
+        let (mut prompt, mut token) = (None, None);
+        let prepared = json_len.and_then(|json_len| {
+            prepare(
+                &app,
+                &name,
+                version.as_deref(),
+                sticky.as_deref(),
+                body,
+                json_len,
+            )
         });
-        let (result, params) = match parsed {
-            Ok((body, bin)) => {
-                let params = body.get("parameters").cloned();
-                let r = infer(
-                    Arc::clone(&app),
-                    name.clone(),
-                    version.clone(),
-                    sticky,
-                    body,
-                    bin,
-                )
-                .await;
-                (r, params)
+        let result = match prepared {
+            Ok(p) => {
+                let param = |k: &str| {
+                    p.params
+                        .as_ref()
+                        .and_then(|m| m.get(k))
+                        .map(|v| v.to_string())
+                };
+                (prompt, token) = (param("prompt"), param("token"));
+                infer(&app, &name, p).await
             }
-            Err(e) => (Err(e), None),
+            Err(e) => Err(e),
         };
         let (status, answered) = match &result {
             Ok((j, _)) => (
@@ -1088,12 +1136,6 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         app.stats.response(&name, &answered, status);
         // the access log: structured, and redacted by the subscriber (authorization, prompt,
         // token, password never reach the output)
-        let param = |k: &str| {
-            params
-                .as_ref()
-                .and_then(|p| p.get(k))
-                .map(|v| v.to_string())
-        };
         tracing::info!(
             target: "serve::access",
             model = %name,
@@ -1103,8 +1145,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             authorization = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
-            prompt = param("prompt"),
-            token = param("token"),
+            prompt,
+            token,
             "infer"
         );
         match result {

@@ -51,6 +51,11 @@ use inferkit::pipeline::Redact;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// mimalloc: under load glibc's per-thread arenas held about twice the live heap (request
+/// bodies and batches of megabytes, freed on other threads than allocated them).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     addr: String,
     models: Vec<(String, PathBuf, Option<String>)>,
