@@ -761,3 +761,37 @@ async fn a_body_over_the_limit_is_413_in_json() {
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("request body"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_data_is_row_major_and_non_numbers_are_named() {
+    let base = serve(two_versions()).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let y: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+    let c = reqwest::Client::new();
+    let post = |body: Value| {
+        c.post(format!("{base}/v2/models/dyn/versions/1/infer"))
+            .json(&body)
+            .send()
+    };
+    let nested: Vec<Vec<f32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [5, 8], "datatype": "FP32", "data": nested}]});
+    let r: Value = post(body).await.unwrap().json().await.unwrap();
+    assert!(close(&output(&r), y.as_slice().unwrap()), "{r}");
+    for (bad_value, index) in [(json!("1.5"), 3), (json!(null), 3), (json!({"a": 1}), 3)] {
+        let mut data: Vec<Value> = x.iter().map(|&v| json!(v)).collect();
+        data[index] = bad_value.clone();
+        let body =
+            json!({"inputs": [{"name": "x", "shape": [5, 8], "datatype": "FP32", "data": data}]});
+        let r = post(body).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad_value}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .contains("value 3 is not a FP32"),
+            "{bad_value}: {e}"
+        );
+    }
+}

@@ -634,21 +634,144 @@ fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
     })
 }
 
-/// Flattens nested JSON arrays into `out`.
-fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
-    match v {
-        Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
-        x => out.push(x),
+/// An inference request's JSON. Only `data` is parsed specially (the rest are small): into
+/// one flat vector of numbers, never a tree of JSON values (32 bytes and more a number).
+#[derive(serde::Deserialize)]
+struct RequestJson {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    inputs: Option<Vec<InputJson>>,
+    #[serde(default)]
+    outputs: Value,
+    #[serde(default)]
+    parameters: Value,
+}
+
+/// One input of a request.
+#[derive(serde::Deserialize)]
+struct InputJson {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    shape: Value,
+    #[serde(default)]
+    datatype: Value,
+    #[serde(default)]
+    parameters: Value,
+    #[serde(default)]
+    data: Flat,
+}
+
+/// An input's `data`, flattened (nested arrays as the protocol allows, row-major): whole
+/// numbers while every value is one, else all as f64.
+#[derive(Default)]
+struct Flat {
+    ints: Vec<i64>,
+    floats: Option<Vec<f64>>,
+    /// Index of the first value that was not a whole number.
+    first_float: Option<usize>,
+    /// Index of the first value that was not a number at all.
+    not_number: Option<usize>,
+    len: usize,
+}
+
+impl Flat {
+    fn int(&mut self, v: i64) {
+        match &mut self.floats {
+            Some(f) => f.push(v as f64),
+            None => self.ints.push(v),
+        }
+        self.len += 1;
+    }
+
+    fn float(&mut self, v: f64) {
+        self.first_float.get_or_insert(self.len);
+        let ints = std::mem::take(&mut self.ints);
+        self.floats
+            .get_or_insert_with(|| ints.into_iter().map(|i| i as f64).collect())
+            .push(v);
+        self.len += 1;
+    }
+
+    fn other(&mut self) {
+        self.not_number.get_or_insert(self.len);
+        self.len += 1;
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut flat = Flat::default();
+        serde::de::DeserializeSeed::deserialize(FlatSeed(&mut flat), d)?;
+        Ok(flat)
+    }
+}
+
+/// Appends one JSON value (a number, or an array of them, nested) to a [`Flat`].
+struct FlatSeed<'a>(&'a mut Flat);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("numbers, or arrays of them")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.int(v);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(i) => self.0.int(i),
+            Err(_) => self.0.float(v as f64),
+        }
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.float(v);
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(FlatSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.other();
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
     }
 }
 
 /// One request input as a tensor, checked against the model's input of that name.
 fn parse_input(
     d: &ModelDescriptor,
-    v: &Value,
+    v: &InputJson,
     binary: &mut &[u8],
 ) -> Result<(String, Tensor), ApiError> {
-    let name = v["name"]
+    let name = v
+        .name
         .as_str()
         .ok_or_else(|| bad("an input has no `name`"))?;
     let spec = d.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
@@ -661,7 +784,8 @@ fn parse_input(
                 .join(", ")
         ))
     })?;
-    let shape: Vec<usize> = v["shape"]
+    let shape: Vec<usize> = v
+        .shape
         .as_array()
         .ok_or_else(|| bad(format!("input `{name}`: no `shape`")))?
         .iter()
@@ -672,7 +796,7 @@ fn parse_input(
                 "input `{name}`: shape must be non-negative integers"
             ))
         })?;
-    let dt = v["datatype"].as_str().unwrap_or("");
+    let dt = v.datatype.as_str().unwrap_or("");
     if dt != datatype(spec.dtype) {
         return Err(bad(format!(
             "input `{name}`: datatype {dt:?}, the model takes {}",
@@ -681,7 +805,7 @@ fn parse_input(
     }
     let n: usize = shape.iter().product();
     // the binary tensor data extension: the values follow the JSON header, little-endian
-    if let Some(size) = v["parameters"]["binary_data_size"].as_u64() {
+    if let Some(size) = v.parameters["binary_data_size"].as_u64() {
         let size = size as usize;
         if size > binary.len() {
             return Err(bad(format!(
@@ -711,52 +835,45 @@ fn parse_input(
         };
         return Ok((name.to_owned(), t));
     }
-    let mut flat = Vec::new();
-    flatten(&v["data"], &mut flat);
-    if flat.len() != n {
+    let flat = &v.data;
+    if flat.len != n {
         return Err(bad(format!(
             "input `{name}`: {} values for shape {shape:?} ({n})",
-            flat.len()
+            flat.len
         )));
     }
-    let shape = IxDyn(&shape);
     let err = |i: usize| bad(format!("input `{name}`: value {i} is not a {dt}"));
-    let t = match spec.dtype {
-        DType::F32 => Tensor::F32(
+    if let Some(i) = flat.not_number {
+        return Err(err(i));
+    }
+    let shape = IxDyn(&shape);
+    let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e}"));
+    let t = match (spec.dtype, &flat.floats) {
+        (DType::F32, Some(f)) => Tensor::F32(
+            ArrayD::from_shape_vec(shape, f.iter().map(|&x| x as f32).collect()).map_err(shaped)?,
+        ),
+        (DType::F32, None) => Tensor::F32(
+            ArrayD::from_shape_vec(shape, flat.ints.iter().map(|&x| x as f32).collect())
+                .map_err(shaped)?,
+        ),
+        (DType::I64 | DType::I32, Some(_)) => {
+            return Err(err(flat.first_float.unwrap_or(0)));
+        }
+        (DType::I64, None) => {
+            Tensor::I64(ArrayD::from_shape_vec(shape, flat.ints.clone()).map_err(shaped)?)
+        }
+        (DType::I32, None) => Tensor::I32(
             ArrayD::from_shape_vec(
                 shape,
-                flat.iter()
+                flat.ints
+                    .iter()
                     .enumerate()
-                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| err(i)))
+                    .map(|(i, &x)| i32::try_from(x).map_err(|_| err(i)))
                     .collect::<Result<_, _>>()?,
             )
-            .map_err(|e| bad(e.to_string()))?,
+            .map_err(shaped)?,
         ),
-        DType::I64 => Tensor::I64(
-            ArrayD::from_shape_vec(
-                shape,
-                flat.iter()
-                    .enumerate()
-                    .map(|(i, x)| x.as_i64().ok_or_else(|| err(i)))
-                    .collect::<Result<_, _>>()?,
-            )
-            .map_err(|e| bad(e.to_string()))?,
-        ),
-        DType::I32 => Tensor::I32(
-            ArrayD::from_shape_vec(
-                shape,
-                flat.iter()
-                    .enumerate()
-                    .map(|(i, x)| {
-                        x.as_i64()
-                            .and_then(|v| i32::try_from(v).ok())
-                            .ok_or_else(|| err(i))
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
-            .map_err(|e| bad(e.to_string()))?,
-        ),
-        other => {
+        (other, _) => {
             return Err(bad(format!(
                 "input `{name}`: datatype {other:?} is not served"
             )));
@@ -854,7 +971,7 @@ fn prepare(
             )));
         }
     };
-    let body: Value =
+    let body: RequestJson =
         serde_json::from_slice(json).map_err(|e| bad(format!("malformed JSON: {e}")))?;
     let routed = match version {
         Some(_) => None,
@@ -863,8 +980,9 @@ fn prepare(
     let worker = app.worker(name, version.or(routed.as_deref()))?;
     let d = worker.model.descriptor();
     let mut rest = binary;
-    let inputs = body["inputs"]
-        .as_array()
+    let inputs = body
+        .inputs
+        .as_ref()
         .ok_or_else(|| bad("the request has no `inputs` array"))?
         .iter()
         .map(|v| parse_input(d, v, &mut rest))
@@ -887,7 +1005,7 @@ fn prepare(
     if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
         return Err(bad("inputs differ in their first (batch) dimension"));
     }
-    let timeout = match &body["parameters"]["timeout"] {
+    let timeout = match &body.parameters["timeout"] {
         Value::Null => app.config.default_timeout,
         t => Duration::from_micros(t.as_u64().ok_or_else(|| {
             bad(format!(
@@ -895,7 +1013,7 @@ fn prepare(
             ))
         })?),
     };
-    let priority = match &body["parameters"]["priority"] {
+    let priority = match &body.parameters["priority"] {
         Value::Null => 0,
         p => p.as_u64().ok_or_else(|| {
             bad(format!(
@@ -903,8 +1021,8 @@ fn prepare(
             ))
         })?,
     };
-    let all_binary = body["parameters"]["binary_data_output"].as_bool() == Some(true);
-    let wanted = body["outputs"].as_array().map(|a| {
+    let all_binary = body.parameters["binary_data_output"].as_bool() == Some(true);
+    let wanted = body.outputs.as_array().map(|a| {
         a.iter()
             .filter_map(|o| {
                 let b = o["parameters"]["binary_data"]
@@ -922,8 +1040,8 @@ fn prepare(
         priority,
         wanted,
         all_binary,
-        id: body.get("id").cloned(),
-        params: body.get("parameters").cloned(),
+        id: body.id,
+        params: Some(body.parameters),
     })
 }
 
