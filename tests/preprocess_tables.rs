@@ -374,6 +374,27 @@ fn corrupt_parquet_names_the_file() {
     assert!(e.contains("pages.parquet"), "{e}");
 }
 
+/// Found by fuzz/parquet_reader: a footer whose column chunk starts at a negative offset
+/// made parquet 60 panic ("column start and length should not be negative").
+#[test]
+fn a_footer_pointing_outside_the_file_is_an_error_not_a_panic() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz/parquet_negative_column_start.parquet");
+    let r = std::panic::catch_unwind(|| {
+        read_parquet(&path, &ParquetOptions::default()).map(|r| r.collect::<Result<Vec<_>, _>>())
+    })
+    .expect("read_parquet panicked");
+    let e = match r {
+        Err(e) | Ok(Err(e)) => e.to_string(),
+        Ok(Ok(_)) => panic!("a corrupt footer read without error"),
+    };
+    assert!(e.contains("parquet_negative_column_start.parquet"), "{e}");
+    assert!(
+        e.contains("row group") && e.contains("not inside the file"),
+        "{e}"
+    );
+}
+
 #[test]
 fn predictions_round_trip_through_parquet_with_their_keys() {
     let dir = tempfile::tempdir().unwrap();

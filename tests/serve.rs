@@ -7,6 +7,8 @@
 #[path = "../examples/serve/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "../examples/serve/request.rs"]
+mod request;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -794,4 +796,19 @@ async fn nested_data_is_row_major_and_non_numbers_are_named() {
             "{bad_value}: {e}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shape_whose_size_overflows_is_400() {
+    let base = serve(two_versions()).await;
+    let body = json!({"inputs": [{"name": "x", "shape": [u64::MAX / 2, 8], "datatype": "FP32", "data": []}]});
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v2/models/dyn/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("too large"), "{e}");
 }

@@ -41,6 +41,7 @@
 //! SIGINT/SIGTERM: stop accepting, answer what is queued, exit 0.
 
 mod app;
+mod request;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

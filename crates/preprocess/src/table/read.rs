@@ -113,9 +113,29 @@ impl Iterator for TableReader {
         if self.failed {
             return None;
         }
-        let next = match &mut self.inner {
-            Inner::Csv(r) => r.next(),
-            Inner::Parquet(r) => r.next(),
+        // a decoder that panics on corrupt input (a dependency's bug) ends the read with an
+        // error naming the file instead of taking the caller down
+        let next =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &mut self.inner {
+                Inner::Csv(r) => r.next(),
+                Inner::Parquet(r) => r.next(),
+            }));
+        let next = match next {
+            Ok(n) => n,
+            Err(p) => {
+                self.failed = true;
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                return Some(Err(table_err(
+                    &self.file,
+                    Some(self.rows),
+                    None,
+                    format!("the decoder failed on corrupt data: {msg}"),
+                )));
+            }
         };
         match next? {
             Ok(b) => {
@@ -184,9 +204,14 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
     let path = path.as_ref();
     let file = name(path);
     let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| table_err(&file, None, None, e))?
+        .len();
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| table_err(&file, None, None, e))?
         .with_batch_size(options.batch_size.max(1));
+    check_column_chunks(&file, builder.metadata(), len)?;
     if let Some(cols) = &options.columns {
         let schema = builder.schema();
         let mut roots = Vec::with_capacity(cols.len());
@@ -222,6 +247,39 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
         rows: 0,
         failed: false,
     })
+}
+
+/// Checks that every column chunk the footer describes lies inside the file: parquet 60
+/// asserts it (a panic) when it reads a chunk, so a corrupt footer is an error here first,
+/// naming the row group, the column and the bytes (found by fuzz/parquet_reader).
+fn check_column_chunks(
+    file: &str,
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    len: u64,
+) -> Result<()> {
+    for (g, rg) in metadata.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let size = c.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(s, n)| s.checked_add(n))
+                .is_some_and(|end| end <= len);
+            if !inside {
+                return Err(table_err(
+                    file,
+                    None,
+                    None,
+                    format!(
+                        "corrupt footer: row group {g}, column `{}`: a chunk of {size} bytes at byte {start} is not inside the file's {len} bytes",
+                        c.column_path()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The row count of each row group of a Parquet file (to split it across threads: arrow-rs

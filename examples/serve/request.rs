@@ -1,0 +1,398 @@
+//! The Open Inference Protocol's inference request: its JSON (and binary tensor data)
+//! parsed and checked against a model's descriptor, touching no server state. Kept apart
+//! from `app.rs` so the fuzz target `serve_request` (fuzz/) can reach it without the server.
+
+use std::time::Duration;
+
+use inferkit::infer_core::{DType, ModelDescriptor, Tensor, TensorView};
+use ndarray::{ArrayD, IxDyn};
+use serde_json::Value;
+
+/// The header of the binary tensor data extension: the JSON part's length in bytes.
+pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// A request parsed and checked.
+pub(crate) struct Parsed {
+    /// The inputs, in the request's order, validated against the descriptor.
+    pub(crate) inputs: Vec<(String, Tensor)>,
+    /// Their common first (batch) dimension.
+    pub(crate) rows: usize,
+    /// `parameters.timeout` (µs in the request).
+    pub(crate) timeout: Option<Duration>,
+    /// `parameters.priority` (0 when absent).
+    pub(crate) priority: u64,
+    /// Requested outputs and whether each goes back as binary data (None: all).
+    pub(crate) wanted: Option<Vec<(String, bool)>>,
+    /// `parameters.binary_data_output`.
+    pub(crate) all_binary: bool,
+    /// The request's `id`, echoed.
+    pub(crate) id: Option<Value>,
+    /// The request's `parameters`.
+    pub(crate) params: Option<Value>,
+}
+
+/// Parses a request body (`raw`: its JSON, or with the binary extension a JSON header of
+/// `json_len` bytes and then the tensors) and checks it against `d`. The error is the
+/// message of a 400 answer.
+pub(crate) fn parse(
+    d: &ModelDescriptor,
+    raw: &[u8],
+    json_len: Option<usize>,
+) -> Result<Parsed, String> {
+    let (json, binary) = match json_len {
+        None => (raw, &[][..]),
+        Some(n) if n <= raw.len() => raw.split_at(n),
+        Some(n) => {
+            return Err(format!(
+                "{HEADER_LENGTH}: {n} is past the body's {} bytes",
+                raw.len()
+            ));
+        }
+    };
+    let body: RequestJson =
+        serde_json::from_slice(json).map_err(|e| format!("malformed JSON: {e}"))?;
+    let mut rest = binary;
+    let inputs = body
+        .inputs
+        .as_ref()
+        .ok_or("the request has no `inputs` array")?
+        .iter()
+        .map(|v| parse_input(d, v, &mut rest))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data follow the header that no input claims",
+            rest.len()
+        ));
+    }
+    // validate before queueing, so one bad request cannot fail a batch
+    {
+        let views: Vec<(&str, TensorView<'_>)> =
+            inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        d.validate(&views).map_err(|e| e.to_string())?;
+    }
+    let rows = inputs
+        .first()
+        .map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(0));
+    if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
+        return Err("inputs differ in their first (batch) dimension".into());
+    }
+    let timeout = match &body.parameters["timeout"] {
+        Value::Null => None,
+        t => Some(Duration::from_micros(t.as_u64().ok_or_else(|| {
+            format!("parameters.timeout: {t} is not a whole number of µs")
+        })?)),
+    };
+    let priority = match &body.parameters["priority"] {
+        Value::Null => 0,
+        p => p
+            .as_u64()
+            .ok_or_else(|| format!("parameters.priority: {p} is not a whole number >= 0"))?,
+    };
+    let all_binary = body.parameters["binary_data_output"].as_bool() == Some(true);
+    let wanted = body.outputs.as_array().map(|a| {
+        a.iter()
+            .filter_map(|o| {
+                let b = o["parameters"]["binary_data"]
+                    .as_bool()
+                    .unwrap_or(all_binary);
+                o["name"].as_str().map(|n| (n.to_owned(), b))
+            })
+            .collect()
+    });
+    Ok(Parsed {
+        inputs,
+        rows,
+        timeout,
+        priority,
+        wanted,
+        all_binary,
+        id: body.id,
+        params: Some(body.parameters),
+    })
+}
+
+/// A 400 answer's message.
+fn bad(msg: impl Into<String>) -> String {
+    msg.into()
+}
+
+/// The protocol's name of a datatype.
+pub(crate) fn datatype(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "BOOL",
+        DType::U8 => "UINT8",
+        DType::I8 => "INT8",
+        DType::I16 => "INT16",
+        DType::U16 => "UINT16",
+        DType::I32 => "INT32",
+        DType::U32 => "UINT32",
+        DType::I64 => "INT64",
+        DType::U64 => "UINT64",
+        DType::F16 => "FP16",
+        DType::BF16 => "BF16",
+        DType::F32 => "FP32",
+        DType::F64 => "FP64",
+        _ => "BYTES",
+    }
+}
+
+/// An inference request's JSON. Only `data` is parsed specially (the rest are small): into
+/// one flat vector of numbers, never a tree of JSON values (32 bytes and more a number).
+#[derive(serde::Deserialize)]
+struct RequestJson {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    inputs: Option<Vec<InputJson>>,
+    #[serde(default)]
+    outputs: Value,
+    #[serde(default)]
+    parameters: Value,
+}
+
+/// One input of a request.
+#[derive(serde::Deserialize)]
+struct InputJson {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    shape: Value,
+    #[serde(default)]
+    datatype: Value,
+    #[serde(default)]
+    parameters: Value,
+    #[serde(default)]
+    data: Flat,
+}
+
+/// An input's `data`, flattened (nested arrays as the protocol allows, row-major): whole
+/// numbers while every value is one, else all as f64.
+#[derive(Default)]
+struct Flat {
+    ints: Vec<i64>,
+    floats: Option<Vec<f64>>,
+    /// Index of the first value that was not a whole number.
+    first_float: Option<usize>,
+    /// Index of the first value that was not a number at all.
+    not_number: Option<usize>,
+    len: usize,
+}
+
+impl Flat {
+    fn int(&mut self, v: i64) {
+        match &mut self.floats {
+            Some(f) => f.push(v as f64),
+            None => self.ints.push(v),
+        }
+        self.len += 1;
+    }
+
+    fn float(&mut self, v: f64) {
+        self.first_float.get_or_insert(self.len);
+        let ints = std::mem::take(&mut self.ints);
+        self.floats
+            .get_or_insert_with(|| ints.into_iter().map(|i| i as f64).collect())
+            .push(v);
+        self.len += 1;
+    }
+
+    fn other(&mut self) {
+        self.not_number.get_or_insert(self.len);
+        self.len += 1;
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut flat = Flat::default();
+        serde::de::DeserializeSeed::deserialize(FlatSeed(&mut flat), d)?;
+        Ok(flat)
+    }
+}
+
+/// Appends one JSON value (a number, or an array of them, nested) to a [`Flat`].
+struct FlatSeed<'a>(&'a mut Flat);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("numbers, or arrays of them")
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.int(v);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(i) => self.0.int(i),
+            Err(_) => self.0.float(v as f64),
+        }
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.float(v);
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.other();
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(FlatSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.other();
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One request input as a tensor, checked against the model's input of that name.
+fn parse_input(
+    d: &ModelDescriptor,
+    v: &InputJson,
+    binary: &mut &[u8],
+) -> Result<(String, Tensor), String> {
+    let name = v
+        .name
+        .as_str()
+        .ok_or_else(|| bad("an input has no `name`"))?;
+    let spec = d.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
+        bad(format!(
+            "unknown input `{name}` (model inputs: {})",
+            d.inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let shape: Vec<usize> = v
+        .shape
+        .as_array()
+        .ok_or_else(|| bad(format!("input `{name}`: no `shape`")))?
+        .iter()
+        .map(|x| x.as_u64().map(|n| n as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            bad(format!(
+                "input `{name}`: shape must be non-negative integers"
+            ))
+        })?;
+    let dt = v.datatype.as_str().unwrap_or("");
+    if dt != datatype(spec.dtype) {
+        return Err(bad(format!(
+            "input `{name}`: datatype {dt:?}, the model takes {}",
+            datatype(spec.dtype)
+        )));
+    }
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("input `{name}`: shape {shape:?} is too large")))?;
+    // the binary tensor data extension: the values follow the JSON header, little-endian
+    if let Some(size) = v.parameters["binary_data_size"].as_u64() {
+        let size = size as usize;
+        if size > binary.len() {
+            return Err(bad(format!(
+                "input `{name}`: binary_data_size {size}, but only {} bytes follow the header",
+                binary.len()
+            )));
+        }
+        let (bytes, rest) = binary.split_at(size);
+        *binary = rest;
+        let width = spec.dtype.size();
+        if n.checked_mul(width) != Some(size) {
+            return Err(bad(format!(
+                "input `{name}`: {size} bytes of binary data for shape {shape:?} of {dt} ({n} values of {width} bytes)"
+            )));
+        }
+        let shape = IxDyn(&shape);
+        let t = match spec.dtype {
+            DType::F32 => Tensor::F32(from_le(shape, bytes, f32::from_le_bytes)),
+            DType::I64 => Tensor::I64(from_le(shape, bytes, i64::from_le_bytes)),
+            DType::I32 => Tensor::I32(from_le(shape, bytes, i32::from_le_bytes)),
+            other => {
+                return Err(bad(format!(
+                    "input `{name}`: datatype {other:?} is not served"
+                )));
+            }
+        };
+        return Ok((name.to_owned(), t));
+    }
+    let flat = &v.data;
+    if flat.len != n {
+        return Err(bad(format!(
+            "input `{name}`: {} values for shape {shape:?} ({n})",
+            flat.len
+        )));
+    }
+    let err = |i: usize| bad(format!("input `{name}`: value {i} is not a {dt}"));
+    if let Some(i) = flat.not_number {
+        return Err(err(i));
+    }
+    let shape = IxDyn(&shape);
+    let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e}"));
+    let t = match (spec.dtype, &flat.floats) {
+        (DType::F32, Some(f)) => Tensor::F32(
+            ArrayD::from_shape_vec(shape, f.iter().map(|&x| x as f32).collect()).map_err(shaped)?,
+        ),
+        (DType::F32, None) => Tensor::F32(
+            ArrayD::from_shape_vec(shape, flat.ints.iter().map(|&x| x as f32).collect())
+                .map_err(shaped)?,
+        ),
+        (DType::I64 | DType::I32, Some(_)) => {
+            return Err(err(flat.first_float.unwrap_or(0)));
+        }
+        (DType::I64, None) => {
+            Tensor::I64(ArrayD::from_shape_vec(shape, flat.ints.clone()).map_err(shaped)?)
+        }
+        (DType::I32, None) => Tensor::I32(
+            ArrayD::from_shape_vec(
+                shape,
+                flat.ints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| i32::try_from(x).map_err(|_| err(i)))
+                    .collect::<Result<_, _>>()?,
+            )
+            .map_err(shaped)?,
+        ),
+        (other, _) => {
+            return Err(bad(format!(
+                "input `{name}`: datatype {other:?} is not served"
+            )));
+        }
+    };
+    Ok((name.to_owned(), t))
+}
+
+/// Little-endian values of `N` bytes each into an array of `shape` (the caller checked the
+/// length).
+fn from_le<T, const N: usize>(shape: IxDyn, bytes: &[u8], f: fn([u8; N]) -> T) -> ArrayD<T> {
+    let v: Vec<T> = bytes
+        .chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunks_exact gives N bytes")))
+        .collect();
+    ArrayD::from_shape_vec(shape, v).expect("length checked against the shape")
+}

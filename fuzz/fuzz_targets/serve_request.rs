@@ -1,0 +1,53 @@
+//! The `serve` example's request parsing (examples/serve/request.rs: JSON, nested data,
+//! the binary tensor data extension, checks against the model's inputs) on arbitrary bytes.
+//! The first byte picks plain JSON or a binary-extension header length. A 400 message is
+//! the expected answer to garbage; a panic, a hang or a huge allocation is a bug.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+// request.rs names its types as `inferkit::infer_core::…` (the root crate); the fuzz crate
+// depends on infer-core alone and plays the root crate's part.
+extern crate self as inferkit;
+pub use inferkit_infer_core as infer_core;
+
+#[path = "../../examples/serve/request.rs"]
+#[allow(dead_code)]
+mod request;
+
+use inferkit_infer_core::{DType, Dim, ModelDescriptor, RuntimeHint, TensorSpec};
+
+fn descriptor() -> ModelDescriptor {
+    let spec = |name: &str, dtype, shape: Vec<Dim>| TensorSpec {
+        name: name.into(),
+        dtype,
+        shape,
+    };
+    let batch = || Dim::Dynamic("batch".into());
+    ModelDescriptor {
+        name: "fuzz".into(),
+        version: semver::Version::new(1, 0, 0),
+        inputs: vec![
+            spec("x", DType::F32, vec![batch(), Dim::Fixed(8)]),
+            spec("ids", DType::I64, vec![batch(), Dim::Dynamic("seq".into())]),
+            spec("mask", DType::I32, vec![batch(), Dim::Dynamic("seq".into())]),
+        ],
+        outputs: vec![spec("y", DType::F32, vec![batch(), Dim::Fixed(3)])],
+        runtime: RuntimeHint::Cpu,
+        metadata: Default::default(),
+    }
+}
+
+fuzz_target!(|bytes: &[u8]| {
+    let d = descriptor();
+    let Some((&mode, body)) = bytes.split_first() else {
+        return;
+    };
+    // mode 0..=127: plain JSON; else a JSON header of (mode - 128) * 4 bytes, then binary
+    let json_len = (mode >= 128).then(|| usize::from(mode - 128) * 4);
+    if let Ok(p) = request::parse(&d, body, json_len) {
+        for (_, t) in &p.inputs {
+            assert_eq!(t.shape().first().copied(), Some(p.rows));
+        }
+    }
+});
