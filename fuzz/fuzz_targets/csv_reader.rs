@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 include!("tables.rs");
 
 fuzz_target!(|bytes: &[u8]| {
+    quiet_caught_panics();
     let path = scratch(bytes, "csv");
     let options = CsvOptions {
         batch_size: 64,

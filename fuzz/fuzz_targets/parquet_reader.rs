@@ -9,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 include!("tables.rs");
 
 fuzz_target!(|bytes: &[u8]| {
+    quiet_caught_panics();
     let path = scratch(bytes, "parquet");
     let _ = parquet_row_groups(&path);
     let options = ParquetOptions {

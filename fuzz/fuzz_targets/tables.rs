@@ -15,6 +15,15 @@ fn scratch(bytes: &[u8], ext: &str) -> std::path::PathBuf {
     path
 }
 
+/// libfuzzer-sys aborts on every panic, even one caught: `TableReader` catches a panic of
+/// the Parquet/CSV decoders (dependencies' bugs on corrupt data, reported as errors, each
+/// kept as a regression test in tests/preprocess_tables.rs). This hook lets those caught
+/// panics pass; a panic that escapes still aborts (libfuzzer-sys's catch_unwind).
+fn quiet_caught_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 /// Every batch (a bounded number), every numeric column under each null policy.
 fn exercise(reader: inferkit_preprocess::table::TableReader) {
     for batch in reader.take(64) {
