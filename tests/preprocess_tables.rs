@@ -418,6 +418,14 @@ fn a_page_header_claiming_a_huge_list_ends_at_the_end_of_the_file() {
     fuzz_found("parquet_page_header_billion_element_list.parquet");
 }
 
+/// Found by fuzz/parquet_reader: row groups whose row counts overflow when parquet 60 adds
+/// them (a panic in debug builds, a wrapped count in release).
+#[test]
+fn row_counts_that_overflow_are_an_error() {
+    let e = fuzz_found("parquet_row_count_overflow.parquet");
+    assert!(e.contains("claims"), "{e}");
+}
+
 #[test]
 fn predictions_round_trip_through_parquet_with_their_keys() {
     let dir = tempfile::tempdir().unwrap();

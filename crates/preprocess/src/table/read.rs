@@ -291,15 +291,34 @@ impl std::io::Read for StrictRead {
     }
 }
 
-/// Checks that every column chunk the footer describes lies inside the file: parquet 60
-/// asserts it (a panic) when it reads a chunk, so a corrupt footer is an error here first,
-/// naming the row group, the column and the bytes (found by fuzz/parquet_reader).
+/// Checks that every column chunk the footer describes lies inside the file and that the
+/// row groups' row counts are non-negative and sum without overflow: parquet 60 asserts the
+/// first (a panic) when it reads a chunk and adds the counts unchecked, so a corrupt footer
+/// is an error here first, naming the row group, the column and the bytes (both found by
+/// fuzz/parquet_reader).
 fn check_column_chunks(
     file: &str,
     metadata: &parquet::file::metadata::ParquetMetaData,
     len: u64,
 ) -> Result<()> {
+    let mut rows: usize = 0;
     for (g, rg) in metadata.row_groups().iter().enumerate() {
+        // parquet sums these as usize (an overflow panic in debug builds, a wrap in release)
+        let n = usize::try_from(rg.num_rows()).ok();
+        match n.and_then(|n| rows.checked_add(n)) {
+            Some(total) => rows = total,
+            None => {
+                return Err(table_err(
+                    file,
+                    None,
+                    None,
+                    format!(
+                        "corrupt footer: row group {g} claims {} rows",
+                        rg.num_rows()
+                    ),
+                ));
+            }
+        }
         for c in rg.columns() {
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
             let size = c.compressed_size();
