@@ -44,7 +44,8 @@
 //! - [`Metrics`]: atomics per stage (received, emitted, errors, expired, cancelled, queue
 //!   depth, busy time, latency histogram); [`Snapshot::to_prometheus`]; with the `metrics`
 //!   feature, the same through the `metrics` facade.
-//! - [`Redact`]: a log field formatter that hides tokens, prompts and passwords.
+//! - [`Redact`]: a log field formatter that hides tokens, prompts and passwords;
+//!   [`Redact::json`] the same as a JSON-lines event formatter ([`RedactJson`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
