@@ -13,10 +13,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use inferkit::infer_core::Router as AbRouter;
 use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::{
     Backend, Device, Dim, Model, ModelDescriptor, ModelSource, Plan, Registry, Tensor, TensorView,
+    Variant,
 };
 use inferkit::pipeline::{BatchOptions, Input, Pipeline, Run};
 use ndarray::Axis;
@@ -390,30 +392,43 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)?
             .clone();
-        let split: Vec<(semver::Version, u64)> = {
+        // the route's versions now served, as infer-core `Router` variants
+        let variants: Vec<Variant> = {
             let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
             route
                 .split
                 .into_iter()
-                .filter(|(v, w)| *w > 0 && workers.contains_key(&(name.to_owned(), v.clone())))
-                .map(|(v, w)| (v, u64::from(w)))
+                .filter_map(|(v, weight)| {
+                    let w = workers.get(&(name.to_owned(), v.clone()))?;
+                    Some(Variant {
+                        name: v.to_string(),
+                        weight,
+                        model: Arc::clone(&w.model),
+                    })
+                })
                 .collect()
         };
-        let total: u64 = split.iter().map(|(_, w)| w).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut at = match sticky {
-            Some(key) => xxhash_rust::xxh3::xxh3_64(key) % total,
-            None => self.unsticky.fetch_add(1, Ordering::Relaxed) % total,
-        };
-        for (v, w) in split {
-            if at < w {
-                return Some(v);
+        let router = AbRouter::new(variants).ok()?;
+        let pick = match sticky {
+            // the library's split: xxh3 of the key onto the weights, stable everywhere
+            Some(key) => router.pick(key),
+            // no key: round-robin by weight, so the split is exact
+            None => {
+                let total: u64 = router.variants().iter().map(|v| u64::from(v.weight)).sum();
+                let mut at = self.unsticky.fetch_add(1, Ordering::Relaxed) % total;
+                router
+                    .variants()
+                    .iter()
+                    .position(|v| {
+                        let w = u64::from(v.weight);
+                        let here = at < w;
+                        at = at.saturating_sub(w);
+                        here
+                    })
+                    .unwrap_or(0)
             }
-            at -= w;
-        }
-        None
+        };
+        Some(router.variants()[pick].model.descriptor().version.clone())
     }
 
     fn worker(&self, name: &str, version: Option<&str>) -> Result<Arc<Worker>, ApiError> {
