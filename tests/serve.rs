@@ -285,17 +285,8 @@ fn slow() -> Model {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_is_503_and_a_passed_deadline_504() {
-    let app = App::new(Config {
-        max_batch: 1,
-        max_delay: Duration::ZERO,
-        queue: 1,
-        ..Config::default()
-    });
-    app.load(slow());
-    let base = serve(Arc::clone(&app)).await;
+    let (_app, base, body) = slow_server(1).await;
     let c = reqwest::Client::new();
-    let body =
-        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (c, base, body) = (c.clone(), base.clone(), body.clone());
@@ -328,17 +319,7 @@ async fn a_full_queue_is_503_and_a_passed_deadline_504() {
     }
     assert!(ok >= 1 && full >= 1, "{ok} answered, {full} refused");
     // a deadline shorter than the request ahead of it
-    let busy = {
-        let (c, base, body) = (c.clone(), base.clone(), body.clone());
-        tokio::spawn(async move {
-            c.post(format!("{base}/v2/models/slow/infer"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
+    let busy = spawn_infer(&c, &base, &body);
     tokio::time::sleep(Duration::from_millis(30)).await;
     let mut hurried = body.clone();
     hurried["parameters"] = json!({"timeout": 20_000});
@@ -455,6 +436,20 @@ async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
     let body =
         json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
     (app, base, body)
+}
+
+/// One request to the slow model, in the background: its status.
+fn spawn_infer(
+    c: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> tokio::task::JoinHandle<reqwest::StatusCode> {
+    let (c, url, body) = (
+        c.clone(),
+        format!("{base}/v2/models/slow/infer"),
+        body.clone(),
+    );
+    tokio::spawn(async move { c.post(url).json(&body).send().await.unwrap().status() })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -585,17 +580,7 @@ async fn a_client_that_disconnects_cancels_its_queued_request() {
     let (app, base, body) = slow_server(8).await;
     let c = reqwest::Client::new();
     // one request runs (150 ms); the next, queued behind it, gives up after 40 ms
-    let running = {
-        let (c, base, body) = (c.clone(), base.clone(), body.clone());
-        tokio::spawn(async move {
-            c.post(format!("{base}/v2/models/slow/infer"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
+    let running = spawn_infer(&c, &base, &body);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let gone = reqwest::Client::builder()
         .timeout(Duration::from_millis(40))
