@@ -9,33 +9,23 @@
 mod app;
 #[path = "../examples/serve/request.rs"]
 mod request;
+#[path = "common/serve_support.rs"]
+mod serve_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::{App, Config};
-use inferkit::infer_core::{
-    DType, Device, DeviceContext, Dim, Model, ModelDescriptor, Plan, RuntimeHint, Session, Tensor,
-    TensorSpec, TensorView,
-};
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 use serde_json::{Value, json};
+use serve_support::{serve, slow_server};
 
 fn fixture(f: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/onnx")
         .join(f)
-}
-
-async fn serve(app: Arc<App>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app::router(app)).await.unwrap();
-    });
-    format!("http://{addr}")
 }
 
 fn request(x: &Array2<f32>) -> Value {
@@ -230,59 +220,6 @@ async fn concurrent_requests_are_batched_and_get_their_own_rows() {
     );
 }
 
-/// A model that doubles its input after sleeping: slow on purpose.
-struct Slow(ModelDescriptor);
-
-impl Plan for Slow {
-    fn descriptor(&self) -> &ModelDescriptor {
-        &self.0
-    }
-    fn device(&self) -> Device {
-        Device::Cpu
-    }
-    fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
-        Ok(Box::new(SlowSession(self.0.clone(), Device::Cpu.open()?)))
-    }
-}
-
-/// The descriptor, and the device context held for the session's life.
-struct SlowSession(ModelDescriptor, #[allow(dead_code)] DeviceContext);
-
-impl Session for SlowSession {
-    fn descriptor(&self) -> &ModelDescriptor {
-        &self.0
-    }
-    fn run(
-        &mut self,
-        inputs: &[(&str, TensorView<'_>)],
-    ) -> inferkit::infer_core::Result<Vec<Tensor>> {
-        std::thread::sleep(Duration::from_millis(150));
-        let TensorView::F32(x) = &inputs[0].1 else {
-            unreachable!()
-        };
-        Ok(vec![Tensor::F32(x.mapv(|v| v * 2.0))])
-    }
-}
-
-fn slow() -> Model {
-    let spec = |n: &str| TensorSpec {
-        name: n.into(),
-        dtype: DType::F32,
-        shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
-    };
-    Model::new(
-        Arc::new(Slow(ModelDescriptor {
-            name: "slow".into(),
-            version: semver::Version::new(1, 0, 0),
-            inputs: vec![spec("x")],
-            outputs: vec![spec("y")],
-            runtime: RuntimeHint::Cpu,
-            metadata: Default::default(),
-        })),
-        1,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_is_503_and_a_passed_deadline_504() {
     let (_app, base, body) = slow_server(1).await;
@@ -420,22 +357,6 @@ async fn hot_reload_under_load_fails_no_request() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-}
-
-/// A slow model (150 ms a batch) answering one request at a time, and the body of one
-/// request to it.
-async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
-    let app = App::new(Config {
-        max_batch: 1,
-        max_delay: Duration::ZERO,
-        queue,
-        ..Config::default()
-    });
-    app.load(slow());
-    let base = serve(Arc::clone(&app)).await;
-    let body =
-        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
-    (app, base, body)
 }
 
 /// One request to the slow model, in the background: its status.

@@ -170,7 +170,9 @@ impl Checkpoint {
     /// Opens a checkpoint by copying it into memory (in 8 MiB `read()` calls) instead of
     /// mapping it. Use this for files that may be rewritten or truncated while in use, or that
     /// live on network storage, where a map can fault with `SIGBUS`. A file that changes size
-    /// while being read is an error.
+    /// or modification time while being read is an error (a rewrite in place within one tick
+    /// of the kernel's clock that ends at the same length cannot be seen: replace checkpoints
+    /// by renaming a finished file over the old one, and every read gets one whole version).
     ///
     /// # Errors
     /// As [`Checkpoint::open`].

@@ -114,10 +114,14 @@ pub(crate) fn map(path: &Path, opts: &OpenOptions) -> Result<Bytes> {
 /// Copies `path` into an owned, aligned buffer, `READ_CHUNK` bytes per `read()`.
 ///
 /// The length is taken from the open file's metadata; if the file ends early or turns out
-/// longer (it changed while being read), that is an error rather than a silent truncation.
+/// longer, or its modification time moved (it changed while being read), that is an error
+/// rather than a silent truncation or a torn copy. A rewrite within one tick of the kernel's
+/// clock that ends at the same length cannot be told apart: writers should replace files by
+/// renaming a finished one over them (what `tests/faults.rs` exercises).
 pub(crate) fn read(path: &Path) -> Result<Bytes> {
     let mut file = File::open(path).map_err(io(path))?;
-    let expected = file.metadata().map_err(io(path))?.len();
+    let before = file.metadata().map_err(io(path))?;
+    let expected = before.len();
     let len = usize::try_from(expected).map_err(|_| Error::Malformed {
         path: path.to_path_buf(),
         offset: 0,
@@ -149,6 +153,16 @@ pub(crate) fn read(path: &Path) -> Result<Bytes> {
             path: path.to_path_buf(),
             offset: len as u64,
             what: format!("file grew past its {len} bytes while being read"),
+        });
+    }
+    // A rewrite in place that ends at the same length is caught by the modification time
+    // (which the kernel updates on every write, at its clock tick's resolution).
+    let after = file.metadata().map_err(io(path))?;
+    if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
+        return Err(Error::Malformed {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: "file was modified while being read".into(),
         });
     }
     Ok(Bytes::Owned { words, len })

@@ -1,0 +1,93 @@
+//! What the server tests share (`tests/serve.rs`, `tests/faults.rs`, each compiling the
+//! `serve` example's `app` module at its root): serving an [`App`] on a free port, and a
+//! deliberately slow model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferkit::infer_core::{
+    DType, Device, DeviceContext, Dim, Model, ModelDescriptor, Plan, RuntimeHint, Session, Tensor,
+    TensorSpec, TensorView,
+};
+use serde_json::{Value, json};
+
+use crate::app::{self, App, Config};
+
+/// Serves `app` on 127.0.0.1 at a free port, in the background: its base URL.
+pub(crate) async fn serve(app: Arc<App>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app::router(app)).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A model that doubles its input after sleeping: slow on purpose.
+pub(crate) struct Slow(ModelDescriptor);
+
+impl Plan for Slow {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
+        Ok(Box::new(SlowSession(self.0.clone(), Device::Cpu.open()?)))
+    }
+}
+
+/// The descriptor, and the device context held for the session's life.
+struct SlowSession(ModelDescriptor, #[allow(dead_code)] DeviceContext);
+
+impl Session for SlowSession {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn run(
+        &mut self,
+        inputs: &[(&str, TensorView<'_>)],
+    ) -> inferkit::infer_core::Result<Vec<Tensor>> {
+        std::thread::sleep(Duration::from_millis(150));
+        let TensorView::F32(x) = &inputs[0].1 else {
+            unreachable!()
+        };
+        Ok(vec![Tensor::F32(x.mapv(|v| v * 2.0))])
+    }
+}
+
+pub(crate) fn slow() -> Model {
+    let spec = |n: &str| TensorSpec {
+        name: n.into(),
+        dtype: DType::F32,
+        shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
+    };
+    Model::new(
+        Arc::new(Slow(ModelDescriptor {
+            name: "slow".into(),
+            version: semver::Version::new(1, 0, 0),
+            inputs: vec![spec("x")],
+            outputs: vec![spec("y")],
+            runtime: RuntimeHint::Cpu,
+            metadata: Default::default(),
+        })),
+        1,
+    )
+}
+
+/// A slow model (150 ms a batch) answering one request at a time, and the body of one
+/// request to it.
+pub(crate) async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
+    let app = App::new(Config {
+        max_batch: 1,
+        max_delay: Duration::ZERO,
+        queue,
+        ..Config::default()
+    });
+    app.load(slow());
+    let base = serve(Arc::clone(&app)).await;
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
+    (app, base, body)
+}
