@@ -225,9 +225,9 @@ fn a_panicking_stage_under_skip_loses_only_its_item() {
     assert_eq!(letters.len(), 4);
     assert!(letters.iter().all(|m| m.contains("explode")), "{letters:?}");
     assert!(
-        [99, 349, 599, 849]
+        [99, 349, 599, 849].iter().all(|i| letters
             .iter()
-            .all(|i| letters.iter().any(|m| m.contains(&format!("exploded on {i}")))),
+            .any(|m| m.contains(&format!("exploded on {i}")))),
         "{letters:?}"
     );
     assert_eq!(out.report.failed, 4);
@@ -253,7 +253,10 @@ fn cancelling_while_a_batch_is_filling_accounts_for_it() {
     let metrics = run.metrics();
     let start = Instant::now();
     while metrics.snapshot().stage("batch").unwrap().received < 7 {
-        assert!(start.elapsed() < Duration::from_secs(30), "batcher never took the items");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "batcher never took the items"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // The input is still open and the batch is neither full nor due.
@@ -354,10 +357,17 @@ fn reader_process(path: &Path) {
             }
             Err(e) => {
                 let msg = e.to_string();
-                assert!(msg.contains("ckpt.safetensors"), "error without the file: {msg}");
+                assert!(
+                    msg.contains("ckpt.safetensors"),
+                    "error without the file: {msg}"
+                );
                 // the reason, numbers left out
                 let reason = msg.split(": ").last().unwrap_or("");
-                reasons.insert(reason.replace(|c: char| c.is_ascii_digit(), "").replace("  ", " "));
+                reasons.insert(
+                    reason
+                        .replace(|c: char| c.is_ascii_digit(), "")
+                        .replace("  ", " "),
+                );
                 errors += 1;
             }
         }
@@ -462,7 +472,8 @@ async fn overload() {
     // its answer would show in the heap.
     let rows = 4096;
     let data: Vec<f32> = (0..2 * rows).map(|i| (i % 97) as f32).collect();
-    let body = json!({"inputs": [{"name": "x", "shape": [rows, 2], "datatype": "FP32", "data": data}]});
+    let body =
+        json!({"inputs": [{"name": "x", "shape": [rows, 2], "datatype": "FP32", "data": data}]});
     let c = reqwest::Client::new();
     let mut after_round = Vec::new();
     let mut peaks = Vec::new();
@@ -504,7 +515,10 @@ async fn overload() {
         after_round.push(live());
     }
     // Refused beyond the queue, served within it; the server still answers.
-    assert!(refused >= 16 * (4 * QUEUE - QUEUE - 1) / 2, "{ok} ok, {refused} refused");
+    assert!(
+        refused >= 16 * (4 * QUEUE - QUEUE - 1) / 2,
+        "{ok} ok, {refused} refused"
+    );
     assert!(ok >= 16 * QUEUE / 2, "{ok} ok, {refused} refused");
     let health = c
         .get(format!("{base}/v2/health/ready"))

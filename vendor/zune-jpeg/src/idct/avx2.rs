@@ -64,11 +64,12 @@ macro_rules! permute_store {
             _mm256_extractf128_si256::<0>(c),
         );
         $index += $stride;
-        // second vector
+        // second vector (inferkit patch: like the first, a short output (a malformed image)
+        // goes to `tmp` instead of panicking)
         _mm_storeu_si128(
             ($out)
                 .get_mut($index..$index + 8)
-                .unwrap()
+                .unwrap_or(&mut tmp)
                 .as_mut_ptr()
                 .cast(),
             _mm256_extractf128_si256::<1>(c),
@@ -134,13 +135,15 @@ pub unsafe fn idct_avx2(
         let coeff = ((in_vector[0] + 4 + 1024) >> 3).clamp(0, 255) as i16;
         let idct_value = _mm_set1_epi16(coeff);
 
+        // inferkit patch: a short output (a malformed image) goes here instead of panicking
+        let mut tmp = [0i16; 8];
         macro_rules! store {
             ($pos:tt,$value:tt) => {
                 // store
                 _mm_storeu_si128(
                     out_vector
                         .get_mut($pos..$pos + 8)
-                        .unwrap()
+                        .unwrap_or(&mut tmp)
                         .as_mut_ptr()
                         .cast(),
                     $value,
