@@ -5,23 +5,33 @@
 # global allocator is unsafe code, and it drives the patched zune-jpeg's SSE2 block), and
 # infer-core's kernel tests (`sgemm` wraps the `gemm` crate's unsafe entry point), and the
 # heap-counting load test (its global allocator is unsafe code; it loads both native models
-# and runs MiniLM once).
+# and runs MiniLM once), and the fault tests (their heap-counting global allocator is unsafe
+# code). The patched zune-jpeg's AVX2 IDCT (intrinsics) is also reached through the JPEG
+# that fuzzing found (`tests/preprocess_images.rs`, that test alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 export PROPTEST_CASES=${PROPTEST_CASES:-8}
-bins=$(cargo test --no-run --message-format=json -p inferkit-weights --tests 2>/dev/null; \
-       cargo test --no-run --message-format=json -p inferkit --test weights --test preprocess_alloc --test infer_load_heap 2>/dev/null; \
-       cargo test --no-run --message-format=json -p inferkit-infer-core --test kernels 2>/dev/null)
-exes=$(printf '%s\n' "$bins" | python3 -c '
+# test executables from `cargo test --no-run --message-format=json ARGS`
+exes_of() {
+  cargo test --no-run --message-format=json "$@" 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     try: m = json.loads(line)
     except ValueError: continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["executable"])' | sort -u)
+        print(m["executable"])'
+}
+grind() {
+  valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite "$@"
+}
+exes=$( (exes_of -p inferkit-weights --tests
+         exes_of -p inferkit --test weights --test preprocess_alloc --test infer_load_heap --test faults
+         exes_of -p inferkit-infer-core --test kernels) | sort -u)
 for exe in $exes; do
   echo "== valgrind $(basename "$exe")"
-  valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-    "$exe" --test-threads=2 -q
+  grind "$exe" --test-threads=2 -q
 done
+jpeg=$(exes_of -p inferkit --test preprocess_images)
+echo "== valgrind $(basename "$jpeg") a_jpeg_found_by_fuzzing"
+grind "$jpeg" a_jpeg_found_by_fuzzing --test-threads=1 -q
