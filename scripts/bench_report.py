@@ -74,7 +74,7 @@ def tables(text):
         if lines[i].startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
             title = ""
             j = i - 1
-            while j >= 0 and lines[j].strip() and not lines[j].startswith("|"):
+            while j >= 0 and lines[j].strip() and not lines[j].startswith(("|", "Benchmarking")):
                 title = lines[j].strip() + ("\n" + title if title else "")
                 j -= 1
             header = [c.strip() for c in lines[i].strip("|").split("|")]
@@ -103,7 +103,8 @@ def chart(path, title, header, rows, col, labels, meaning):
     pts = []
     for r in rows:
         if col < len(r) and (v := number(r[col])) is not None:
-            pts.append((" · ".join(r[c] for c in labels if c < len(r)), v))
+            parts = [r[c] if n == 0 else f"{header[c]} {r[c]}" for n, c in enumerate(labels) if c < len(r)]
+            pts.append((" · ".join(parts), v))
     if not pts:
         return False
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(pts) + 1.6))
@@ -136,9 +137,10 @@ def main():
         "",
         "Written by `scripts/bench-report.sh` (do not edit by hand): every criterion bench and",
         "its Python anchors (torch, safetensors, Pillow, pyarrow, polars, onnxruntime, FastAPI —",
-        "each in its own virtualenv under `scripts/.venv/`) run one after the other in one go, on",
-        "one machine, so each ratio compares figures from the same run. Figures are criterion's",
-        "medians (anchors: medians of their own repeats); the tables are the benches' own output.",
+        "installed by the script into the virtualenv `scripts/.venv/bench-report`) run one after",
+        "the other in one go, on one machine, so each ratio compares figures from the same run.",
+        "Figures are criterion's medians (anchors: medians of their own repeats); the tables are",
+        "the benches' own output, and the README of each crate explains them.",
         "",
         f"- machine: {cpu}, {cores} CPUs, {mem}; {platform.system()} {platform.release()}",
         f"- date: {meta.get('date', datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}",
