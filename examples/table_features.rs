@@ -6,8 +6,9 @@
 //!
 //! Parquet is read with only the named columns, split by row group over `--threads` threads
 //! (default: the CPUs this process may use), each run of groups converted straight into its
-//! rows of one matrix allocated up front (the row counts are in the footer). CSV is read on one thread (arrow-csv has no split reader;
-//! the schema is inferred from the first 1000 rows). `--nulls` applies to every column:
+//! rows of one matrix allocated up front (the row counts are in the footer). CSV is read on
+//! one thread straight into the matrix (`read_csv_matrix`: simd-csv splits records, arrow's
+//! parsers read the numbers; the column types are inferred from the first 1000 rows). `--nulls` applies to every column:
 //! `error` (the default: the first null stops the run, naming row and column), `fill:V`, or
 //! `mask` (0 and an `<name>_is_null` column after each). The last stdout line is
 //! `{"rows":…,"columns":…,"seconds":…,"rows_per_s":…}`: `seconds` counts reading and
@@ -20,8 +21,7 @@ use std::time::Instant;
 use inferkit::pipeline::available_cpus;
 use inferkit::preprocess::BufferPool;
 use inferkit::preprocess::table::{
-    CsvOptions, FeatureMatrix, Features, Nulls, ParquetOptions, TableReader, parquet_row_groups,
-    read_csv, read_parquet,
+    CsvOptions, Features, Nulls, ParquetOptions, parquet_row_groups, read_csv_matrix, read_parquet,
 };
 use ndarray::ArrayView2;
 use ndarray_npy::WriteNpyExt;
@@ -108,24 +108,6 @@ fn main() -> ExitCode {
 }
 
 /// Converts every batch of `reader`; `first_row` is the file row of its first row.
-fn convert(
-    reader: TableReader,
-    features: &Features,
-    pool: &BufferPool<f32>,
-    first_row: usize,
-) -> inferkit::preprocess::Result<Vec<f32>> {
-    let file = reader.file().to_owned();
-    let mut out = Vec::new();
-    let mut row = first_row;
-    for batch in reader {
-        let batch = batch?;
-        let m = FeatureMatrix::from_batch(&batch, features, pool, row, &file)?;
-        row += batch.num_rows();
-        out.extend_from_slice(m.as_slice());
-    }
-    Ok(out)
-}
-
 fn is_parquet(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
@@ -140,7 +122,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let buffers = BufferPool::new(2 * args.threads);
     let start = Instant::now();
-    let data = if is_parquet(&args.input) {
+    let (parquet_data, csv_matrix);
+    let data: &[f32] = if is_parquet(&args.input) {
         let counts = parquet_row_groups(&args.input)?;
         // contiguous runs of row groups, about equal in rows, one per thread
         let total: usize = counts.iter().sum();
@@ -187,18 +170,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     Ok::<(), inferkit::preprocess::Error>(())
                 })
         })?;
-        data
+        parquet_data = data;
+        &parquet_data
     } else {
-        convert(
-            read_csv(&args.input, &CsvOptions::default())?,
-            &features,
-            &buffers,
-            0,
-        )?
+        csv_matrix = read_csv_matrix(&args.input, &CsvOptions::default(), &features, &buffers)?;
+        csv_matrix.as_slice()
     };
     let seconds = start.elapsed().as_secs_f64();
     let rows = data.len() / width;
-    let matrix: ArrayView2<'_, f32> = ArrayView2::from_shape((rows, width), &data)?;
+    let matrix: ArrayView2<'_, f32> = ArrayView2::from_shape((rows, width), data)?;
     let file =
         std::fs::File::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     matrix.write_npy(std::io::BufWriter::new(file))?;

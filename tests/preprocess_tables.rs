@@ -12,8 +12,8 @@ use inferkit::preprocess::table::arrow_array::cast::AsArray;
 use inferkit::preprocess::table::arrow_array::types::Float32Type;
 use inferkit::preprocess::table::{
     Cell, CsvOptions, DataType, DynamicRows, FeatureMatrix, Features, Field, FromRecordBatch,
-    Nulls, ParquetOptions, PredictionWriter, RecordBatch, Schema, read_csv, read_parquet,
-    string_column,
+    Nulls, ParquetOptions, PredictionWriter, RecordBatch, Schema, read_csv, read_csv_matrix,
+    read_parquet, string_column,
 };
 use ndarray::{Array2, Axis, concatenate};
 use ndarray_npy::read_npy;
@@ -99,6 +99,204 @@ fn csv_features_equal_pyarrow_with_an_inferred_schema() {
     );
     let fill = Features::new(names).nulls("*", Nulls::Fill(-1.0));
     assert_eq!(matrix(reader, &fill).unwrap(), want);
+}
+
+#[test]
+fn csv_straight_to_a_matrix_equals_pyarrow_and_the_arrow_path() {
+    let names = feature_names();
+    let pool = BufferPool::new(2);
+    let direct = |features: &Features, options: &CsvOptions| {
+        let m = read_csv_matrix(fixture("types.csv"), options, features, &pool).unwrap();
+        m.view().to_owned()
+    };
+    let fill = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
+    let mask = Features::new(names.clone()).nulls("*", Nulls::Mask);
+    // pyarrow's figures (the fixtures) under fill and mask …
+    let want_fill: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
+    let want_mask: Array2<f32> = read_npy(fixture("types.mask.npy")).unwrap();
+    assert_eq!(direct(&fill, &CsvOptions::default()), want_fill);
+    assert_eq!(direct(&mask, &CsvOptions::default()), want_mask);
+    // … and the arrow path's, bit for bit, with the types inferred and with a schema
+    let arrow = |features: &Features, options: &CsvOptions| {
+        matrix(read_csv(fixture("types.csv"), options).unwrap(), features).unwrap()
+    };
+    assert_eq!(
+        direct(&fill, &CsvOptions::default()),
+        arrow(&fill, &CsvOptions::default())
+    );
+    let schema = read_csv(fixture("types.csv"), &CsvOptions::default())
+        .unwrap()
+        .schema();
+    let f32s = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                // integers read as narrower types and floats as f32: other parsers
+                "i8" => Field::new("i8", DataType::Int16, true),
+                "u8" => Field::new("u8", DataType::UInt32, true),
+                "f64" => Field::new("f64", DataType::Float32, true),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let typed = CsvOptions {
+        schema: Some(f32s),
+        ..CsvOptions::default()
+    };
+    assert_eq!(direct(&mask, &typed), arrow(&mask, &typed));
+}
+
+#[test]
+fn csv_straight_to_a_matrix_names_row_and_column_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = BufferPool::new(1);
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let err = |path: &Path, features: &Features| {
+        read_csv_matrix(path, &CsvOptions::default(), features, &pool)
+            .unwrap_err()
+            .to_string()
+    };
+    // a null under the error policy: row 2 (from 0, header not counted), column b
+    let nulls = write("nulls.csv", "a,b\n1,2\n3,4\n5,\n");
+    let e = err(&nulls, &Features::new(["a", "b"]));
+    assert!(
+        e.contains("nulls.csv, row 2, column `b`") && e.contains("null"),
+        "{e}"
+    );
+    // a value that is not a number of its column's type (inferred from the first 2 rows)
+    let typed = write("typed.csv", "a,b\n1,2\n3,4\n5,4.5\n");
+    let options = CsvOptions {
+        infer_rows: 2,
+        ..CsvOptions::default()
+    };
+    let e = read_csv_matrix(&typed, &options, &Features::new(["a", "b"]), &pool)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("typed.csv, row 2, column `b`") && e.contains("`4.5` is not a Int64 value"),
+        "{e}"
+    );
+    // a ragged record: the line, from the schema inference or (with the schema given) from
+    // the arrow path the read falls back to, as `read_csv` names it
+    let ragged = write("ragged.csv", "a,b\n1,2\n3\n4,5\n");
+    let e = err(&ragged, &Features::new(["a"]));
+    assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    let options = CsvOptions {
+        schema: Some(schema),
+        ..CsvOptions::default()
+    };
+    let e = read_csv_matrix(&ragged, &options, &Features::new(["a"]), &pool)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ragged.csv") && e.contains("line 3"), "{e}");
+    // a missing column and a string column
+    let text = write("text.csv", "a,s\n1,x\n");
+    let e = err(&text, &Features::new(["nope"]));
+    assert!(
+        e.contains("column `nope`") && e.contains("no such column (columns: a, s)"),
+        "{e}"
+    );
+    let e = err(&text, &Features::new(["s"]));
+    assert!(e.contains("column `s`") && e.contains("not numeric"), "{e}");
+    let e = err(&dir.path().join("absent.csv"), &Features::new(["a"]));
+    assert!(e.contains("absent.csv"), "{e}");
+}
+
+#[test]
+fn csv_straight_to_a_matrix_reads_quotes_other_delimiters_and_no_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = BufferPool::new(1);
+    let p = dir.path().join("q.csv");
+    // quoted numbers, a quoted field with the delimiter and an escaped quote, CRLF, a BOM
+    std::fs::write(
+        &p,
+        "\u{feff}id;\"name\";x\r\n1;\"a;\"\"b\"\"\";\"2.5\"\r\n2;c;\"\"\r\n",
+    )
+    .unwrap();
+    let options = CsvOptions {
+        delimiter: b';',
+        ..CsvOptions::default()
+    };
+    let features = Features::new(["x", "id"]).nulls("x", Nulls::Fill(-7.0));
+    let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
+    assert_eq!(m.as_slice(), &[2.5, 1.0, -7.0, 2.0]);
+    let arrow = matrix(read_csv(&p, &options).unwrap(), &features).unwrap();
+    assert_eq!(m.view(), arrow.view());
+    // no header: columns are column_1, column_2, … (arrow-csv's names)
+    let p = dir.path().join("nohead.csv");
+    std::fs::write(&p, "1,true,3\n4,FALSE,6\n").unwrap();
+    let options = CsvOptions {
+        header: false,
+        ..CsvOptions::default()
+    };
+    let features = Features::new(["column_3", "column_2"]);
+    let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
+    assert_eq!(m.as_slice(), &[3.0, 1.0, 6.0, 0.0]);
+    assert_eq!(m.rows(), 2);
+    // a column type this path does not parse goes through the arrow path, same answer
+    let p = dir.path().join("half.csv");
+    std::fs::write(&p, "h,x\n0.5,1\n,2\n").unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("h", DataType::Float16, true),
+        Field::new("x", DataType::Int64, true),
+    ]));
+    let options = CsvOptions {
+        schema: Some(schema),
+        ..CsvOptions::default()
+    };
+    let features = Features::new(["h", "x"]).nulls("h", Nulls::Mask);
+    let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
+    assert_eq!(m.as_slice(), &[0.5, 0.0, 1.0, 0.0, 1.0, 2.0]);
+}
+
+#[test]
+fn csv_straight_to_a_matrix_agrees_with_arrow_where_the_splitters_differ() {
+    // inputs on which simd-csv and csv-core split differently (found by fuzz target
+    // csv_reader, which compares the two paths): the direct path must give read_csv's
+    // answer, an error where it errs and the same matrix where it reads
+    let cases: [&[u8]; 6] = [
+        b"\n",                   // no columns: arrow-csv refuses every line
+        b"a,Tc\n1\",",           // a stray quote in an unquoted field
+        b"xy\n\".0000",          // a quote left open at the end of the file
+        b"a\r1\r2\r",            // old Mac line ends
+        b"a,b\n1,x\n2,\xff\n",   // not UTF-8, in a column not read
+        b"a,b\n\"1\"2,3\n4,5\n", // text after a closing quote
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pool = BufferPool::new(1);
+    for (n, bytes) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("case{n}.csv"));
+        std::fs::write(&p, bytes).unwrap();
+        let options = CsvOptions::default();
+        let Ok(reader) = read_csv(&p, &options) else {
+            assert!(read_csv_matrix(&p, &options, &Features::new(["a"]), &pool).is_err());
+            continue;
+        };
+        let names: Vec<String> = reader
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.data_type().is_numeric())
+            .map(|f| f.name().clone())
+            .collect();
+        let features = Features::new(names).nulls("*", Nulls::Fill(-1.0));
+        let arrow = matrix(reader, &features);
+        let direct = read_csv_matrix(&p, &options, &features, &pool);
+        match (arrow, direct) {
+            (Ok(a), Ok(d)) => assert_eq!(a.as_slice().unwrap(), d.as_slice(), "case {n}"),
+            (Err(_), Err(_)) => {}
+            (a, d) => panic!("case {n}: arrow {a:?}, direct {:?}", d.map(|m| m.rows())),
+        }
+    }
 }
 
 #[test]

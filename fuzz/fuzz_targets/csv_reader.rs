@@ -1,8 +1,11 @@
-//! The CSV reader (schema inferred from the bytes themselves, header on) and the feature
-//! matrix on whatever it reads. Errors are expected; panics and hangs are bugs.
+//! The CSV readers on arbitrary bytes (schema inferred from the bytes themselves, header
+//! on): the arrow path (`read_csv`, then the feature matrix under each null policy) and the
+//! direct one (`read_csv_matrix`). Where both read the file, their matrices must be equal
+//! bit for bit. Errors are expected; panics, hangs and disagreements are bugs.
 #![no_main]
 
-use inferkit_preprocess::table::{CsvOptions, read_csv};
+use inferkit_preprocess::BufferPool;
+use inferkit_preprocess::table::{CsvOptions, DataType, read_csv, read_csv_matrix};
 use libfuzzer_sys::fuzz_target;
 
 include!("tables.rs");
@@ -15,7 +18,53 @@ fuzz_target!(|bytes: &[u8]| {
         infer_rows: 100,
         ..CsvOptions::default()
     };
-    if let Ok(reader) = read_csv(&path, &options) {
-        exercise(reader);
+    let Ok(reader) = read_csv(&path, &options) else {
+        return;
+    };
+    let schema = reader.schema();
+    exercise(reader);
+    // the direct path against the arrow path, every numeric column filled or masked
+    let names: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_numeric() || f.data_type() == &DataType::Boolean)
+        .map(|f| f.name().as_str())
+        .collect();
+    let pool = BufferPool::new(1);
+    for policy in [Nulls::Fill(-1.0), Nulls::Mask] {
+        let features = Features::new(names.iter().copied()).nulls("*", policy);
+        let direct = read_csv_matrix(&path, &options, &features, &pool);
+        let Ok(reader) = read_csv(&path, &options) else {
+            return;
+        };
+        let mut arrow = Vec::new();
+        let mut failed = false;
+        for batch in reader {
+            let Ok(batch) = batch else {
+                failed = true;
+                break;
+            };
+            let start = arrow.len();
+            arrow.resize(start + batch.num_rows() * features.width(), 0.0);
+            if features.fill(&batch, &mut arrow[start..], 0, "fuzz").is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert_eq!(
+            direct.is_ok(),
+            !failed,
+            "one path read it, the other did not: direct {:?}",
+            direct.as_ref().err()
+        );
+        if let Ok(direct) = &direct {
+            let same = direct.as_slice().len() == arrow.len()
+                && direct
+                    .as_slice()
+                    .iter()
+                    .zip(&arrow)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "direct {:?} != arrow {:?}", direct.as_slice(), arrow);
+        }
     }
 });

@@ -169,6 +169,12 @@ impl FeatureMatrix {
         Ok(FeatureMatrix { data, rows, width })
     }
 
+    /// A matrix of `rows × width` over `data` (row-major, exactly that long).
+    pub(crate) fn from_parts(data: Pooled<f32>, rows: usize, width: usize) -> FeatureMatrix {
+        debug_assert_eq!(data.len(), rows * width);
+        FeatureMatrix { data, rows, width }
+    }
+
     /// The matrix.
     pub fn view(&self) -> ArrayView2<'_, f32> {
         ArrayView2::from_shape((self.rows, self.width), &self.data).expect("rows × width")

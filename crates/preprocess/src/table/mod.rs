@@ -1,5 +1,5 @@
 //! Tables: CSV and Parquet into arrow [`RecordBatch`]es, numeric columns into a row-major
-//! f32 [`FeatureMatrix`], typed rows through [`FromRecordBatch`] (derived by
+//! f32 [`FeatureMatrix`] (from CSV also straight, with [`read_csv_matrix`]), typed rows through [`FromRecordBatch`] (derived by
 //! `inferkit-preprocess-derive`, or looked up by name at run time with [`DynamicRows`]),
 //! and predictions back to Parquet with [`PredictionWriter`].
 //!
@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod csv_matrix;
 mod features;
 mod read;
 mod rows;
@@ -26,6 +27,7 @@ mod write;
 
 pub use arrow_array::{self, RecordBatch};
 pub use arrow_schema::{self, DataType, Field, Schema, SchemaRef};
+pub use csv_matrix::read_csv_matrix;
 pub use features::{FeatureMatrix, Features, Nulls};
 /// `#[derive(FromRecordBatch)]` (from `inferkit-preprocess-derive`).
 pub use inferkit_preprocess_derive::FromRecordBatch;

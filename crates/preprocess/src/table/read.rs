@@ -151,7 +151,7 @@ impl Iterator for TableReader {
     }
 }
 
-fn name(path: &Path) -> String {
+pub(crate) fn name(path: &Path) -> String {
     path.display().to_string()
 }
 
@@ -165,20 +165,8 @@ fn name(path: &Path) -> String {
 pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableReader> {
     let path = path.as_ref();
     let file = name(path);
+    let (format, schema) = csv_schema(path, &file, options)?;
     let open = || File::open(path).map_err(|e| table_err(&file, None, None, e));
-    let format = arrow_csv::reader::Format::default()
-        .with_header(options.header)
-        .with_delimiter(options.delimiter)
-        .with_quote(options.quote);
-    let schema = match &options.schema {
-        Some(s) => Arc::clone(s),
-        None => {
-            let (schema, _) = format
-                .infer_schema(open()?, Some(options.infer_rows))
-                .map_err(|e| table_err(&file, None, None, e))?;
-            Arc::new(schema)
-        }
-    };
     let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
         .with_format(format)
         .with_batch_size(options.batch_size.max(1))
@@ -191,6 +179,30 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableRea
         rows: 0,
         failed: false,
     })
+}
+
+/// The CSV format `options` describe and the schema: `options.schema`, or inferred from the
+/// first `options.infer_rows` rows.
+pub(crate) fn csv_schema(
+    path: &Path,
+    file: &str,
+    options: &CsvOptions,
+) -> Result<(arrow_csv::reader::Format, SchemaRef)> {
+    let format = arrow_csv::reader::Format::default()
+        .with_header(options.header)
+        .with_delimiter(options.delimiter)
+        .with_quote(options.quote);
+    let schema = match &options.schema {
+        Some(s) => Arc::clone(s),
+        None => {
+            let f = File::open(path).map_err(|e| table_err(file, None, None, e))?;
+            let (schema, _) = format
+                .infer_schema(f, Some(options.infer_rows))
+                .map_err(|e| table_err(file, None, None, e))?;
+            Arc::new(schema)
+        }
+    };
+    Ok((format, schema))
 }
 
 /// Reads a Parquet file in batches: only `options.columns` (by name) and
