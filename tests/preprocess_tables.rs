@@ -633,6 +633,17 @@ fn a_footer_claiming_a_huge_thrift_list_ends_in_an_error() {
 }
 
 #[test]
+fn a_dictionary_page_claiming_a_billion_values_allocates_nothing() {
+    // 3 KB whose dictionary page header claims 1.6 billion INT64 values: parquet 60.1.0
+    // allocated and zeroed 13 GB for them before failing (vendor/parquet/PATCHES.md)
+    let e = fuzz_found("parquet_dictionary_page_huge_num_values.parquet");
+    assert!(
+        e.contains("dictionary page claims") && e.contains("values"),
+        "{e}"
+    );
+}
+
+#[test]
 fn predictions_round_trip_through_parquet_with_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pred.parquet");

@@ -331,6 +331,26 @@ impl<T: DataType> ColumnValueDecoder for ColumnValueDecoderImpl<T> {
         }
 
         if encoding == Encoding::RLE_DICTIONARY {
+            // inferkit patch: the page header's value count is not trusted beyond what the
+            // page's bytes can hold (PLAIN: a fixed number of bits a value, or at least a
+            // 4-byte length for BYTE_ARRAY). A corrupt count would otherwise size the
+            // dictionary: a 3 KB file asked for 13 GB (vendor/parquet/PATCHES.md).
+            let bits_per_value: u64 = match self.descr.physical_type() {
+                Type::BOOLEAN => 1,
+                Type::INT32 | Type::FLOAT | Type::BYTE_ARRAY => 32,
+                Type::INT64 | Type::DOUBLE => 64,
+                Type::INT96 => 96,
+                Type::FIXED_LEN_BYTE_ARRAY => 8 * self.descr.type_length().max(0) as u64,
+            };
+            let needed = (num_values as u64 * bits_per_value).div_ceil(8);
+            if needed > buf.len() as u64 {
+                return Err(general_err!(
+                    "dictionary page claims {} values, which need at least {} bytes, but has {}",
+                    num_values,
+                    needed,
+                    buf.len()
+                ));
+            }
             let buf = if self.descr.physical_type() == Type::FIXED_LEN_BYTE_ARRAY {
                 normalize_fixed_len_byte_array_payload(
                     buf,
