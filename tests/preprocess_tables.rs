@@ -300,6 +300,59 @@ fn csv_straight_to_a_matrix_agrees_with_arrow_where_the_splitters_differ() {
 }
 
 #[test]
+fn csv_columns_are_parsed_only_when_chosen() {
+    // a value that is not a number in a column nobody reads: no error either way (pyarrow's
+    // include_columns), but an error once that column is read
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.csv");
+    std::fs::write(&p, "a,b\n1,2\n3,۸4\n").unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    let options = CsvOptions {
+        schema: Some(schema),
+        columns: Some(vec!["a".into()]),
+        ..CsvOptions::default()
+    };
+    let reader = read_csv(&p, &options).unwrap();
+    assert_eq!(reader.schema().fields().len(), 1);
+    let m = matrix(reader, &Features::new(["a"])).unwrap();
+    assert_eq!(m.as_slice().unwrap(), &[1.0, 3.0]);
+    let pool = BufferPool::new(1);
+    let direct = read_csv_matrix(&p, &options, &Features::new(["a"]), &pool).unwrap();
+    assert_eq!(direct.as_slice(), &[1.0, 3.0]);
+    let e = read_csv_matrix(&p, &options, &Features::new(["b"]), &pool)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row 1, column `b`") && e.contains("۸4"), "{e}");
+    let all = CsvOptions {
+        columns: None,
+        ..options.clone()
+    };
+    assert!(
+        read_csv(&p, &all)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .is_err()
+    );
+    let e = read_csv(
+        &p,
+        &CsvOptions {
+            columns: Some(vec!["zz".into()]),
+            ..options
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("column `zz`") && e.contains("no such column"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_null_under_the_error_policy_names_file_row_and_column() {
     let e = matrix(
         read_parquet(fixture("types.parquet"), &small_batches()).unwrap(),

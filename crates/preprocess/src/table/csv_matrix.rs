@@ -318,7 +318,12 @@ fn arrow_path(
     let mut data = pool.get_with_capacity(width * 4096);
     data.clear();
     let mut rows = 0;
-    for batch in read_csv(path, options)? {
+    // only the features' columns are parsed, as on the direct path
+    let options = CsvOptions {
+        columns: Some(features.columns().iter().map(|(n, _)| n.clone()).collect()),
+        ..options.clone()
+    };
+    for batch in read_csv(path, &options)? {
         let batch = batch?;
         let start = data.len();
         data.resize(start + batch.num_rows() * width, 0.0);

@@ -28,6 +28,10 @@ pub struct CsvOptions {
     pub schema: Option<SchemaRef>,
     /// Rows read to infer a schema (default 1000).
     pub infer_rows: usize,
+    /// Only these columns, by name, in file order (default: all). Like pyarrow's
+    /// `include_columns`: the others are split off but never parsed, so a bad value there is
+    /// no error.
+    pub columns: Option<Vec<String>>,
 }
 
 impl Default for CsvOptions {
@@ -39,6 +43,7 @@ impl Default for CsvOptions {
             batch_size: 8192,
             schema: None,
             infer_rows: 1000,
+            columns: None,
         }
     }
 }
@@ -167,9 +172,28 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableRea
     let file = name(path);
     let (format, schema) = csv_schema(path, &file, options)?;
     let open = || File::open(path).map_err(|e| table_err(&file, None, None, e));
-    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
+    let mut builder = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
         .with_format(format)
-        .with_batch_size(options.batch_size.max(1))
+        .with_batch_size(options.batch_size.max(1));
+    let mut schema = schema;
+    if let Some(names) = &options.columns {
+        let mut indices = Vec::with_capacity(names.len());
+        for n in names {
+            let (i, _) = schema
+                .column_with_name(n)
+                .ok_or_else(|| no_such_column(&file, n, &schema))?;
+            indices.push(i);
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        schema = Arc::new(
+            schema
+                .project(&indices)
+                .map_err(|e| table_err(&file, None, None, e))?,
+        );
+        builder = builder.with_projection(indices);
+    }
+    let reader = builder
         .build(open()?)
         .map_err(|e| table_err(&file, None, None, e))?;
     Ok(TableReader {
