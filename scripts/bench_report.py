@@ -75,7 +75,7 @@ def tables(text):
             title = ""
             j = i - 1
             while j >= 0 and lines[j].strip() and not lines[j].startswith(("|", "Benchmarking")):
-                title = lines[j].strip() + ("\n" + title if title else "")
+                title = lines[j].strip().lstrip("# ") + ("\n" + title if title else "")
                 j -= 1
             header = [c.strip() for c in lines[i].strip("|").split("|")]
             rows, k = [], i + 2
@@ -95,7 +95,7 @@ def tables(text):
 
 
 def number(cell):
-    m = re.match(r"\s*([0-9]+(?:\.[0-9]+)?)x", cell)
+    m = re.match(r"\s*([0-9]+(?:\.[0-9]+)?)(?:x|\s*$)", cell)
     return float(m.group(1)) if m else None
 
 
