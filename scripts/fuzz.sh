@@ -3,11 +3,9 @@
 # (cargo-fuzz with `-s none`: libFuzzer coverage, no sanitizer — the code under test is safe
 # Rust but for the mmap). Installs cargo-fuzz if missing. Crashes land in
 # fuzz/artifacts/<target>/; keep each as a regression test (tests/fixtures/fuzz/: the
-# README's Reliability section lists what was found). A unit over 30 s is a hang (a corrupt
-# Parquet footer costs parquet 60 about 11 s of Thrift skipping in this instrumented build:
-# upstream, kept as tests/fixtures/fuzz/parquet_footer_huge_thrift_list.parquet); a process
-# over 4 GB resident is a finding too (how the 13 GB dictionary of vendor/parquet's patch
-# showed).
+# README's Reliability section lists what was found). A unit over 30 s is a hang (how the
+# Thrift skipping fixed in vendor/parquet showed); a process over 4 GB resident is a finding
+# too (how the 13 GB dictionary fixed there showed).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -529,6 +529,17 @@ pub(crate) trait ThriftCompactInputProtocol<'a> {
             FieldType::List | FieldType::Set => {
                 let list_ident = self.read_list_begin()?;
                 let element_type = FieldType::from(list_ident.element_type);
+                // inferkit patch: a boolean *element* is a byte (only a boolean field keeps
+                // its value in the field header). Skipping none looped over a claimed size of
+                // up to 2^31 without reading a byte: a 2 KB footer took minutes
+                // (vendor/parquet/PATCHES.md). Now a size past the input's end is an error.
+                if matches!(
+                    element_type,
+                    FieldType::BooleanFalse | FieldType::BooleanTrue
+                ) {
+                    let n = usize::try_from(list_ident.size).map_err(|_| ThriftProtocolError::Eof)?;
+                    return self.skip_bytes(n);
+                }
                 for _ in 0..list_ident.size {
                     self.skip_till_depth(element_type, depth - 1)?;
                 }
@@ -541,9 +552,20 @@ pub(crate) trait ThriftCompactInputProtocol<'a> {
                     let kv = self.read_byte()?;
                     let key_type = FieldType::from(ElementType::try_from(kv >> 4)?);
                     let val_type = FieldType::from(ElementType::try_from(kv & 0xf)?);
+                    // inferkit patch: boolean keys and values are a byte each (see above)
+                    let is_bool =
+                        |t: FieldType| matches!(t, FieldType::BooleanFalse | FieldType::BooleanTrue);
                     for _ in 0..size {
-                        self.skip_till_depth(key_type, depth - 1)?;
-                        self.skip_till_depth(val_type, depth - 1)?;
+                        if is_bool(key_type) {
+                            self.read_i8()?;
+                        } else {
+                            self.skip_till_depth(key_type, depth - 1)?;
+                        }
+                        if is_bool(val_type) {
+                            self.read_i8()?;
+                        } else {
+                            self.skip_till_depth(val_type, depth - 1)?;
+                        }
                     }
                 }
                 Ok(())
