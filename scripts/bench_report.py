@@ -114,7 +114,13 @@ def chart(path, title, header, rows, col, labels, meaning):
     ax.axvline(1.0, color="#c44e52", linewidth=1.2, linestyle="--")
     for b, v in zip(bars, vals):
         ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:.2f}x", va="center", fontsize=9)
-    ax.set_xlim(0, max(vals + [1.0]) * 1.18)
+    lo, hi = min(vals + [1.0]), max(vals + [1.0])
+    if hi / max(lo, 1e-9) > 30:
+        # ratios over orders of magnitude: a log scale keeps the small ones visible
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 2, hi * 4)
+    else:
+        ax.set_xlim(0, hi * 1.18)
     ax.set_xlabel(f"{header[col]} — {meaning}", fontsize=8, wrap=True)
     ax.set_title(title, fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
