@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use inferkit::pipeline::{BatchOptions, ErrorPolicy, Input, Pipeline, StageOptions};
-use inferkit::weights::{Checkpoint, DType, Tensor, save};
+use inferkit::weights::{Checkpoint, Tensor, save};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -320,22 +320,15 @@ fn deadlines_expire_while_queued_behind_a_slow_stage() {
 const VERSIONS: [(f32, usize); 2] = [(1.0, 2_000_003), (2.0, 1_500_007)];
 
 fn checkpoint_bytes(version: f32, n: usize, dir: &Path) -> Vec<u8> {
-    let data: Vec<f32> = vec![version; n];
+    let data = ndarray::Array1::from_elem(n, version);
     let p = dir.join(format!("v{version}.safetensors"));
     save(
         &p,
-        [(
-            "w",
-            Tensor::new(DType::F32, vec![n], bytemuck_bytes(&data)).unwrap(),
-        )],
+        [("w", Tensor::from_array(data.view()))],
         Some([("version".to_string(), version.to_string())].into()),
     )
     .unwrap();
     std::fs::read(&p).unwrap()
-}
-
-fn bytemuck_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// The reader process: `Checkpoint::read` in a loop until the stop file appears. Each read is
