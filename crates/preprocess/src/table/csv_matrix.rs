@@ -11,6 +11,7 @@ use arrow_array::types::{
 use arrow_cast::parse::Parser;
 use arrow_schema::DataType;
 
+use super::features::null_error;
 use super::read::{CsvOptions, csv_schema, name, read_csv};
 use super::{FeatureMatrix, Features, Nulls, no_such_column, table_err};
 use crate::Result;
@@ -101,14 +102,16 @@ struct Column<'a> {
 /// buffer from `pool` — the values, nulls and errors of [`read_csv`] followed by
 /// [`FeatureMatrix::from_batch`] on every batch, without building arrow arrays: records are
 /// split by `simd-csv` and each chosen field is parsed (by arrow-cast's parsers, as
-/// arrow-csv does) straight into its place. About twice as fast as the arrow path on a table of
-/// numbers (see the crate README). Column types come from `options.schema` or are inferred
-/// from the first `options.infer_rows` rows, as [`read_csv`] does; a column of a type this
-/// path does not parse (e.g. `Float16`, a dictionary), a record with a bare carriage return
-/// (old Mac line ends), with a quote anywhere but around a whole field, with bytes that are
-/// not UTF-8, or with another number of fields than the header, sends the whole read through the arrow path, so the
-/// answer is always `read_csv`'s (checked by fuzz target `csv_reader`, which compares the
-/// two paths). One thread (CSV has no row groups to split by). `options.batch_size` is unused.
+/// arrow-csv does) straight into its place. About twice as fast as the arrow path on a table
+/// of numbers (see the crate README). Column types come from `options.schema` or are
+/// inferred from the first `options.infer_rows` rows, as [`read_csv`] does. A column of a
+/// type this path does not parse (e.g. `Float16`, a dictionary), or a record with a bare
+/// carriage return (old Mac line ends), with a quote anywhere but around a whole field, with
+/// bytes that are not UTF-8, or with another number of fields than the header, sends the
+/// whole read through the arrow path, so the answer is always `read_csv`'s (checked by fuzz
+/// target `csv_reader`, which compares the two paths). One thread (CSV has no row groups to
+/// split by). Only the features' columns are parsed, on either path (`options.columns` and
+/// `options.batch_size` do not change the result).
 ///
 /// An empty field is a null. Records may quote fields (`options.quote`, doubled to escape).
 ///
@@ -128,10 +131,9 @@ struct Column<'a> {
 /// # Errors
 /// [`Error::Table`](crate::Error::Table) naming the file: unreadable, a schema that cannot be
 /// inferred, a missing column (naming those there are), a column that is not numeric; a
-/// record with another number of fields than the header (through the arrow path, which names
-/// the line); a value
-/// that is not a number of its column's type, or a null under [`Nulls::Error`] (row and
-/// column). Rows are counted from 0, the header not included.
+/// record with another number of fields than the header (through the arrow path, which
+/// names the line); a value that is not a number of its column's type, or a null under
+/// [`Nulls::Error`] (row and column). Rows are counted from 0, the header not included.
 pub fn read_csv_matrix(
     path: impl AsRef<Path>,
     options: &CsvOptions,
@@ -169,6 +171,7 @@ pub fn read_csv_matrix(
     }
 
     let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
+    let file_len = f.metadata().map_or(0, |m| m.len()) as usize;
     let mut reader = simd_csv::ZeroCopyReaderBuilder::new()
         .delimiter(options.delimiter)
         .quote(options.quote)
@@ -183,7 +186,6 @@ pub fn read_csv_matrix(
         return arrow_path(path, &file, options, features, pool);
     }
     let q = options.quote;
-    let file_len = std::fs::metadata(path).map_or(0, |m| m.len()) as usize;
     let mut data = pool.get_with_capacity(0);
     data.clear();
     let mut rows = 0usize;
@@ -213,14 +215,7 @@ pub fn read_csv_matrix(
             };
             if text.is_empty() {
                 match c.policy {
-                    Nulls::Error => {
-                        return Err(table_err(
-                            &file,
-                            Some(rows),
-                            Some(c.name),
-                            "null value (set a null policy: fill or mask)",
-                        ));
-                    }
+                    Nulls::Error => return Err(null_error(&file, rows, c.name)),
                     Nulls::Fill(v) => row[c.col] = v,
                     Nulls::Mask => row[c.col + 1] = 1.0,
                 }
@@ -263,8 +258,9 @@ fn field<'a>(
     let at = (cell.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
     let text = line.get(at..at.checked_add(cell.len())?)?;
     if quoted && cell.contains(&q) {
-        let q = char::from(q).to_string();
-        return Some(Cow::Owned(text.replace(&format!("{q}{q}"), &q)));
+        // doubled quotes inside: simd-csv's own unescaping (text already checked as UTF-8)
+        let unescaped = record.unescape(i)?.into_owned();
+        return String::from_utf8(unescaped).ok().map(Cow::Owned);
     }
     Some(Cow::Borrowed(text))
 }

@@ -282,18 +282,21 @@ fn scatter<T: ArrowPrimitiveType>(
             row[ctx.col] = to(*v);
         } else {
             match ctx.policy {
-                Nulls::Error => {
-                    return Err(table_err(
-                        ctx.file,
-                        Some(ctx.first_row + i),
-                        Some(ctx.name),
-                        "null value (set a null policy: fill or mask)",
-                    ));
-                }
+                Nulls::Error => return Err(null_error(ctx.file, ctx.first_row + i, ctx.name)),
                 Nulls::Fill(f) => row[ctx.col] = f,
                 Nulls::Mask => row[ctx.col] = 0.0,
             }
         }
     }
     Ok(())
+}
+
+/// A null under [`Nulls::Error`], at `row` of column `name`.
+pub(crate) fn null_error(file: &str, row: usize, name: &str) -> crate::Error {
+    table_err(
+        file,
+        Some(row),
+        Some(name),
+        "null value (set a null policy: fill or mask)",
+    )
 }
