@@ -194,12 +194,18 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
             (1, 5, 11, 6, 5, 2),
             (2, 3, 7, 10, 5, 1),
             (3, 17, 6, 5, 3, 2),
-            // channel blocks of 16 with and without a tail, rows wide enough for the
-            // four-pixel path
+            // channel blocks of 16 (8 below AVX-512) with and without a tail; rows shorter
+            // than a span of 8 outputs, a whole number of spans, and spans cut at the end
             (1, 40, 9, 13, 3, 1),
             (2, 32, 12, 11, 5, 2),
             (1, 16, 7, 20, 3, 2),
             (1, 48, 5, 17, 5, 1),
+            (1, 24, 7, 7, 5, 1),
+            (1, 32, 16, 16, 3, 1),
+            (2, 64, 15, 15, 5, 2),
+            (1, 16, 3, 2, 5, 1),
+            // a window with no span kernel (a pixel at a time)
+            (1, 16, 9, 9, 7, 1),
         ] {
             let what = format!("{n}x{c}x{h}x{w} k{k} s{stride} on {threads} threads");
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, y, z)| {

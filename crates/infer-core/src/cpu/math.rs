@@ -27,8 +27,12 @@ pub fn exp(x: f32) -> f32 {
         * z
         + r
         + 1.0;
-    // 2ⁿ from its exponent bits: n is in [-126, 127] after the clamp
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2ⁿ from its exponent bits: n is a whole number in [-126, 127] after the clamp. Adding
+    // 1.5·2²³ puts n in the low mantissa bits, so no float-to-int conversion is needed (`as`
+    // saturates and checks for NaN, which kept this loop from vectorising well).
+    const SHIFT: f32 = 12_582_912.0;
+    let n_bits = (n + SHIFT).to_bits().wrapping_sub(SHIFT.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// The error function, Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7).
@@ -58,22 +62,6 @@ fn sum(x: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-#[inline(always)]
-fn max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |a, b| a.max(*b));
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] = acc[l].max(c[l]);
-        }
-    }
-    acc.iter().fold(tail, |a, b| a.max(*b))
 }
 
 /// GELU, erf form (`0.5·x·(1 + erf(x/√2))`, PyTorch's default and BERT's `"gelu"`), in
@@ -114,24 +102,54 @@ pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 #[multiversion(targets = "simd")]
 pub fn masked_softmax(scores: &mut [f32], keep: &[bool], scale: f32) {
     let n = keep.len();
+    // `a > b` rather than `f32::max`: one vmaxps, no NaN ordering (scores have no NaN)
+    let larger = |a: f32, b: f32| if a > b { a } else { b };
     for row in scores.chunks_exact_mut(n) {
-        for (v, k) in row.iter_mut().zip(keep) {
-            *v = if *k { *v * scale } else { f32::NEG_INFINITY };
+        // scale, mask and the row's maximum in one pass, LANES running maxima
+        let mut top = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        let mut keeps = keep.chunks_exact(LANES);
+        for (c, k) in (&mut chunks).zip(&mut keeps) {
+            for l in 0..LANES {
+                c[l] = if k[l] {
+                    c[l] * scale
+                } else {
+                    f32::NEG_INFINITY
+                };
+                top[l] = larger(c[l], top[l]);
+            }
         }
-        let top = max(row);
+        let mut top = top.iter().fold(f32::NEG_INFINITY, |a, b| larger(a, *b));
+        for (v, k) in chunks.into_remainder().iter_mut().zip(keeps.remainder()) {
+            *v = if *k { *v * scale } else { f32::NEG_INFINITY };
+            top = larger(*v, top);
+        }
         if top == f32::NEG_INFINITY {
             row.fill(0.0);
             continue;
         }
-        for v in row.iter_mut() {
-            // exp clamps, so a masked key needs its own zero
-            *v = if *v == f32::NEG_INFINITY {
+        // exp clamps, so a masked key needs its own zero
+        let e = |v: f32| {
+            if v == f32::NEG_INFINITY {
                 0.0
             } else {
-                exp(*v - top)
-            };
+                exp(v - top)
+            }
+        };
+        let mut total = [0.0_f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for l in 0..LANES {
+                c[l] = e(c[l]);
+                total[l] += c[l];
+            }
         }
-        let inv = 1.0 / sum(row);
+        let mut total: f32 = total.iter().sum();
+        for v in chunks.into_remainder() {
+            *v = e(*v);
+            total += *v;
+        }
+        let inv = 1.0 / total;
         row.iter_mut().for_each(|v| *v *= inv);
     }
 }

@@ -13,6 +13,8 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use seq_macro::seq;
+
 use super::kernels::{Pad, sgemm};
 
 /// The activation fused into a kernel's output.
@@ -214,14 +216,18 @@ struct Window {
     relu6: bool,
 }
 
-/// Channels per register-held accumulator block.
-const LANES: usize = 16;
-/// Output pixels computed together where the whole window is inside the image.
-const PIXELS: usize = 4;
+/// Output pixels a span of [`depthwise_row`] computes together.
+const PIXELS: usize = 8;
 
-/// One output row of [`depthwise`]. Channels go in blocks of [`LANES`] whose sums stay in
-/// registers across all taps; inside the image, [`PIXELS`] neighbouring outputs share each
-/// tap load.
+/// One output row of [`depthwise`].
+///
+/// For the 3×3 and 5×5 windows of stride 1 and 2 (every one EfficientNet has), channels go
+/// in blocks of 16 lanes (8 below AVX-512) and outputs in spans of [`PIXELS`]: the span's
+/// sums and one window row of taps stay in registers while each input pixel under the span
+/// is loaded once and added into every output it touches (half a load per multiply-add,
+/// where a pixel at a time needs two). Inputs outside the image are skipped, so the same
+/// span serves the edges; outputs past the row's end are computed and not stored. Other
+/// windows, and channels past the last whole block, go a pixel at a time.
 #[multiversion(targets = "simd")]
 fn depthwise_row(
     image: &[f32],
@@ -231,107 +237,142 @@ fn depthwise_row(
     oy: usize,
     orow: &mut [f32],
 ) {
-    let (c, k, s) = (g.c, g.k, g.stride);
-    let ow = orow.len() / c;
+    let wide = multiversion::target::target_cfg_f!(target_feature = "avx512f");
+    let fma = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let c = g.c;
     // rows of the window inside the image
-    let ky0 = g.pad.top.saturating_sub(oy * s);
-    let ky1 = k.min((g.h + g.pad.top).saturating_sub(oy * s));
-    let iy0 = oy * s + ky0 - g.pad.top;
-    // outputs whose window lies inside the image horizontally
-    let lo = g.pad.left.div_ceil(s).min(ow);
-    let hi = if g.w + g.pad.left >= k {
-        ((g.w + g.pad.left - k) / s + 1).clamp(lo, ow)
-    } else {
-        lo
+    let ky0 = g.pad.top.saturating_sub(oy * g.stride);
+    let ky1 = g.k.min((g.h + g.pad.top).saturating_sub(oy * g.stride));
+    let rows = Rows {
+        ky0,
+        ky1,
+        iy0: oy * g.stride + ky0 - g.pad.top,
     };
+    let done = match (wide, fma) {
+        (true, true) => spans::<16, true>(image, g, taps, bias, &rows, orow),
+        (false, true) => spans::<8, true>(image, g, taps, bias, &rows, orow),
+        (_, false) => spans::<8, false>(image, g, taps, bias, &rows, orow),
+    };
+    // whatever the spans did not cover: a pixel and a channel at a time
+    let ow = orow.len() / c;
     let finish = |v: f32| if g.relu6 { v.clamp(0.0, 6.0) } else { v };
-    let blocks = c / LANES;
-    // one output pixel, any position: taps outside the image skipped
-    let single = |ox: usize, out: &mut [f32]| {
-        let kx0 = g.pad.left.saturating_sub(ox * s);
-        let kx1 = k.min((g.w + g.pad.left).saturating_sub(ox * s));
-        for b in 0..blocks {
-            let cb = b * LANES;
-            let mut acc: [f32; LANES] = bias[cb..cb + LANES].try_into().expect("block");
-            for ky in ky0..ky1 {
-                let iy = iy0 + ky - ky0;
-                for kx in kx0..kx1 {
-                    let ix = ox * s + kx - g.pad.left;
-                    let src = &image[(iy * g.w + ix) * c + cb..][..LANES];
-                    let tap = &taps[(ky * k + kx) * c + cb..][..LANES];
-                    for l in 0..LANES {
-                        acc[l] += src[l] * tap[l];
-                    }
-                }
-            }
-            for (o, a) in out[cb..cb + LANES].iter_mut().zip(acc) {
-                *o = finish(a);
-            }
-        }
-        for ch in blocks * LANES..c {
+    for ox in 0..ow {
+        let kx0 = g.pad.left.saturating_sub(ox * g.stride);
+        let kx1 = g.k.min((g.w + g.pad.left).saturating_sub(ox * g.stride));
+        for ch in done..c {
             let mut a = bias[ch];
             for ky in ky0..ky1 {
-                let iy = iy0 + ky - ky0;
+                let iy = rows.iy0 + ky - ky0;
                 for kx in kx0..kx1 {
-                    let ix = ox * s + kx - g.pad.left;
-                    a += image[(iy * g.w + ix) * c + ch] * taps[(ky * k + kx) * c + ch];
+                    let ix = ox * g.stride + kx - g.pad.left;
+                    a += image[(iy * g.w + ix) * c + ch] * taps[(ky * g.k + kx) * c + ch];
                 }
             }
-            out[ch] = finish(a);
+            orow[ox * c + ch] = finish(a);
         }
-    };
-    let mut ox = 0;
-    while ox < ow {
-        if ox >= lo && ox + PIXELS <= hi && blocks > 0 {
-            // PIXELS outputs, every tap inside the image horizontally
-            for b in 0..blocks {
-                let cb = b * LANES;
-                let init: [f32; LANES] = bias[cb..cb + LANES].try_into().expect("block");
-                let mut acc = [init; PIXELS];
-                for ky in ky0..ky1 {
-                    let iy = iy0 + ky - ky0;
-                    let row = &image[iy * g.w * c..(iy + 1) * g.w * c];
-                    for kx in 0..k {
-                        let tap = &taps[(ky * k + kx) * c + cb..][..LANES];
-                        for (p, a) in acc.iter_mut().enumerate() {
-                            let ix = (ox + p) * s + kx - g.pad.left;
-                            let src = &row[ix * c + cb..][..LANES];
-                            for l in 0..LANES {
-                                a[l] += src[l] * tap[l];
+    }
+}
+
+/// The window rows of one output row that lie inside the image: taps `ky0..ky1`, the
+/// first on input row `iy0`.
+struct Rows {
+    ky0: usize,
+    ky1: usize,
+    iy0: usize,
+}
+
+/// The channel blocks of `L` lanes of one output row in spans, for the windows
+/// [`span`] is made for; returns the channels done (0 for other windows).
+#[inline(always)]
+fn spans<const L: usize, const FMA: bool>(
+    image: &[f32],
+    g: &Window,
+    taps: &[f32],
+    bias: &[f32],
+    rows: &Rows,
+    orow: &mut [f32],
+) -> usize {
+    if !matches!((g.k, g.stride), (3 | 5, 1 | 2)) {
+        return 0;
+    }
+    let ow = orow.len() / g.c;
+    let blocks = g.c / L;
+    for b in 0..blocks {
+        for ox in (0..ow).step_by(PIXELS) {
+            // direct calls, so each is inlined into (and compiled for) the caller's target
+            let at = (b * L, ox);
+            match (g.k, g.stride) {
+                (3, 1) => span::<3, 1, L, FMA>(image, g, taps, bias, rows, at, orow),
+                (3, 2) => span::<3, 2, L, FMA>(image, g, taps, bias, rows, at, orow),
+                (5, 1) => span::<5, 1, L, FMA>(image, g, taps, bias, rows, at, orow),
+                _ => span::<5, 2, L, FMA>(image, g, taps, bias, rows, at, orow),
+            }
+        }
+    }
+    blocks * L
+}
+
+/// `a + x·y`, fused where the target has FMA.
+#[inline(always)]
+fn madd<const FMA: bool>(x: f32, y: f32, a: f32) -> f32 {
+    if FMA { x.mul_add(y, a) } else { a + x * y }
+}
+
+/// Outputs `ox..ox + PIXELS` (those before the row's end) of channels `cb..cb + L`: `K`×`K`
+/// window, stride `S`.
+#[inline(always)]
+fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
+    image: &[f32],
+    g: &Window,
+    taps: &[f32],
+    bias: &[f32],
+    rows: &Rows,
+    (cb, ox): (usize, usize),
+    orow: &mut [f32],
+) {
+    let c = g.c;
+    let init: [f32; L] = bias[cb..cb + L].try_into().expect("a block of bias");
+    let mut acc = [init; PIXELS];
+    // input column under the span's first tap; negative inside the left padding
+    let x0 = (ox * S) as isize - g.pad.left as isize;
+    for ky in rows.ky0..rows.ky1 {
+        let iy = rows.iy0 + ky - rows.ky0;
+        let row = &image[iy * g.w * c..(iy + 1) * g.w * c];
+        let mut t = [[0.0_f32; L]; K];
+        for (kx, t) in t.iter_mut().enumerate() {
+            *t = taps[(ky * K + kx) * c + cb..][..L]
+                .try_into()
+                .expect("a block of taps");
+        }
+        // every input column under the span, loaded once; unrolled by `seq!` (for every
+        // window size) so that each sum is a register, not an indexed stack slot
+        seq!(J in 0..19 {
+            if J < (PIXELS - 1) * S + K {
+                let ix = x0 + J as isize;
+                if ix >= 0 && (ix as usize) < g.w {
+                    let v: [f32; L] = row[ix as usize * c + cb..][..L]
+                        .try_into()
+                        .expect("a block of input");
+                    seq!(KX in 0..5 {
+                        // output p takes column J through tap KX when J = p·S + KX
+                        let d = (J as usize).wrapping_sub(KX);
+                        if KX < K && J >= KX && d % S == 0 && d / S < PIXELS {
+                            let a = &mut acc[d / S];
+                            let t = &t[KX];
+                            for l in 0..L {
+                                a[l] = madd::<FMA>(v[l], t[l], a[l]);
                             }
                         }
-                    }
-                }
-                for (p, a) in acc.iter().enumerate() {
-                    let o = &mut orow[(ox + p) * c + cb..][..LANES];
-                    for (o, v) in o.iter_mut().zip(a) {
-                        *o = finish(*v);
-                    }
+                    });
                 }
             }
-            if blocks * LANES < c {
-                for p in 0..PIXELS {
-                    let px = ox + p;
-                    let mut tail = [0.0_f32; LANES];
-                    let n = c - blocks * LANES;
-                    for (t, ch) in tail.iter_mut().zip(blocks * LANES..c) {
-                        let mut a = bias[ch];
-                        for ky in ky0..ky1 {
-                            let iy = iy0 + ky - ky0;
-                            for kx in 0..k {
-                                let ix = px * s + kx - g.pad.left;
-                                a += image[(iy * g.w + ix) * c + ch] * taps[(ky * k + kx) * c + ch];
-                            }
-                        }
-                        *t = finish(a);
-                    }
-                    orow[px * c + blocks * LANES..(px + 1) * c].copy_from_slice(&tail[..n]);
-                }
-            }
-            ox += PIXELS;
-        } else {
-            single(ox, &mut orow[ox * c..(ox + 1) * c]);
-            ox += 1;
+        });
+    }
+    let ow = orow.len() / c;
+    for (p, a) in acc.iter().enumerate().take(ow.saturating_sub(ox)) {
+        let o = &mut orow[(ox + p) * c + cb..][..L];
+        for (o, v) in o.iter_mut().zip(a) {
+            *o = if g.relu6 { v.clamp(0.0, 6.0) } else { *v };
         }
     }
 }
@@ -366,6 +407,19 @@ pub fn conv_nchw_to_nhwc(
     };
     let (oh, ow) = shape.out(k, stride, pad);
     assert_eq!(out.len(), n * oh * ow * cout, "conv: output shape");
+    // channels-last first, so that a window row (k pixels of cin channels) is one run
+    let mut xl = vec![0.0_f32; x.len()];
+    for (img, dst) in x
+        .chunks_exact(cin * h * wd)
+        .zip(xl.chunks_exact_mut(cin * h * wd))
+    {
+        for (ci, plane) in img.chunks_exact(h * wd).enumerate() {
+            for (px, v) in plane.iter().enumerate() {
+                dst[px * cin + ci] = *v;
+            }
+        }
+    }
+    let run = k * cin;
     for_rows(
         out,
         cout,
@@ -377,16 +431,24 @@ pub fn conv_nchw_to_nhwc(
             for (r, col) in cols.chunks_exact_mut(depth).enumerate() {
                 let p = first + r;
                 let (img, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
-                for ky in 0..k {
+                let image = &xl[img * h * wd * cin..(img + 1) * h * wd * cin];
+                let x0 = (ox * stride) as isize - pad.left as isize;
+                for (ky, dst) in col.chunks_exact_mut(run).enumerate() {
                     let iy = (oy * stride + ky).wrapping_sub(pad.top);
-                    for kx in 0..k {
-                        let ix = (ox * stride + kx).wrapping_sub(pad.left);
-                        for ci in 0..cin {
-                            col[(ky * k + kx) * cin + ci] = if iy < h && ix < wd {
-                                x[((img * cin + ci) * h + iy) * wd + ix]
+                    if iy >= h {
+                        dst.fill(0.0);
+                    } else if x0 >= 0 && x0 as usize + k <= wd {
+                        let at = (iy * wd + x0 as usize) * cin;
+                        dst.copy_from_slice(&image[at..at + run]);
+                    } else {
+                        for (kx, d) in dst.chunks_exact_mut(cin).enumerate() {
+                            let ix = x0 + kx as isize;
+                            if ix >= 0 && (ix as usize) < wd {
+                                let at = (iy * wd + ix as usize) * cin;
+                                d.copy_from_slice(&image[at..at + cin]);
                             } else {
-                                0.0
-                            };
+                                d.fill(0.0);
+                            }
                         }
                     }
                 }
