@@ -347,16 +347,18 @@ fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
         // every input column under the span, loaded once; unrolled by `seq!` (for every
         // window size) so that each sum is a register, not an indexed stack slot
         seq!(J in 0..19 {
-            if J < (PIXELS - 1) * S + K {
-                let ix = x0 + J as isize;
+            let j: usize = J;
+            if j < (PIXELS - 1) * S + K {
+                let ix = x0 + j as isize;
                 if ix >= 0 && (ix as usize) < g.w {
                     let v: [f32; L] = row[ix as usize * c + cb..][..L]
                         .try_into()
                         .expect("a block of input");
                     seq!(KX in 0..5 {
-                        // output p takes column J through tap KX when J = p·S + KX
-                        let d = (J as usize).wrapping_sub(KX);
-                        if KX < K && J >= KX && d % S == 0 && d / S < PIXELS {
+                        // output p takes column j through tap KX when j = p·S + KX (for
+                        // j < KX, d wraps past every span)
+                        let d = j.wrapping_sub(KX);
+                        if KX < K && d < PIXELS * S && d.is_multiple_of(S) {
                             let a = &mut acc[d / S];
                             let t = &t[KX];
                             for l in 0..L {
