@@ -327,3 +327,75 @@ fn same_padding_is_tensorflows() {
         }
     );
 }
+
+/// The fused block against its three kernels one after the other (which the test above
+/// checks against the direct formula). Most shapes take several strips, so the rolling rows
+/// wrap around; three threads also split images.
+#[test]
+fn mbconv_equals_expand_depthwise_project_on_one_and_three_threads() {
+    for threads in [1, 3] {
+        for &(n, cin, mid, cout, h, w, k, stride) in &[
+            // EfficientNet's shapes, scaled down: a residual block, stride 2, 5×5
+            (1, 16, 96, 16, 23, 23, 3, 1),
+            (2, 16, 96, 24, 30, 29, 3, 2),
+            (1, 24, 144, 40, 17, 17, 5, 2),
+            (2, 40, 240, 40, 12, 12, 5, 1),
+            // whole image in one strip, channels off the 16-lane blocks, a tall thin image
+            (1, 8, 40, 8, 7, 7, 5, 1),
+            (3, 5, 30, 7, 9, 4, 3, 2),
+            (1, 16, 512, 16, 70, 9, 3, 1),
+            (1, 24, 480, 40, 41, 20, 5, 2),
+        ] {
+            let what =
+                format!("n{n} {cin}->{mid}->{cout} {h}x{w} k{k} s{stride} on {threads} threads");
+            let f = |len: usize, seed: usize| -> Vec<f32> {
+                (0..len).map(|i| value(i * 3 + seed) * 0.5).collect()
+            };
+            let shape = Nhwc { n, h, w, c: cin };
+            let x = f(shape.len(), 1);
+            let (we, be) = (f(cin * mid, 2), f(mid, 3));
+            let (taps, bd) = (f(k * k * mid, 4), f(mid, 5));
+            let (wp, bp) = (f(mid * cout, 6), f(cout, 7));
+            let residual = stride == 1 && cin == cout;
+            // one kernel after another
+            let mut e = vec![f32::NAN; n * h * w * mid];
+            nhwc::pointwise(&x, cin, &we, &be, Act::Relu6, None, &mut e, 1);
+            let mid_shape = Nhwc { c: mid, ..shape };
+            let pad = Pad::same(h, w, k, stride);
+            let (oh, ow) = mid_shape.out(k, stride, pad);
+            let mut d = vec![f32::NAN; n * oh * ow * mid];
+            nhwc::depthwise(
+                &e,
+                mid_shape,
+                &taps,
+                &bd,
+                k,
+                stride,
+                pad,
+                Act::Relu6,
+                &mut d,
+                1,
+            );
+            let mut want = vec![f32::NAN; n * oh * ow * cout];
+            let res = residual.then_some(&x[..]);
+            nhwc::pointwise(&d, mid, &wp, &bp, Act::Identity, res, &mut want, 1);
+            // fused
+            let block = nhwc::MbConv {
+                expand: (&we, &be),
+                depthwise: (&taps, &bd),
+                k,
+                stride,
+                project: (&wp, &bp),
+                residual,
+            };
+            let mut got = vec![f32::NAN; want.len()];
+            let out = nhwc::mbconv(&x, shape, &block, &mut got, threads);
+            assert_eq!((out.n, out.h, out.w, out.c), (n, oh, ow, cout), "{what}");
+            close(&got, &want, &what);
+            assert!(
+                got.iter().all(|v| v.is_finite()),
+                "{what}: an output left unwritten"
+            );
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //!
 //! In NHWC a 1×1 convolution is one GEMM over every pixel of the batch (`[n·h·w, cin] ·
 //! [cin, cout]`, no im2col), and a depthwise convolution multiplies contiguous channel runs,
-//! which the compiler vectorises. The inner loops are compiled for AVX-512, AVX2 and the
-//! baseline and picked at run time (`multiversion`), so a binary built for plain x86-64 still
-//! uses the wide registers of the machine it runs on.
+//! which the compiler vectorises. [`mbconv`] runs a whole inverted-residual block strip by
+//! strip, so its 6×-wide expanded activation stays in cache. The inner loops are compiled
+//! for AVX-512, AVX2 and the baseline and picked at run time (`multiversion`), so a binary
+//! built for plain x86-64 still uses the wide registers of the machine it runs on.
 //!
 //! Every kernel takes a thread count: 1 runs on the calling thread and never touches rayon;
 //! more splits the work into that many row ranges on the current rayon pool (run it inside
@@ -191,6 +192,7 @@ pub fn depthwise(
         h,
         w,
         c,
+        ring: h,
         k,
         stride,
         pad,
@@ -210,6 +212,9 @@ struct Window {
     h: usize,
     w: usize,
     c: usize,
+    /// Input row `iy` is row `iy % ring` of the slice given (`h` for a whole image; fewer
+    /// for the rolling rows of [`mbconv`]).
+    ring: usize,
     k: usize,
     stride: usize,
     pad: Pad,
@@ -265,7 +270,8 @@ fn depthwise_row(
                 let iy = rows.iy0 + ky - ky0;
                 for kx in kx0..kx1 {
                     let ix = ox * g.stride + kx - g.pad.left;
-                    a += image[(iy * g.w + ix) * c + ch] * taps[(ky * g.k + kx) * c + ch];
+                    let at = ((iy % g.ring) * g.w + ix) * c + ch;
+                    a += image[at] * taps[(ky * g.k + kx) * c + ch];
                 }
             }
             orow[ox * c + ch] = finish(a);
@@ -337,6 +343,7 @@ fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
     let x0 = (ox * S) as isize - g.pad.left as isize;
     for ky in rows.ky0..rows.ky1 {
         let iy = rows.iy0 + ky - rows.ky0;
+        let iy = iy % g.ring;
         let row = &image[iy * g.w * c..(iy + 1) * g.w * c];
         let mut t = [[0.0_f32; L]; K];
         for (kx, t) in t.iter_mut().enumerate() {
@@ -377,6 +384,142 @@ fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
             *o = if g.relu6 { v.clamp(0.0, 6.0) } else { *v };
         }
     }
+}
+
+/// The weights of an inverted-residual block ([`mbconv`]): a 1×1 expansion with ReLU6, a
+/// `k`×`k` depthwise convolution of `stride` (TensorFlow "same" padding) with ReLU6, and a
+/// 1×1 projection, plus the input when `residual`.
+#[derive(Debug, Clone, Copy)]
+pub struct MbConv<'a> {
+    /// Expansion weight `[cin, mid]` and bias `[mid]`.
+    pub expand: (&'a [f32], &'a [f32]),
+    /// Depthwise taps `[k, k, mid]` and bias `[mid]`.
+    pub depthwise: (&'a [f32], &'a [f32]),
+    /// Window size.
+    pub k: usize,
+    /// Window stride.
+    pub stride: usize,
+    /// Projection weight `[mid, cout]` and bias `[cout]`.
+    pub project: (&'a [f32], &'a [f32]),
+    /// Whether the input is added to the output (stride 1 and `cin == cout` only).
+    pub residual: bool,
+}
+
+/// Floats of rolling expanded rows and depthwise output [`mbconv`] aims to keep per strip
+/// (about 256 KiB: well inside the L2 cache).
+const STRIP_FLOATS: usize = 64 * 1024;
+
+thread_local! {
+    /// Each thread's scratch for [`mbconv`], kept between calls (so neither allocated nor
+    /// faulted in again).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An inverted-residual block, fused: output rows are made in strips of a few rows, and only
+/// the expanded input rows those need (kept in a rolling buffer, each computed once) and the
+/// strip's depthwise output exist at a time, so the expanded activation (6× the input's
+/// channels) never goes to memory whole. The same arithmetic as [`pointwise`] (expand),
+/// [`depthwise`] and [`pointwise`] (project) one after the other.
+/// More threads split each image's output rows (the rows at a split are expanded twice).
+/// Returns the output's shape; `out` is `[n, oh, ow, cout]`.
+pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: usize) -> Nhwc {
+    let Nhwc { n, h, w, c: cin } = shape;
+    let (we, be) = b.expand;
+    let (taps, bd) = b.depthwise;
+    let (wp, bp) = b.project;
+    let (mid, cout) = (be.len(), bp.len());
+    assert_eq!(x.len(), shape.len(), "mbconv: input shape");
+    assert_eq!(we.len(), cin * mid, "mbconv: expansion is not cin×mid");
+    assert_eq!(taps.len(), b.k * b.k * mid, "mbconv: taps are not k×k×mid");
+    assert_eq!(bd.len(), mid, "mbconv: depthwise bias");
+    assert_eq!(wp.len(), mid * cout, "mbconv: projection is not mid×cout");
+    assert!(b.k > 0 && b.stride > 0, "mbconv: zero kernel or stride");
+    assert!(
+        !b.residual || (b.stride == 1 && cin == cout),
+        "mbconv: a residual needs stride 1 and cin == cout"
+    );
+    let pad = Pad::same(h, w, b.k, b.stride);
+    let (oh, ow) = shape.out(b.k, b.stride, pad);
+    let out_shape = Nhwc {
+        n,
+        h: oh,
+        w: ow,
+        c: cout,
+    };
+    assert_eq!(out.len(), out_shape.len(), "mbconv: output shape");
+    // output rows per strip, and the rolling rows they need
+    let strip = (STRIP_FLOATS / ((b.stride * w + ow) * mid).max(1)).clamp(1, oh.max(1));
+    let ring = (b.k + strip * b.stride).min(h);
+    let geometry = Window {
+        h,
+        w,
+        c: mid,
+        ring,
+        k: b.k,
+        stride: b.stride,
+        pad,
+        relu6: true,
+    };
+    // units of work: a run of one image's output rows
+    let parts = if threads > 1 {
+        (2 * threads).div_ceil(n).clamp(1, oh.max(1))
+    } else {
+        1
+    };
+    let per = oh.div_ceil(parts).max(1);
+    let unit = |img: usize, oy0: usize, dst: &mut [f32]| {
+        let image = &x[img * h * w * cin..(img + 1) * h * w * cin];
+        let oy1 = oy0 + dst.len() / (ow * cout);
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let need = ring * w * mid + strip * ow * mid;
+            if scratch.len() < need {
+                scratch.resize(need, 0.0);
+            }
+            let (rows, dw) = scratch[..need].split_at_mut(ring * w * mid);
+            // next input row to expand
+            let mut next = (oy0 * b.stride).saturating_sub(pad.top);
+            for a in (oy0..oy1).step_by(strip) {
+                let z = (a + strip).min(oy1);
+                // input rows the strip's last window reaches
+                let hi = ((z - 1) * b.stride + b.k).saturating_sub(pad.top).min(h);
+                while next < hi {
+                    // a run of rows that does not wrap around the ring
+                    let slot = next % ring;
+                    let run = (hi - next).min(ring - slot);
+                    let dst = &mut rows[slot * w * mid..(slot + run) * w * mid];
+                    let src = &image[next * w * cin..(next + run) * w * cin];
+                    sgemm(run * w, cin, mid, src, we, dst);
+                    bias_act(dst, be, Act::Relu6, None);
+                    next += run;
+                }
+                let dw = &mut dw[..(z - a) * ow * mid];
+                for (i, orow) in dw.chunks_exact_mut(ow * mid).enumerate() {
+                    depthwise_row(rows, &geometry, taps, bd, a + i, orow);
+                }
+                let o = &mut dst[(a - oy0) * ow * cout..(z - oy0) * ow * cout];
+                sgemm((z - a) * ow, mid, cout, dw, wp, o);
+                let res = b.residual.then(|| &image[a * w * cin..z * w * cin]);
+                bias_act(o, bp, Act::Identity, res);
+            }
+        });
+    };
+    let mut units: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n * parts);
+    for (img, o) in out.chunks_mut((oh * ow * cout).max(1)).enumerate() {
+        for (i, d) in o.chunks_mut(per * ow * cout).enumerate() {
+            units.push((img, i * per, d));
+        }
+    }
+    if threads > 1 {
+        units
+            .into_par_iter()
+            .for_each(|(img, oy0, d)| unit(img, oy0, d));
+    } else {
+        for (img, oy0, d) in units {
+            unit(img, oy0, d);
+        }
+    }
+    out_shape
 }
 
 /// A dense `k`×`k` convolution from an NCHW input (the stem: few input channels) to NHWC:
