@@ -294,7 +294,7 @@ impl EfficientNetLite0 {
     /// the batch. Measured at batch 32 (`cargo bench --bench infer`, this 2-core machine),
     /// before blocks were fused: one thread 57 img/s in one pass, 72 in passes of 8, 82 in
     /// passes of 2; two threads 95 in one pass, 150 in passes of 4. With each block's
-    /// expansion, depthwise convolution and projection fused ([`mbconv`](super::nhwc::mbconv)),
+    /// expansion, depthwise convolution and projection fused ([`mbconv`]),
     /// one thread: 96–99 img/s in passes of 2, 4 or 8.
     pub fn forward(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
         let pass = self.pass_size();
