@@ -103,15 +103,23 @@ pub fn add_bias(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]
 #[multiversion(targets = "simd")]
 fn bias_act(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
     let c = bias.len();
-    match residual {
-        None => {
+    match (residual, act) {
+        // the bias and ReLU6 in one pass over the output
+        (None, Act::Relu6) => {
+            for row in out.chunks_exact_mut(c) {
+                for (o, b) in row.iter_mut().zip(bias) {
+                    *o = (*o + *b).clamp(0.0, 6.0);
+                }
+            }
+        }
+        (None, _) => {
             for row in out.chunks_exact_mut(c) {
                 for (o, b) in row.iter_mut().zip(bias) {
                     *o += *b;
                 }
             }
         }
-        Some(res) => {
+        (Some(res), _) => {
             for (row, r) in out.chunks_exact_mut(c).zip(res.chunks_exact(c)) {
                 for ((o, b), r) in row.iter_mut().zip(bias).zip(r) {
                     *o += *b + *r;
@@ -119,10 +127,10 @@ fn bias_act(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
             }
         }
     }
-    match act {
-        Act::Identity => {}
-        Act::Relu6 => relu6(out),
-        Act::Gelu => super::math::gelu(out),
+    match (residual, act) {
+        (None, Act::Relu6) | (_, Act::Identity) => {}
+        (Some(_), Act::Relu6) => relu6(out),
+        (_, Act::Gelu) => super::math::gelu(out),
     }
 }
 
