@@ -2,7 +2,8 @@
 //! (default 2,000,000) with 16 numeric columns (8 f64, 1% nulls in the first; 4 f32; 4 i64:
 //! full-precision pseudo-random values, as measured features are) and a string column, as
 //! Parquet (snappy, row groups of 131,072) and CSV, under
-//! target/bench-data/. Parquet on one thread and on two (split by row group), CSV on one;
+//! target/bench-data/. Parquet (`read_parquet_matrix`) on one thread and on two (row groups
+//! handed to threads as they free up), CSV on one;
 //! then typed rows from the same data in memory — the derived `FromRecordBatch`, a
 //! hand-written column loop and the dynamic by-name path. pyarrow + numpy and polars
 //! (scripts/anchors/tables.py, target/bench-data/anchors-tables.json) in the same run.
@@ -28,9 +29,8 @@ use inferkit::preprocess::table::arrow_array::{
 };
 use inferkit::preprocess::table::{
     CsvOptions, DynamicRows, FeatureMatrix, Features, FromRecordBatch, Nulls, ParquetOptions,
-    RecordBatch, parquet_row_groups, read_csv, read_csv_matrix, read_parquet,
+    RecordBatch, read_csv, read_csv_matrix, read_parquet, read_parquet_matrix,
 };
-use rayon::prelude::*;
 
 fn rows() -> usize {
     std::env::var("INFERKIT_TABLE_ROWS")
@@ -116,22 +116,11 @@ fn features() -> Features {
     Features::new(numeric()).nulls("f64_0", Nulls::Fill(0.0))
 }
 
-/// Converts row groups `groups` (all: `None`) straight into `out`, their rows × 16.
-fn parquet_matrix(path: &Path, groups: Option<Vec<usize>>, out: &mut [f32]) {
-    let options = ParquetOptions {
-        columns: Some(numeric()),
-        row_groups: groups,
-        ..ParquetOptions::default()
-    };
-    let f = features();
-    let mut at = 0;
-    for b in read_parquet(path, &options).unwrap() {
-        let b = b.unwrap();
-        let len = b.num_rows() * 16;
-        f.fill(&b, &mut out[at..at + len], 0, "bench").unwrap();
-        at += len;
-    }
-    assert_eq!(at, out.len());
+/// The whole file's features through `read_parquet_matrix` on `threads` threads; a pool that
+/// keeps nothing, so the matrix is allocated per run, as numpy's `np.empty` is in the anchor.
+fn parquet_matrix(path: &Path, threads: usize) -> FeatureMatrix {
+    let options = ParquetOptions::default();
+    read_parquet_matrix(path, &options, &features(), &BufferPool::new(0), threads).unwrap()
 }
 
 #[derive(FromRecordBatch)]
@@ -213,12 +202,7 @@ fn dynamic(b: &RecordBatch) -> Vec<[f64; 16]> {
 fn main() {
     let n = rows();
     let (pq, csv) = generate(n);
-    let groups = parquet_row_groups(&pq).unwrap();
     let pool = BufferPool::new(4);
-    let two = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
@@ -226,30 +210,11 @@ fn main() {
     let mut g = c.benchmark_group("tables");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n as u64));
-    // the output matrix is allocated per run, as numpy's `np.empty` is in the anchor
     g.bench_function("parquet_matrix_t1", |b| {
-        b.iter(|| {
-            let mut out = vec![0.0_f32; n * 16];
-            parquet_matrix(&pq, None, &mut out);
-            black_box(out)
-        })
+        b.iter(|| black_box(parquet_matrix(&pq, 1)))
     });
     g.bench_function("parquet_matrix_t2", |b| {
-        b.iter(|| {
-            let half = groups.len().div_ceil(2);
-            let first: usize = groups[..half].iter().sum();
-            let mut out = vec![0.0_f32; n * 16];
-            let (a, z) = out.split_at_mut(first * 16);
-            two.install(|| {
-                [
-                    ((0..half).collect::<Vec<_>>(), a),
-                    ((half..groups.len()).collect(), z),
-                ]
-                .into_par_iter()
-                .for_each(|(g, part)| parquet_matrix(&pq, Some(g), part))
-            });
-            black_box(out)
-        })
+        b.iter(|| black_box(parquet_matrix(&pq, 2)))
     });
     g.bench_function("csv_matrix_t1", |b| {
         b.iter(|| {

@@ -4,9 +4,10 @@
 //! cargo run --release --example table_features -- INPUT.(csv|parquet) --columns a,b,… --out X.npy [--nulls error|fill:V|mask] [--threads N]
 //! ```
 //!
-//! Parquet is read with only the named columns, split by row group over `--threads` threads
-//! (default: the CPUs this process may use), each run of groups converted straight into its
-//! rows of one matrix allocated up front (the row counts are in the footer). CSV is read on
+//! Parquet is read with only the named columns by `read_parquet_matrix`: row groups handed to
+//! `--threads` threads (default: the CPUs this process may use) as they free up, each
+//! converted straight into its rows of one matrix allocated up front (the row counts are in
+//! the footer). CSV is read on
 //! one thread straight into the matrix (`read_csv_matrix`: simd-csv splits records, arrow's
 //! parsers read the numbers; the column types are inferred from the first 1000 rows). `--nulls` applies to every column:
 //! `error` (the default: the first null stops the run, naming row and column), `fill:V`, or
@@ -21,11 +22,9 @@ use std::time::Instant;
 use inferkit::pipeline::available_cpus;
 use inferkit::preprocess::BufferPool;
 use inferkit::preprocess::table::{
-    CsvOptions, Features, Nulls, ParquetOptions, parquet_row_groups, read_csv_matrix, read_parquet,
+    CsvOptions, Features, Nulls, ParquetOptions, read_csv_matrix, read_parquet_matrix,
 };
-use ndarray::ArrayView2;
 use ndarray_npy::WriteNpyExt;
-use rayon::prelude::*;
 
 struct Args {
     input: PathBuf,
@@ -117,71 +116,19 @@ fn is_parquet(p: &Path) -> bool {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let features = Features::new(args.columns.clone()).nulls("*", args.nulls);
     let width = features.width();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build()?;
-    let buffers = BufferPool::new(2 * args.threads);
+    let buffers = BufferPool::new(1);
     let start = Instant::now();
-    let (parquet_data, csv_matrix);
-    let data: &[f32] = if is_parquet(&args.input) {
-        let counts = parquet_row_groups(&args.input)?;
-        // contiguous runs of row groups, about equal in rows, one per thread
-        let total: usize = counts.iter().sum();
-        let per = total.div_ceil(args.threads).max(1);
-        let mut runs: Vec<(usize, Vec<usize>)> = Vec::new();
-        let (mut first, mut acc) = (0usize, 0usize);
-        for (g, rows) in counts.iter().enumerate() {
-            if runs.is_empty() || acc >= per {
-                runs.push((first, Vec::new()));
-                acc = 0;
-            }
-            runs.last_mut().expect("pushed").1.push(g);
-            acc += rows;
-            first += rows;
-        }
-        // one matrix for the whole file; each run of row groups fills its own rows of it
-        let mut data = vec![0.0_f32; total * width];
-        let mut rest: &mut [f32] = &mut data;
-        let mut jobs = Vec::new();
-        for (first_row, groups) in runs {
-            let rows: usize = groups.iter().map(|&g| counts[g]).sum();
-            let (part, tail) = rest.split_at_mut(rows * width);
-            rest = tail;
-            jobs.push((first_row, groups, part));
-        }
-        pool.install(|| {
-            jobs.into_par_iter()
-                .try_for_each(|(first_row, groups, part)| {
-                    let options = ParquetOptions {
-                        columns: Some(args.columns.clone()),
-                        row_groups: Some(groups),
-                        ..ParquetOptions::default()
-                    };
-                    let reader = read_parquet(&args.input, &options)?;
-                    let file = reader.file().to_owned();
-                    let (mut at, mut row) = (0, first_row);
-                    for batch in reader {
-                        let batch = batch?;
-                        let len = batch.num_rows() * width;
-                        features.fill(&batch, &mut part[at..at + len], row, &file)?;
-                        at += len;
-                        row += batch.num_rows();
-                    }
-                    Ok::<(), inferkit::preprocess::Error>(())
-                })
-        })?;
-        parquet_data = data;
-        &parquet_data
+    let matrix = if is_parquet(&args.input) {
+        let options = ParquetOptions::default();
+        read_parquet_matrix(&args.input, &options, &features, &buffers, args.threads)?
     } else {
-        csv_matrix = read_csv_matrix(&args.input, &CsvOptions::default(), &features, &buffers)?;
-        csv_matrix.as_slice()
+        read_csv_matrix(&args.input, &CsvOptions::default(), &features, &buffers)?
     };
     let seconds = start.elapsed().as_secs_f64();
-    let rows = data.len() / width;
-    let matrix: ArrayView2<'_, f32> = ArrayView2::from_shape((rows, width), data)?;
+    let rows = matrix.rows();
     let file =
         std::fs::File::create(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    matrix.write_npy(std::io::BufWriter::new(file))?;
+    matrix.view().write_npy(std::io::BufWriter::new(file))?;
     println!(
         "{}",
         serde_json::json!({

@@ -13,7 +13,7 @@ use inferkit::preprocess::table::arrow_array::types::Float32Type;
 use inferkit::preprocess::table::{
     Cell, CsvOptions, DataType, DynamicRows, FeatureMatrix, Features, Field, FromRecordBatch,
     Nulls, ParquetOptions, PredictionWriter, RecordBatch, Schema, read_csv, read_csv_matrix,
-    read_parquet, string_column,
+    read_parquet, read_parquet_matrix, string_column,
 };
 use ndarray::{Array2, Axis, concatenate};
 use ndarray_npy::read_npy;
@@ -82,6 +82,138 @@ fn parquet_features_equal_pyarrow_under_fill_and_mask() {
     )
     .unwrap();
     assert_eq!(got, want_mask);
+}
+
+#[test]
+fn parquet_straight_to_a_matrix_equals_pyarrow_on_one_and_three_threads() {
+    let names = feature_names();
+    let want_fill: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
+    let want_mask: Array2<f32> = read_npy(fixture("types.mask.npy")).unwrap();
+    let pool = BufferPool::new(2);
+    for threads in [1, 3] {
+        for (policy, want) in [(Nulls::Fill(-1.0), &want_fill), (Nulls::Mask, &want_mask)] {
+            let features = Features::new(names.clone()).nulls("*", policy);
+            let m = read_parquet_matrix(
+                fixture("types.parquet"),
+                &small_batches(),
+                &features,
+                &pool,
+                threads,
+            )
+            .unwrap();
+            assert_eq!(m.view(), want.view(), "{policy:?} on {threads} threads");
+        }
+        // the row groups chosen, in the order given: group 1 holds file rows 20..37
+        let features = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
+        let options = ParquetOptions {
+            row_groups: Some(vec![1, 0]),
+            ..small_batches()
+        };
+        let m = read_parquet_matrix(
+            fixture("types.parquet"),
+            &options,
+            &features,
+            &pool,
+            threads,
+        )
+        .unwrap();
+        let want = concatenate(
+            Axis(0),
+            &[
+                want_fill.slice(ndarray::s![20.., ..]),
+                want_fill.slice(ndarray::s![..20, ..]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            m.view(),
+            want.view(),
+            "row groups [1, 0] on {threads} threads"
+        );
+        // a null under the error policy: the row is counted from the file's start
+        let e = read_parquet_matrix(
+            fixture("types.parquet"),
+            &ParquetOptions {
+                row_groups: Some(vec![1]),
+                ..small_batches()
+            },
+            &Features::new(["f32"]),
+            &pool,
+            threads,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("types.parquet, row 23, column `f32`"), "{e}");
+        let e = read_parquet_matrix(
+            fixture("types.parquet"),
+            &ParquetOptions {
+                row_groups: Some(vec![0, 5]),
+                ..ParquetOptions::default()
+            },
+            &features,
+            &pool,
+            threads,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("types.parquet") && e.contains("row group 5 of 2"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn parquet_of_many_row_groups_splits_evenly_and_equals_the_batch_path() {
+    use inferkit::preprocess::table::arrow_array::{ArrayRef, Float64Array, Int32Array};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("groups.parquet");
+    let n = 1000;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "x",
+            Arc::new(Float64Array::from_iter(
+                (0..n).map(|i| (i % 7 != 3).then_some(i as f64 * 0.25)),
+            )) as ArrayRef,
+        ),
+        (
+            "k",
+            Arc::new(Int32Array::from_iter_values((0..n).map(|i| i as i32 - 500))) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(64))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let features = Features::new(["k", "x"]).nulls("x", Nulls::Mask);
+    let want = matrix(
+        read_parquet(&path, &ParquetOptions::default()).unwrap(),
+        &features,
+    )
+    .unwrap();
+    assert_eq!(want.dim(), (n, 3));
+    for threads in [1, 2, 3] {
+        let m = read_parquet_matrix(
+            &path,
+            &ParquetOptions {
+                batch_size: 10,
+                ..ParquetOptions::default()
+            },
+            &features,
+            &BufferPool::new(0),
+            threads,
+        )
+        .unwrap();
+        assert_eq!(m.view(), want.view(), "{threads} threads");
+    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Tables: CSV and Parquet into arrow [`RecordBatch`]es, numeric columns into a row-major
-//! f32 [`FeatureMatrix`] (from CSV also straight, with [`read_csv_matrix`]), typed rows through [`FromRecordBatch`] (derived by
+//! f32 [`FeatureMatrix`] (from CSV also straight, with [`read_csv_matrix`]; from Parquet
+//! row group by row group on several threads, with [`read_parquet_matrix`]), typed rows
+//! through [`FromRecordBatch`] (derived by
 //! `inferkit-preprocess-derive`, or looked up by name at run time with [`DynamicRows`]),
 //! and predictions back to Parquet with [`PredictionWriter`].
 //!
@@ -21,6 +23,7 @@
 
 mod csv_matrix;
 mod features;
+mod parquet_matrix;
 mod read;
 mod rows;
 mod write;
@@ -31,6 +34,7 @@ pub use csv_matrix::read_csv_matrix;
 pub use features::{FeatureMatrix, Features, Nulls};
 /// `#[derive(FromRecordBatch)]` (from `inferkit-preprocess-derive`).
 pub use inferkit_preprocess_derive::FromRecordBatch;
+pub use parquet_matrix::read_parquet_matrix;
 pub use read::{
     CsvOptions, ParquetOptions, TableReader, parquet_row_groups, read_csv, read_parquet,
 };
