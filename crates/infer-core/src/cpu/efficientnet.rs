@@ -344,13 +344,16 @@ impl EfficientNetLite0 {
             t,
         );
         for b in &self.blocks {
-            let out_len = |c: usize| {
-                let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
-                let (oh, ow) = shape.out(b.kernel, b.stride, pad);
-                shape.n * oh * ow * c
+            let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
+            let (oh, ow) = shape.out(b.kernel, b.stride, pad);
+            let out_shape = Nhwc {
+                n: shape.n,
+                h: oh,
+                w: ow,
+                c: b.project.cout(),
             };
-            let mut out = bufs.get(out_len(b.project.cout()));
-            let out_shape = match &b.expand {
+            let mut out = bufs.get(out_shape.len());
+            match &b.expand {
                 // expansion, depthwise and projection fused, strip by strip
                 Some(e) => {
                     let block = MbConv {
@@ -361,13 +364,11 @@ impl EfficientNetLite0 {
                         project: (&b.project.weight, &b.project.bias),
                         residual: b.skip,
                     };
-                    mbconv(&cur, shape, &block, &mut out, t)
+                    mbconv(&cur, shape, &block, &mut out, t);
                 }
                 // block 0 has no expansion: its depthwise convolution reads the input itself
                 None => {
-                    let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
-                    let (oh, ow) = shape.out(b.kernel, b.stride, pad);
-                    let mut y = bufs.get(out_len(shape.c));
+                    let mut y = bufs.get(shape.n * oh * ow * shape.c);
                     depthwise(
                         &cur,
                         shape,
@@ -392,14 +393,8 @@ impl EfficientNetLite0 {
                         t,
                     );
                     bufs.put(y);
-                    Nhwc {
-                        n: shape.n,
-                        h: oh,
-                        w: ow,
-                        c: b.project.cout(),
-                    }
                 }
-            };
+            }
             bufs.put(std::mem::replace(&mut cur, out));
             shape = out_shape;
         }

@@ -103,41 +103,27 @@ pub fn add_bias(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]
 #[multiversion(targets = "simd")]
 fn bias_act(out: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
     let c = bias.len();
-    match (residual, act) {
-        // the bias and ReLU6 in one pass over the output
-        (None, Act::Relu6) => {
+    // the bias, the residual and ReLU6 in one pass over the output
+    let relu6 = act == Act::Relu6;
+    let finish = |v: f32| if relu6 { v.clamp(0.0, 6.0) } else { v };
+    match residual {
+        None => {
             for row in out.chunks_exact_mut(c) {
                 for (o, b) in row.iter_mut().zip(bias) {
-                    *o = (*o + *b).clamp(0.0, 6.0);
+                    *o = finish(*o + *b);
                 }
             }
         }
-        (None, _) => {
-            for row in out.chunks_exact_mut(c) {
-                for (o, b) in row.iter_mut().zip(bias) {
-                    *o += *b;
-                }
-            }
-        }
-        (Some(res), _) => {
+        Some(res) => {
             for (row, r) in out.chunks_exact_mut(c).zip(res.chunks_exact(c)) {
                 for ((o, b), r) in row.iter_mut().zip(bias).zip(r) {
-                    *o += *b + *r;
+                    *o = finish(*o + (*b + *r));
                 }
             }
         }
     }
-    match (residual, act) {
-        (None, Act::Relu6) | (_, Act::Identity) => {}
-        (Some(_), Act::Relu6) => relu6(out),
-        (_, Act::Gelu) => super::math::gelu(out),
-    }
-}
-
-#[multiversion(targets = "simd")]
-fn relu6(out: &mut [f32]) {
-    for o in out.iter_mut() {
-        *o = o.clamp(0.0, 6.0);
+    if act == Act::Gelu {
+        super::math::gelu(out);
     }
 }
 
@@ -229,6 +215,14 @@ struct Window {
     relu6: bool,
 }
 
+impl Window {
+    /// An output's sum as stored: ReLU6 when the window has it.
+    #[inline(always)]
+    fn finish(&self, v: f32) -> f32 {
+        if self.relu6 { v.clamp(0.0, 6.0) } else { v }
+    }
+}
+
 /// Output pixels a span of [`depthwise_row`] computes together.
 const PIXELS: usize = 8;
 
@@ -268,7 +262,6 @@ fn depthwise_row(
     };
     // whatever the spans did not cover: a pixel and a channel at a time
     let ow = orow.len() / c;
-    let finish = |v: f32| if g.relu6 { v.clamp(0.0, 6.0) } else { v };
     for ox in 0..ow {
         let kx0 = g.pad.left.saturating_sub(ox * g.stride);
         let kx1 = g.k.min((g.w + g.pad.left).saturating_sub(ox * g.stride));
@@ -282,7 +275,7 @@ fn depthwise_row(
                     a += image[at] * taps[(ky * g.k + kx) * c + ch];
                 }
             }
-            orow[ox * c + ch] = finish(a);
+            orow[ox * c + ch] = g.finish(a);
         }
     }
 }
@@ -389,7 +382,7 @@ fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
     for (p, a) in acc.iter().enumerate().take(ow.saturating_sub(ox)) {
         let o = &mut orow[(ox + p) * c + cb..][..L];
         for (o, v) in o.iter_mut().zip(a) {
-            *o = if g.relu6 { v.clamp(0.0, 6.0) } else { *v };
+            *o = g.finish(*v);
         }
     }
 }
