@@ -316,7 +316,7 @@ fn arrow_path(
     let mut rows = 0;
     // only the features' columns are parsed, as on the direct path
     let options = CsvOptions {
-        columns: Some(features.columns().iter().map(|(n, _)| n.clone()).collect()),
+        columns: Some(features.column_names()),
         ..options.clone()
     };
     for batch in read_csv(path, &options)? {

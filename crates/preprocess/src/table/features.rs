@@ -60,6 +60,11 @@ impl Features {
         &self.columns
     }
 
+    /// The source columns' names, in order (what a reader needs to decode).
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        self.columns.iter().map(|(c, _)| c.clone()).collect()
+    }
+
     /// The matrix's column names: each source column, and `<name>_is_null` after a masked
     /// one.
     pub fn output_names(&self) -> Vec<String> {

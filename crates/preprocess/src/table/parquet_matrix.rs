@@ -5,7 +5,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::features::{FeatureMatrix, Features};
-use super::read::{ParquetOptions, name, parquet_row_groups, read_parquet};
+use super::read::{ParquetOptions, check_row_groups, name, parquet_row_groups, read_parquet};
 use super::table_err;
 use crate::{BufferPool, Result};
 
@@ -66,24 +66,7 @@ pub fn read_parquet_matrix(
         Some(g) => g.clone(),
         None => (0..counts.len()).collect(),
     };
-    if let Some(g) = groups.iter().find(|&&g| g >= counts.len()) {
-        let n = counts.len();
-        return Err(table_err(
-            &file,
-            None,
-            None,
-            format!("row group {g} of {n}"),
-        ));
-    }
-    // the file row of each group's first row, for errors
-    let starts: Vec<usize> = counts
-        .iter()
-        .scan(0, |at, c| {
-            let s = *at;
-            *at += c;
-            Some(s)
-        })
-        .collect();
+    check_row_groups(&file, &groups, counts.len())?;
     let width = features.width();
     let total: usize = groups.iter().map(|&g| counts[g]).sum();
     let mut data = pool.get();
@@ -92,12 +75,7 @@ pub fn read_parquet_matrix(
     } else {
         *data = vec![0.0; total * width];
     }
-    let mut columns: Vec<String> = Vec::new();
-    for (c, _) in features.columns() {
-        if !columns.contains(c) {
-            columns.push(c.clone());
-        }
-    }
+    let columns = features.column_names();
     let mut jobs = Vec::with_capacity(groups.len());
     let mut rest: &mut [f32] = &mut data;
     for &g in &groups {
@@ -111,7 +89,8 @@ pub fn read_parquet_matrix(
             row_groups: Some(vec![g]),
             batch_size: options.batch_size,
         };
-        let (mut at, mut row) = (0, starts[g]);
+        // rows are counted from the file's start in errors
+        let (mut at, mut row) = (0, counts[..g].iter().sum::<usize>());
         for batch in read_parquet(path, &options)? {
             let batch = batch?;
             let len = batch.num_rows() * width;

@@ -261,15 +261,7 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
         builder = builder.with_projection(mask);
     }
     if let Some(groups) = &options.row_groups {
-        let n = builder.metadata().num_row_groups();
-        if let Some(g) = groups.iter().find(|&&g| g >= n) {
-            return Err(table_err(
-                &file,
-                None,
-                None,
-                format!("row group {g} of {n}"),
-            ));
-        }
+        check_row_groups(&file, groups, builder.metadata().num_row_groups())?;
         builder = builder.with_row_groups(groups.clone());
     }
     let reader = builder
@@ -377,6 +369,14 @@ fn check_column_chunks(
         }
     }
     Ok(())
+}
+
+/// An error naming the first of `groups` that a file of `n` row groups lacks.
+pub(crate) fn check_row_groups(file: &str, groups: &[usize], n: usize) -> Result<()> {
+    match groups.iter().find(|&&g| g >= n) {
+        Some(g) => Err(table_err(file, None, None, format!("row group {g} of {n}"))),
+        None => Ok(()),
+    }
 }
 
 /// The row count of each row group of a Parquet file (to split it across threads: arrow-rs
