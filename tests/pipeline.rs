@@ -2,12 +2,16 @@
 //! policies, panics, Prometheus output and log redaction. Every test asserts on counts or
 //! order, never on time.
 
+#[path = "common/log.rs"]
+mod log;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use inferkit::pipeline::{
     BatchOptions, CancelToken, Error, ErrorPolicy, Input, Pipeline, Redact, StageOptions,
 };
+use log::Buf;
 
 type Never = std::convert::Infallible;
 
@@ -453,20 +457,6 @@ fn prometheus_text_parses_with_a_real_parser() {
             assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
         }
         v => panic!("not a histogram: {v:?}"),
-    }
-}
-
-/// A log writer into shared memory, for the redaction tests.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -4,6 +4,9 @@
 //! rows (derived and dynamic); the prediction writer's round trip; and bad input, each error
 //! naming file, row and column.
 
+#[path = "common/log.rs"]
+mod log;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -547,6 +550,7 @@ fn projection_and_row_groups() {
         columns: Some(vec!["id".into(), "f64".into()]),
         row_groups: Some(vec![1]),
         batch_size: 100,
+        ..ParquetOptions::default()
     };
     let batches: Vec<RecordBatch> = read_parquet(fixture("types.parquet"), &options)
         .unwrap()
@@ -899,4 +903,151 @@ fn predictions_round_trip_through_parquet_with_their_keys() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("already a key column"), "{e}");
+}
+
+/// Plain numeric columns are decoded straight from their column chunks, the rest (f16, a
+/// dictionary-typed column) through arrow: both on one matrix, equal to pyarrow's.
+#[test]
+fn parquet_matrix_decodes_plain_columns_directly_and_the_rest_through_arrow() {
+    let buf = log::Buf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let want: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
+    let features = Features::new(feature_names()).nulls("*", Nulls::Fill(-1.0));
+    let m = tracing::subscriber::with_default(subscriber, || {
+        read_parquet_matrix(
+            fixture("types.parquet"),
+            &ParquetOptions::default(),
+            &features,
+            &BufferPool::new(0),
+            1,
+        )
+        .unwrap()
+    });
+    assert_eq!(m.view(), want.view());
+    let log = buf.text();
+    assert!(
+        log.contains(
+            r#"direct=["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "f32", "f64", "flag"] arrow=["f16", "level"]"#
+        ),
+        "{log}"
+    );
+}
+
+/// Required and nullable columns of every type the direct path takes, PLAIN-encoded and
+/// dictionary-encoded, in data pages of format 1 and 2, small pages, mapped and read: the
+/// same matrix as the arrow path under each null policy, on one thread and two.
+#[test]
+fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
+    use inferkit::preprocess::table::arrow_array::{
+        ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int64Array, UInt16Array,
+        UInt64Array,
+    };
+    use parquet::file::properties::{WriterProperties, WriterVersion};
+    let n = 3000;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("req_f64", DataType::Float64, false),
+        Field::new("opt_f32", DataType::Float32, true),
+        Field::new("req_i64", DataType::Int64, false),
+        Field::new("opt_i8", DataType::Int8, true),
+        Field::new("req_u16", DataType::UInt16, false),
+        Field::new("opt_u64", DataType::UInt64, true),
+        Field::new("opt_flag", DataType::Boolean, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from_iter_values(
+            (0..n).map(|i| i as f64 * 0.37 - 400.0),
+        )),
+        Arc::new(Float32Array::from_iter(
+            (0..n).map(|i| (i % 11 != 4).then_some(i as f32 * -1.5)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| (i as i64 - 1500) * 1_000_003),
+        )),
+        Arc::new(Int8Array::from_iter(
+            (0..n).map(|i| (i % 5 != 0).then_some((i % 256) as u8 as i8)),
+        )),
+        Arc::new(UInt16Array::from_iter_values(
+            (0..n).map(|i| (i * 37 % 65536) as u16),
+        )),
+        Arc::new(UInt64Array::from_iter((0..n).map(|i| {
+            (i % 3 != 1).then_some(u64::MAX - i as u64 * 1_000_000_007)
+        }))),
+        Arc::new(BooleanArray::from_iter(
+            (0..n).map(|i| (i % 7 != 2).then_some(i % 2 == 0)),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for dictionary in [false, true] {
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            let path = dir
+                .path()
+                .join(format!("layout-{dictionary}-{version:?}.parquet"));
+            let props = WriterProperties::builder()
+                .set_dictionary_enabled(dictionary)
+                .set_writer_version(version)
+                .set_data_page_row_count_limit(700)
+                .set_write_batch_size(100)
+                .set_max_row_group_row_count(Some(1100))
+                .build();
+            let mut w = parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(&path).unwrap(),
+                Arc::clone(&schema),
+                Some(props),
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            for policy in [Nulls::Fill(-7.0), Nulls::Mask] {
+                let features = Features::new(names.clone()).nulls("*", policy);
+                let want = matrix(
+                    read_parquet(&path, &ParquetOptions::default()).unwrap(),
+                    &features,
+                )
+                .unwrap();
+                for memory_map in [true, false] {
+                    for threads in [1, 2] {
+                        let options = ParquetOptions {
+                            memory_map,
+                            ..ParquetOptions::default()
+                        };
+                        let m = read_parquet_matrix(
+                            &path,
+                            &options,
+                            &features,
+                            &BufferPool::new(0),
+                            threads,
+                        )
+                        .unwrap_or_else(|e| panic!("{e}: dictionary {dictionary}, {version:?}, {policy:?}, mapped {memory_map}, {threads} threads"));
+                        assert_eq!(
+                            m.view(),
+                            want.view(),
+                            "dictionary {dictionary}, {version:?}, {policy:?}, mapped {memory_map}, {threads} threads"
+                        );
+                    }
+                }
+            }
+            // the first null of a column under the error policy, counted from the file's
+            // start: opt_i8 is null at row 0, and in row group 1 (rows 1100..) at 1100
+            let e = read_parquet_matrix(
+                &path,
+                &ParquetOptions {
+                    row_groups: Some(vec![1]),
+                    ..ParquetOptions::default()
+                },
+                &Features::new(["req_f64", "opt_i8"]),
+                &BufferPool::new(0),
+                1,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("row 1100, column `opt_i8`"), "{e}");
+        }
+    }
 }

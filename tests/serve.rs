@@ -7,6 +7,8 @@
 #[path = "../examples/serve/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "common/log.rs"]
+mod log;
 #[path = "../examples/serve/request.rs"]
 mod request;
 #[path = "common/serve_support.rs"]
@@ -537,19 +539,8 @@ async fn a_client_that_disconnects_cancels_its_queued_request() {
 fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
     static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let w = Buf(Arc::clone(&buf));
+        let w = log::Buf(Arc::clone(&buf));
         let sub = tracing_subscriber::fmt()
             .fmt_fields(inferkit::pipeline::Redact::default())
             .event_format(inferkit::pipeline::Redact::default().json())

@@ -21,7 +21,7 @@
 //! transform.apply_into(&img, &mut chw, &mut Scratch::new())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod batch;

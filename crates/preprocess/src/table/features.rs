@@ -91,6 +91,19 @@ impl Features {
         first_row: usize,
         file: &str,
     ) -> Result<()> {
+        self.fill_some(batch, out, first_row, file, None)
+    }
+
+    /// [`Features::fill`] of the columns `only` marks (all for `None`): the others are
+    /// neither looked up in `batch` nor written.
+    pub(crate) fn fill_some(
+        &self,
+        batch: &RecordBatch,
+        out: &mut [f32],
+        first_row: usize,
+        file: &str,
+        only: Option<&[bool]>,
+    ) -> Result<()> {
         let width = self.width();
         if out.len() != batch.num_rows() * width {
             return Err(table_err(
@@ -105,7 +118,11 @@ impl Features {
             ));
         }
         let mut col = 0;
-        for (name, policy) in &self.columns {
+        for (k, (name, policy)) in self.columns.iter().enumerate() {
+            if only.is_some_and(|o| !o[k]) {
+                col += if *policy == Nulls::Mask { 2 } else { 1 };
+                continue;
+            }
             let array = batch
                 .column_by_name(name)
                 .ok_or_else(|| no_such_column(file, name, &batch.schema()))?;
