@@ -992,8 +992,10 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
             let props = WriterProperties::builder()
                 .set_dictionary_enabled(dictionary)
                 .set_writer_version(version)
-                .set_data_page_row_count_limit(700)
-                .set_write_batch_size(100)
+                // pages of 300 rows: a piece of a group on two threads starts 550 rows
+                // in, past a whole page (skipped by its header) and into the next
+                .set_data_page_row_count_limit(300)
+                .set_write_batch_size(50)
                 .set_max_row_group_row_count(Some(1100))
                 .build();
             let mut w = parquet::arrow::ArrowWriter::try_new(

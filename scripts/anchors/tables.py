@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 N = int(os.environ.get("INFERKIT_TABLE_ROWS", "2000000"))
 DATA = ROOT / "target" / "bench-data"
-PQ, CSV = DATA / f"table_{N}_v2.parquet", DATA / f"table_{N}_v2.csv"
+PQ, CSV = DATA / f"table_{N}_v3.parquet", DATA / f"table_{N}_v3.csv"
 COLS = [f"f64_{i}" for i in range(8)] + [f"f32_{i}" for i in range(4)] + [f"i64_{i}" for i in range(4)]
 
 

@@ -24,6 +24,7 @@
 mod csv_matrix;
 mod features;
 mod parquet_matrix;
+mod plain_pages;
 mod read;
 mod rows;
 mod write;

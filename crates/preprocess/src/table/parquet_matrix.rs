@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use arrow_schema::DataType;
-use parquet::basic::Type as Physical;
+use parquet::basic::{Encoding, Type as Physical};
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use parquet::data_type::DataType as ParquetType;
 use parquet::file::metadata::ParquetMetaData;
@@ -18,6 +18,7 @@ use parquet::file::serialized_reader::SerializedFileReader;
 use rayon::prelude::*;
 
 use super::features::{FeatureMatrix, Features, Nulls, null_error};
+use super::plain_pages::{PlainPages, Stretch};
 use super::read::{
     ParquetOptions, check_column_chunks, check_row_groups, name, open_parquet, read_parquet,
 };
@@ -209,6 +210,17 @@ enum Kind {
     Bool,
 }
 
+impl Kind {
+    /// Bytes a PLAIN value takes.
+    fn bytes(self) -> usize {
+        match self {
+            Kind::F64 | Kind::I64 | Kind::U64 => 8,
+            Kind::Bool => 0,
+            _ => 4,
+        }
+    }
+}
+
 /// Which features are decoded straight from their column chunks: `direct[k]` is the leaf
 /// column and its conversion for feature `k`, or `None` for one read through arrow.
 struct Plan {
@@ -261,8 +273,10 @@ fn kind(physical: Physical, arrow: &DataType) -> Option<Kind> {
     })
 }
 
-/// A column's reader and the buffers one block is decoded into.
+/// A column's reader and the buffers one block is decoded into: a chunk of PLAIN pages
+/// read where they lie, or parquet's column reader.
 enum Typed {
+    Plain(PlainPages),
     F64(ColumnReaderImpl<parquet::data_type::DoubleType>, Vec<f64>),
     F32(ColumnReaderImpl<parquet::data_type::FloatType>, Vec<f32>),
     I32(ColumnReaderImpl<parquet::data_type::Int32Type>, Vec<i32>),
@@ -362,6 +376,26 @@ fn open_column<'a>(
     file: &str,
 ) -> Result<Column<'a>> {
     let nullable = rg.metadata().schema_descr().column(leaf).max_def_level() > 0;
+    let chunk = rg.metadata().column(leaf);
+    let plain = chunk.dictionary_page_offset().is_none()
+        && chunk
+            .encodings()
+            .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE));
+    // booleans are bit-packed: parquet's reader
+    if plain && kind != Kind::Bool {
+        let pages = rg
+            .get_column_page_reader(leaf)
+            .map_err(|e| table_err(file, None, Some(name), e))?;
+        return Ok(Column {
+            name,
+            policy,
+            col,
+            kind,
+            nullable,
+            reader: Typed::Plain(PlainPages::new(pages, nullable, kind.bytes())),
+            defs: Vec::new(),
+        });
+    }
     let reader = match rg
         .get_column_reader(leaf)
         .map_err(|e| table_err(file, None, Some(name), e))?
@@ -385,20 +419,24 @@ fn open_column<'a>(
 }
 
 impl Column<'_> {
-    /// Decodes up to `n` rows into the buffers: the rows decoded.
-    fn read(&mut self, n: usize) -> parquet::errors::Result<usize> {
+    /// Decodes up to `n` rows into the buffers (parquet's reader) or past them (PLAIN pages,
+    /// at most a page): the rows decoded.
+    fn read(&mut self, n: usize) -> std::result::Result<usize, String> {
         fn records<T: ParquetType>(
             r: &mut ColumnReaderImpl<T>,
             values: &mut Vec<T::T>,
             defs: Option<&mut Vec<i16>>,
             n: usize,
-        ) -> parquet::errors::Result<usize> {
+        ) -> std::result::Result<usize, String> {
             values.clear();
-            Ok(r.read_records(n, defs, None, values)?.0)
+            r.read_records(n, defs, None, values)
+                .map(|(rows, _, _)| rows)
+                .map_err(|e| e.to_string())
         }
         self.defs.clear();
         let defs = self.nullable.then_some(&mut self.defs);
         match &mut self.reader {
+            Typed::Plain(p) => Ok(p.take(n)?.map_or(0, |s| s.rows)),
             Typed::F64(r, v) => records(r, v, defs, n),
             Typed::F32(r, v) => records(r, v, defs, n),
             Typed::I32(r, v) => records(r, v, defs, n),
@@ -408,17 +446,19 @@ impl Column<'_> {
     }
 
     /// Skips `n` rows: the rows skipped.
-    fn skip(&mut self, n: usize) -> parquet::errors::Result<usize> {
+    fn skip(&mut self, n: usize) -> std::result::Result<usize, String> {
         if n == 0 {
             return Ok(0);
         }
-        match &mut self.reader {
+        let skipped = match &mut self.reader {
+            Typed::Plain(p) => return p.skip(n),
             Typed::F64(r, _) => r.skip_records(n),
             Typed::F32(r, _) => r.skip_records(n),
             Typed::I32(r, _) => r.skip_records(n),
             Typed::I64(r, _) => r.skip_records(n),
             Typed::Bool(r, _) => r.skip_records(n),
-        }
+        };
+        skipped.map_err(|e| e.to_string())
     }
 
     fn error(&self, file: &str, e: impl std::fmt::Display) -> crate::Error {
@@ -428,11 +468,7 @@ impl Column<'_> {
     /// The next `n` rows of this column into `out` (those rows of the matrix); `first` is
     /// the file row of the first.
     fn block(&mut self, n: usize, out: &mut [f32], group: &Group<'_>, first: usize) -> Result<()> {
-        let got = self.read(n).map_err(|e| self.error(group.file, e))?;
-        if got != n {
-            return Err(group_size(group.file, group.index, group.rows));
-        }
-        let at = Place {
+        let mut at = Place {
             file: group.file,
             name: self.name,
             policy: self.policy,
@@ -440,20 +476,138 @@ impl Column<'_> {
             width: group.width,
             first,
         };
-        let defs = self.nullable.then_some(self.defs.as_slice());
-        match (&self.reader, self.kind) {
-            (Typed::F64(_, v), _) => put(v, defs, out, &at, |x| x as f32),
-            (Typed::F32(_, v), _) => put(v, defs, out, &at, |x| x),
-            (Typed::I32(_, v), Kind::I8) => put(v, defs, out, &at, |x| f32::from(x as i8)),
-            (Typed::I32(_, v), Kind::I16) => put(v, defs, out, &at, |x| f32::from(x as i16)),
-            (Typed::I32(_, v), Kind::U8) => put(v, defs, out, &at, |x| f32::from(x as u8)),
-            (Typed::I32(_, v), Kind::U16) => put(v, defs, out, &at, |x| f32::from(x as u16)),
-            (Typed::I32(_, v), Kind::U32) => put(v, defs, out, &at, |x| x as u32 as f32),
-            (Typed::I32(_, v), _) => put(v, defs, out, &at, |x| x as f32),
-            (Typed::I64(_, v), Kind::U64) => put(v, defs, out, &at, |x| x as u64 as f32),
-            (Typed::I64(_, v), _) => put(v, defs, out, &at, |x| x as f32),
-            (Typed::Bool(_, v), _) => put(v, defs, out, &at, |x| f32::from(u8::from(x))),
+        if let Typed::Plain(pages) = &mut self.reader {
+            let mut done = 0;
+            while done < n {
+                let stretch = pages
+                    .take(n - done)
+                    .map_err(|e| table_err(group.file, None, Some(self.name), e))?;
+                let Some(s) = stretch else {
+                    return Err(group_size(group.file, group.index, group.rows));
+                };
+                let rows = &mut out[done * group.width..(done + s.rows) * group.width];
+                at.first = first + done;
+                plain(&s, self.kind, rows, &at)?;
+                done += s.rows;
+            }
+            return Ok(());
         }
+        let got = self.read(n).map_err(|e| self.error(group.file, e))?;
+        if got != n {
+            return Err(group_size(group.file, group.index, group.rows));
+        }
+        let defs = self.nullable.then_some(self.defs.as_slice());
+        // the values and whether any row is null
+        macro_rules! put {
+            ($v:expr, $to:expr) => {
+                put(
+                    $v.iter().map($to),
+                    defs.is_some_and(|d| d.len() != $v.len()),
+                    defs,
+                    out,
+                    &at,
+                )
+            };
+        }
+        match (&self.reader, self.kind) {
+            (Typed::F64(_, v), _) => put!(v, |&x| x as f32),
+            (Typed::F32(_, v), _) => put!(v, |&x| x),
+            (Typed::I32(_, v), Kind::I8) => put!(v, |&x| f32::from(x as i8)),
+            (Typed::I32(_, v), Kind::I16) => put!(v, |&x| f32::from(x as i16)),
+            (Typed::I32(_, v), Kind::U8) => put!(v, |&x| f32::from(x as u8)),
+            (Typed::I32(_, v), Kind::U16) => put!(v, |&x| f32::from(x as u16)),
+            (Typed::I32(_, v), Kind::U32) => put!(v, |&x| x as u32 as f32),
+            (Typed::I32(_, v), _) => put!(v, |&x| x as f32),
+            (Typed::I64(_, v), Kind::U64) => put!(v, |&x| x as u64 as f32),
+            (Typed::I64(_, v), _) => put!(v, |&x| x as f32),
+            (Typed::Bool(_, v), _) => put!(v, |&x| f32::from(u8::from(x))),
+            (Typed::Plain(_), _) => unreachable!("read above"),
+        }
+    }
+}
+
+/// A stretch of PLAIN values (little-endian, `kind`'s width) into `out`, its rows.
+fn plain(s: &Stretch<'_>, kind: Kind, out: &mut [f32], at: &Place<'_>) -> Result<()> {
+    fn le<const N: usize>(c: &[u8]) -> [u8; N] {
+        let mut a = [0; N];
+        a.copy_from_slice(c);
+        a
+    }
+    let nulls = s.defs.is_some() && s.values.len() != s.rows * kind.bytes();
+    let v4 = || s.values.chunks_exact(4);
+    let v8 = || s.values.chunks_exact(8);
+    match kind {
+        Kind::F64 => put(
+            v8().map(|c| f64::from_le_bytes(le(c)) as f32),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::I64 => put(
+            v8().map(|c| i64::from_le_bytes(le(c)) as f32),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::U64 => put(
+            v8().map(|c| u64::from_le_bytes(le(c)) as f32),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::F32 => put(
+            v4().map(|c| f32::from_le_bytes(le(c))),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::I32 => put(
+            v4().map(|c| i32::from_le_bytes(le(c)) as f32),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::U32 => put(
+            v4().map(|c| u32::from_le_bytes(le(c)) as f32),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::I8 => put(
+            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as i8)),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::I16 => put(
+            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as i16)),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::U8 => put(
+            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as u8)),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::U16 => put(
+            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as u16)),
+            nulls,
+            s.defs,
+            out,
+            at,
+        ),
+        Kind::Bool => unreachable!("booleans go through parquet's reader"),
     }
 }
 
@@ -467,25 +621,25 @@ struct Place<'a> {
     first: usize,
 }
 
-/// Writes a block of decoded `values` (the non-null ones; `defs` says which rows they are,
-/// 1 a value and 0 a null, `None` for a required column) into column `at.col` of `out`, and
-/// the mask column after it under [`Nulls::Mask`].
-fn put<V: Copy>(
-    values: &[V],
-    defs: Option<&[i16]>,
+/// Writes a block of `values` (the non-null ones, in order; with `nulls`, `defs` says which
+/// rows they are, 0 a null) into column `at.col` of `out`, and the mask column after it
+/// under [`Nulls::Mask`].
+fn put<D: Copy + Into<i16>>(
+    values: impl Iterator<Item = f32>,
+    nulls: bool,
+    defs: Option<&[D]>,
     out: &mut [f32],
     at: &Place<'_>,
-    to: impl Fn(V) -> f32,
 ) -> Result<()> {
     let rows = out.chunks_exact_mut(at.width);
     let mask = at.policy == Nulls::Mask;
     match defs {
-        Some(defs) if defs.len() != values.len() => {
-            let mut values = values.iter();
+        Some(defs) if nulls => {
+            let mut values = values;
             for (i, (row, &d)) in rows.zip(defs).enumerate() {
-                let null = d == 0;
+                let null = d.into() == 0;
                 row[at.col] = match if null { None } else { values.next() } {
-                    Some(v) => to(*v),
+                    Some(v) => v,
                     None => match at.policy {
                         Nulls::Error => return Err(null_error(at.file, at.first + i, at.name)),
                         Nulls::Fill(f) => f,
@@ -499,7 +653,7 @@ fn put<V: Copy>(
         }
         _ => {
             for (row, v) in rows.zip(values) {
-                row[at.col] = to(*v);
+                row[at.col] = v;
                 if mask {
                     row[at.col + 1] = 0.0;
                 }
