@@ -71,21 +71,25 @@ pub trait FromColumn: Sized {
 macro_rules! primitive {
     ($($rust:ty => $arrow:ty, $name:literal;)*) => {$(
         impl FromColumn for $rust {
-            type Column<'a> = &'a PrimitiveArray<$arrow>;
+            // the values as a slice of their own: the derived loop keeps its pointer and
+            // length in registers (read through the array, they are reloaded for every row,
+            // as the rows written might alias them: 1.12x a hand-written loop's time)
+            type Column<'a> = (&'a PrimitiveArray<$arrow>, &'a [$rust]);
             const EXPECTED: &'static str = $name;
             fn column(array: &dyn Array) -> Option<Self::Column<'_>> {
-                array.as_primitive_opt::<$arrow>()
+                let a = array.as_primitive_opt::<$arrow>()?;
+                Some((a, a.values()))
             }
             #[inline]
             fn value(c: &Self::Column<'_>, i: usize) -> Option<Self> {
-                c.is_valid(i).then(|| c.value(i))
+                c.0.is_valid(i).then(|| c.1[i])
             }
             #[inline]
             fn get(c: &Self::Column<'_>, i: usize) -> Self {
-                c.value(i)
+                c.1[i]
             }
             fn null_count(c: &Self::Column<'_>) -> usize {
-                Array::null_count(*c)
+                Array::null_count(c.0)
             }
         }
     )*};
