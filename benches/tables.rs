@@ -23,7 +23,7 @@ use criterion::{Criterion, Throughput};
 /// says "mimalloc" for the anchor's pyarrow 26) and polars' global allocator (jemalloc) is
 /// an allocator of that kind: parquet allocates a buffer for every page it decompresses,
 /// which glibc's malloc hands back to the system and faults in again, page after page
-/// (`read_parquet_matrix` on one thread: 190 ms with glibc's, 110 ms with mimalloc).
+/// (`read_parquet_matrix` on one thread: 166 ms with glibc's, 101 ms with mimalloc).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

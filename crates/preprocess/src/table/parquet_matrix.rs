@@ -29,16 +29,23 @@ use crate::{BufferPool, Result};
 /// each row group (all of them, or `options.row_groups` in that order) is read and
 /// converted into its own rows of the matrix, on `threads` threads (1: the calling thread
 /// only; more: a pool of that many for this call). arrow-rs reads a file on one thread, so
-/// this is how a file is split; a group is the unit, handed out as threads free up, so a
-/// file of many groups divides evenly. Only the features' columns are decoded
-/// (`options.columns` is ignored); `options.batch_size` sets the blocks of rows each group
-/// is read in.
+/// this is how a file is split: each thread takes an equal range of rows, cutting row
+/// groups where a range ends (or, when some feature goes through arrow, whole groups handed
+/// out as threads free up). Only the features' columns are decoded (`options.columns` is
+/// ignored).
 ///
 /// Columns of plain numeric types (INT32, INT64, FLOAT, DOUBLE, BOOLEAN that arrow reads as
-/// ints, unsigned ints, floats or booleans, not nested) are decoded by parquet's column
-/// readers straight into the matrix, every encoding parquet reads; others (f16,
-/// dictionary-typed columns) go through arrow arrays as [`FeatureMatrix::from_batch`] does.
-/// The values are the same either way.
+/// ints, unsigned ints, floats or booleans, not nested) are decoded straight into the
+/// matrix, blocks of ~128 KiB of it at a time: PLAIN pages read where they lie in the
+/// decompressed page, other encodings (dictionaries, delta, …) by parquet's column
+/// readers. Other columns (f16, dictionary-typed columns) go through arrow arrays as
+/// [`FeatureMatrix::from_batch`] does, in batches of `options.batch_size` rows. The values
+/// are the same either way.
+///
+/// Parquet allocates a buffer for every page it decompresses; glibc's malloc returns each
+/// to the system and faults it in again, so a program that reads much Parquet should use
+/// an allocator such as mimalloc or jemalloc, as pyarrow (mimalloc) and polars (jemalloc)
+/// do (the bench file on one thread: 166 ms with glibc's, 101 ms with mimalloc).
 ///
 /// The matrix reuses a buffer of `pool` when one is big enough; otherwise it is allocated
 /// zeroed by the system, so its pages are first touched by the threads that fill them.
@@ -117,13 +124,14 @@ pub fn read_parquet_matrix(
     } else {
         *data = vec![0.0; total * width];
     }
-    // Jobs, handed to threads as they free up: on several threads with every feature decoded
-    // directly, `RANGES_PER_THREAD × threads` equal ranges of rows laid end to end over the
-    // groups, a group cut where a range ends (its readers skip the rows before the cut, whole
-    // pages by their headers; the page it falls in is decompressed twice), so the threads'
-    // shares are even whatever the groups' sizes; otherwise a job a whole group (the bench
-    // file's 15.26 groups of 131,072 rows on two threads: 8 against 7.26 groups whole, 1.75x
-    // one thread; cutting every group in halves or quarters instead, 1.6–1.7x)
+    // Jobs: on several threads with every feature decoded directly, one range of rows a
+    // thread, the ranges equal and laid end to end over the groups, a group cut where a
+    // range ends (its readers skip the rows before the cut, whole pages by their headers;
+    // the page the cut falls in is decompressed twice), so the shares are even whatever the
+    // groups' sizes; otherwise a job a whole group, handed to threads as they free up. The
+    // bench file's 15.26 groups of 131,072 rows on two threads: whole groups (8 against
+    // 7.26) 57–59 ms, one range a thread 55–59 ms, two ranges a thread 67–69 ms, every group
+    // cut in halves 60–71 ms (one thread: 100–104 ms).
     let ranges = if threads > 1 && plan.direct.iter().all(Option::is_some) {
         RANGES_PER_THREAD * threads
     } else {
@@ -194,7 +202,8 @@ pub fn read_parquet_matrix(
 /// Floats of matrix a block of the direct path fills.
 const BLOCK_FLOATS: usize = 32 * 1024;
 
-/// On several threads, the ranges of rows a thread's share is cut into.
+/// On several threads, the ranges of rows a thread's share is cut into (see the jobs in
+/// [`read_parquet_matrix`]).
 const RANGES_PER_THREAD: usize = 1;
 
 /// One row group's place: its index, rows, first file row and the matrix's width.
