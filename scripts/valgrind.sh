@@ -7,7 +7,9 @@
 # heap-counting load test (its global allocator is unsafe code; it loads both native models
 # and runs MiniLM once), and the fault tests (their heap-counting global allocator is unsafe
 # code). The patched zune-jpeg's AVX2 IDCT (intrinsics) is also reached through the JPEG
-# that fuzzing found (`tests/preprocess_images.rs`, that test alone).
+# that fuzzing found (`tests/preprocess_images.rs`, that test alone), and the Parquet table
+# tests (`tests/preprocess_tables.rs`: `read_parquet` and `read_parquet_matrix` map files
+# with memmap2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
@@ -35,3 +37,6 @@ done
 jpeg=$(exes_of -p inferkit --test preprocess_images)
 echo "== valgrind $(basename "$jpeg") a_jpeg_found_by_fuzzing"
 grind "$jpeg" a_jpeg_found_by_fuzzing --test-threads=1 -q
+tables=$(exes_of -p inferkit --test preprocess_tables)
+echo "== valgrind $(basename "$tables") parquet"
+grind "$tables" parquet --test-threads=2 -q
