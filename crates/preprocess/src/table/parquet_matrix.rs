@@ -397,6 +397,8 @@ fn open_column<'a>(
     file: &str,
 ) -> Result<Column<'a>> {
     let nullable = rg.metadata().schema_descr().column(leaf).max_def_level() > 0;
+    // non-negative: `check_column_chunks` read every group's count
+    let rows = usize::try_from(rg.metadata().num_rows()).unwrap_or(0);
     let chunk = rg.metadata().column(leaf);
     let plain = chunk.dictionary_page_offset().is_none()
         && chunk
@@ -413,7 +415,7 @@ fn open_column<'a>(
             col,
             kind,
             nullable,
-            reader: Typed::Plain(PlainPages::new(pages, nullable, kind.bytes())),
+            reader: Typed::Plain(PlainPages::new(pages, nullable, kind.bytes(), rows)),
             defs: Vec::new(),
         });
     }

@@ -27,6 +27,9 @@ pub(super) struct PlainPages {
     def_at: usize,
     /// Rows of the current page not yet handed out.
     left: usize,
+    /// Rows of the chunk in pages not yet read: a page claiming more is corrupt (its
+    /// levels are not decoded, so a header claiming billions allocates nothing).
+    unread: usize,
 }
 
 /// One stretch of rows of one page: their values (`size` bytes each, nulls having none) and,
@@ -38,8 +41,15 @@ pub(super) struct Stretch<'a> {
 }
 
 impl PlainPages {
-    pub(super) fn new(pages: Box<dyn PageReader>, nullable: bool, size: usize) -> PlainPages {
+    /// The pages of a chunk of `rows` rows (its row group's).
+    pub(super) fn new(
+        pages: Box<dyn PageReader>,
+        nullable: bool,
+        size: usize,
+        rows: usize,
+    ) -> PlainPages {
         PlainPages {
+            unread: rows,
             pages,
             nullable,
             size,
@@ -78,6 +88,7 @@ impl PlainPages {
                 let rows = meta.num_rows.or(meta.num_levels);
                 if let Some(rows) = rows.filter(|&r| !meta.is_dict && r <= todo) {
                     self.pages.skip_next_page().map_err(|e| e.to_string())?;
+                    self.count(rows)?;
                     todo -= rows;
                     continue;
                 }
@@ -90,6 +101,17 @@ impl PlainPages {
             todo -= rows;
         }
         Ok(n - todo)
+    }
+
+    /// Counts a page of `rows` rows against the chunk's.
+    fn count(&mut self, rows: usize) -> PageResult<()> {
+        self.unread = self.unread.checked_sub(rows).ok_or_else(|| {
+            format!(
+                "a page of {rows} rows where the row group has {} left",
+                self.unread
+            )
+        })?;
+        Ok(())
     }
 
     /// Moves past `rows` rows of the current page (at most those left).
@@ -175,6 +197,7 @@ impl PlainPages {
                 ));
             }
             let rows = rows as usize;
+            self.count(rows)?;
             if let Some(levels) = levels {
                 definition_levels(&levels, rows, &mut self.defs)?;
             }
@@ -235,7 +258,102 @@ fn definition_levels(mut b: &[u8], n: usize, out: &mut Vec<u8>) -> PageResult<()
 
 #[cfg(test)]
 mod tests {
-    use super::definition_levels;
+    use super::{PlainPages, definition_levels};
+    use bytes::Bytes;
+    use parquet::basic::Encoding;
+    use parquet::column::page::{Page, PageMetadata, PageReader};
+
+    /// Pages handed out from a list.
+    struct Pages(std::vec::IntoIter<Page>);
+
+    impl Iterator for Pages {
+        type Item = parquet::errors::Result<Page>;
+        fn next(&mut self) -> Option<Self::Item> {
+            self.0.next().map(Ok)
+        }
+    }
+
+    impl PageReader for Pages {
+        fn get_next_page(&mut self) -> parquet::errors::Result<Option<Page>> {
+            Ok(self.0.next())
+        }
+        fn peek_next_page(&mut self) -> parquet::errors::Result<Option<PageMetadata>> {
+            Ok(self.0.as_slice().first().map(|p| PageMetadata {
+                num_rows: None,
+                num_levels: Some(p.num_values() as usize),
+                is_dict: false,
+            }))
+        }
+        fn skip_next_page(&mut self) -> parquet::errors::Result<()> {
+            self.0.next();
+            Ok(())
+        }
+    }
+
+    fn page(values: &[f32], levels: Option<&[u8]>, rows: u32) -> Page {
+        let mut buf = Vec::new();
+        if let Some(l) = levels {
+            buf.extend((l.len() as u32).to_le_bytes());
+            buf.extend(l);
+        }
+        buf.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        Page::DataPage {
+            buf: Bytes::from(buf),
+            num_values: rows,
+            encoding: Encoding::PLAIN,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        }
+    }
+
+    #[test]
+    fn stretches_stop_at_page_ends_and_skips_pass_whole_pages() {
+        // two pages of 3 rows, the second with a null in the middle (levels 1, 0, 1 as one
+        // bit-packed group: header 3, byte 0b101)
+        let pages = vec![
+            page(&[1.0, 2.0, 3.0], Some(&[6, 1]), 3),
+            page(&[4.0, 6.0], Some(&[3, 0b101]), 3),
+        ];
+        let mut p = PlainPages::new(Box::new(Pages(pages.clone().into_iter())), true, 4, 6);
+        let s = p.take(5).unwrap().unwrap();
+        assert_eq!(
+            (s.rows, s.values.len(), s.defs),
+            (3, 12, Some(&[1u8, 1, 1][..]))
+        );
+        let s = p.take(5).unwrap().unwrap();
+        assert_eq!(s.rows, 3);
+        assert_eq!(s.values, [4f32.to_le_bytes(), 6f32.to_le_bytes()].concat());
+        assert_eq!(s.defs, Some(&[1u8, 0, 1][..]));
+        assert!(p.take(1).unwrap().is_none());
+        // skip 4: the first page by its header, one row into the second
+        let mut p = PlainPages::new(Box::new(Pages(pages.into_iter())), true, 4, 6);
+        assert_eq!(p.skip(4).unwrap(), 4);
+        let s = p.take(5).unwrap().unwrap();
+        assert_eq!((s.rows, s.defs), (2, Some(&[0u8, 1][..])));
+        assert_eq!(s.values, 6f32.to_le_bytes());
+    }
+
+    #[test]
+    fn a_page_claiming_more_rows_than_its_group_is_an_error_before_its_levels() {
+        // four billion rows in a run of ones four bytes long: decoding them would fill 4 GB
+        let pages = vec![page(
+            &[],
+            Some(&[0xfe, 0xff, 0xff, 0xff, 0x1f, 1]),
+            u32::MAX,
+        )];
+        let mut p = PlainPages::new(Box::new(Pages(pages.into_iter())), true, 4, 10);
+        let e = p.take(10).err().unwrap();
+        assert!(
+            e.contains("4294967295 rows where the row group has 10 left"),
+            "{e}"
+        );
+        // values shorter than the levels say
+        let pages = vec![page(&[1.0], Some(&[6, 1]), 3)];
+        let mut p = PlainPages::new(Box::new(Pages(pages.into_iter())), true, 4, 3);
+        let e = p.take(3).err().unwrap();
+        assert!(e.contains("fewer than its 3 rows need"), "{e}");
+    }
 
     #[test]
     fn definition_levels_decode_runs_and_bit_packed_groups() {
