@@ -557,79 +557,29 @@ fn plain(s: &Stretch<'_>, kind: Kind, out: &mut [f32], at: &Place<'_>) -> Result
         a
     }
     let nulls = s.defs.is_some() && s.values.len() != s.rows * kind.bytes();
-    let v4 = || s.values.chunks_exact(4);
-    let v8 = || s.values.chunks_exact(8);
+    // the values of each width, converted as parquet's arrow reader converts them
+    macro_rules! put {
+        ($width:literal, $to:expr) => {
+            put(
+                s.values.chunks_exact($width).map($to),
+                nulls,
+                s.defs,
+                out,
+                at,
+            )
+        };
+    }
     match kind {
-        Kind::F64 => put(
-            v8().map(|c| f64::from_le_bytes(le(c)) as f32),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::I64 => put(
-            v8().map(|c| i64::from_le_bytes(le(c)) as f32),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::U64 => put(
-            v8().map(|c| u64::from_le_bytes(le(c)) as f32),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::F32 => put(
-            v4().map(|c| f32::from_le_bytes(le(c))),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::I32 => put(
-            v4().map(|c| i32::from_le_bytes(le(c)) as f32),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::U32 => put(
-            v4().map(|c| u32::from_le_bytes(le(c)) as f32),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::I8 => put(
-            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as i8)),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::I16 => put(
-            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as i16)),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::U8 => put(
-            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as u8)),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
-        Kind::U16 => put(
-            v4().map(|c| f32::from(i32::from_le_bytes(le(c)) as u16)),
-            nulls,
-            s.defs,
-            out,
-            at,
-        ),
+        Kind::F64 => put!(8, |c| f64::from_le_bytes(le(c)) as f32),
+        Kind::I64 => put!(8, |c| i64::from_le_bytes(le(c)) as f32),
+        Kind::U64 => put!(8, |c| u64::from_le_bytes(le(c)) as f32),
+        Kind::F32 => put!(4, |c| f32::from_le_bytes(le(c))),
+        Kind::I32 => put!(4, |c| i32::from_le_bytes(le(c)) as f32),
+        Kind::U32 => put!(4, |c| u32::from_le_bytes(le(c)) as f32),
+        Kind::I8 => put!(4, |c| f32::from(i32::from_le_bytes(le(c)) as i8)),
+        Kind::I16 => put!(4, |c| f32::from(i32::from_le_bytes(le(c)) as i16)),
+        Kind::U8 => put!(4, |c| f32::from(i32::from_le_bytes(le(c)) as u8)),
+        Kind::U16 => put!(4, |c| f32::from(i32::from_le_bytes(le(c)) as u16)),
         Kind::Bool => unreachable!("booleans go through parquet's reader"),
     }
 }
