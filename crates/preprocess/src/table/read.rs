@@ -302,7 +302,7 @@ pub(crate) fn open_parquet(
     // cannot rule out is another process truncating or rewriting the file while it is read:
     // a read of a truncated page raises SIGBUS and rewritten pages change under the reader.
     // `ParquetOptions::memory_map` documents this contract (pyarrow's `memory_map=True` and
-    // polars' default have the same one) and `memory_map: false` reads with read(2) instead.
+    // polars' default have the same one) and `memory_map: false` reads with pread instead.
     let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| table_err(file, None, None, e))?;
     Ok((Source::Mapped(Bytes::from_owner(map)), len))
 }
