@@ -16,12 +16,19 @@ use ndarray::{Array2, linalg::general_mat_mul};
 mod common;
 use common::{anchors, median};
 use inferkit::infer_core::cpu::kernels::{Strides, sgemm, sgemm_strided};
+use inferkit::infer_core::cpu::nhwc::Act;
+use inferkit::infer_core::cpu::packed::{self, Packed};
 
 /// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
-const SHAPES: [(&str, usize, usize, usize); 8] = [
+const SHAPES: [(&str, usize, usize, usize); 12] = [
     ("square_2048", 2048, 2048, 2048),
     // EfficientNet-Lite0, batch 1: a 1×1 expand conv at 112² and the 1×1 head conv at 7²
     ("effnet_expand_12544x16x96", 12544, 16, 96),
+    // … 1×1 projections at 56², 28² and 7², and an expansion at 14²
+    ("effnet_project_3136x144x24", 3136, 144, 24),
+    ("effnet_project_784x240x40", 784, 240, 40),
+    ("effnet_expand_196x112x672", 196, 112, 672),
+    ("effnet_project_49x1152x320", 49, 1152, 320),
     ("effnet_head_49x320x1280", 49, 320, 1280),
     // EfficientNet-Lite0 stem as im2col at batch 32: 32·112² × 27 × 32
     ("effnet_stem_b32_401408x27x32", 401_408, 27, 32),
@@ -81,6 +88,25 @@ fn main() {
         g.bench_function(format!("gemm_{name}"), |bch| {
             bch.iter(|| gemm_crate(black_box(&a), black_box(&b), &mut out))
         });
+        // the weight packed once, as the models hold it (AVX-512 panels on this machine)
+        let w = Packed::new(b.as_slice().unwrap(), k, n);
+        let zero = vec![0.0_f32; n];
+        let run = |out: &mut Array2<f32>| {
+            let a = a.as_slice().unwrap();
+            let out = out.as_slice_mut().unwrap();
+            packed::gemm(m, black_box(a), k, &w, &zero, Act::Identity, None, out)
+        };
+        run(&mut out);
+        let worst = out
+            .iter()
+            .zip(reference.iter())
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0_f32, f32::max);
+        assert!(
+            worst < 1e-3,
+            "{name}: packed and matrixmultiply differ by {worst}"
+        );
+        g.bench_function(format!("packed_{name}"), |bch| bch.iter(|| run(&mut out)));
         if name.starts_with("minilm") {
             // MiniLM reads PyTorch's [out, in] weights in place: B as a transposed matrix
             let bt = b.t().as_standard_layout().into_owned();

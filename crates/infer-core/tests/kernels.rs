@@ -6,6 +6,7 @@ use inferkit_infer_core::cpu::kernels::{
     Pad, Strides, conv2d, depthwise_conv2d, sgemm, sgemm_strided,
 };
 use inferkit_infer_core::cpu::nhwc::{self, Act, Nhwc};
+use inferkit_infer_core::cpu::packed::{self, Packed};
 use ndarray::{Array1, Array4};
 
 fn value(i: usize) -> f32 {
@@ -255,7 +256,7 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
             let out_shape = nhwc::conv_nchw_to_nhwc(
                 x.as_slice().unwrap(),
                 (n, c, h, w),
-                &packed,
+                &Packed::new(&packed, k * k * c, cout),
                 bc.as_slice().unwrap(),
                 k,
                 stride,
@@ -280,8 +281,7 @@ fn nhwc_kernels_match_the_direct_formula_on_one_and_three_threads() {
             let xs = to_nhwc(&x);
             nhwc::pointwise(
                 &xs,
-                c,
-                &wt,
+                &Packed::new(&wt, c, c),
                 b1.as_slice().unwrap(),
                 Act::Relu6,
                 Some(&xs),
@@ -353,13 +353,13 @@ fn mbconv_equals_expand_depthwise_project_on_one_and_three_threads() {
             };
             let shape = Nhwc { n, h, w, c: cin };
             let x = f(shape.len(), 1);
-            let (we, be) = (f(cin * mid, 2), f(mid, 3));
+            let (we, be) = (Packed::new(&f(cin * mid, 2), cin, mid), f(mid, 3));
             let (taps, bd) = (f(k * k * mid, 4), f(mid, 5));
-            let (wp, bp) = (f(mid * cout, 6), f(cout, 7));
+            let (wp, bp) = (Packed::new(&f(mid * cout, 6), mid, cout), f(cout, 7));
             let residual = stride == 1 && cin == cout;
             // one kernel after another
             let mut e = vec![f32::NAN; n * h * w * mid];
-            nhwc::pointwise(&x, cin, &we, &be, Act::Relu6, None, &mut e, 1);
+            nhwc::pointwise(&x, &we, &be, Act::Relu6, None, &mut e, 1);
             let mid_shape = Nhwc { c: mid, ..shape };
             let pad = Pad::same(h, w, k, stride);
             let (oh, ow) = mid_shape.out(k, stride, pad);
@@ -378,7 +378,7 @@ fn mbconv_equals_expand_depthwise_project_on_one_and_three_threads() {
             );
             let mut want = vec![f32::NAN; n * oh * ow * cout];
             let res = residual.then_some(&x[..]);
-            nhwc::pointwise(&d, mid, &wp, &bp, Act::Identity, res, &mut want, 1);
+            nhwc::pointwise(&d, &wp, &bp, Act::Identity, res, &mut want, 1);
             // fused
             let block = nhwc::MbConv {
                 expand: (&we, &be),
@@ -397,5 +397,108 @@ fn mbconv_equals_expand_depthwise_project_on_one_and_three_threads() {
                 "{what}: an output left unwritten"
             );
         }
+    }
+}
+
+/// The packed GEMM (AVX-512 panels where the CPU has them) and its portable path against a
+/// sum in f64, over every row count of a tile (1–12) and past it, columns on and off the
+/// 16- and 32-column panels, depths across the 256-deep passes, rows of `a` wider than
+/// `k`, and each fused epilogue: bias, residual, ReLU6, GELU.
+#[test]
+fn packed_gemm_equals_a_direct_sum_for_every_tile_shape() {
+    let mut checked = 0;
+    for &k in &[1_usize, 3, 16, 27, 255, 256, 257, 600] {
+        for &n in &[
+            1_usize, 5, 8, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 80, 100,
+        ] {
+            let w: Vec<f32> = (0..k * n).map(|i| value(i * 7 + 1)).collect();
+            let bias: Vec<f32> = (0..n).map(|i| value(i + 3) * 4.0).collect();
+            let layouts = [Packed::new(&w, k, n), Packed::portable(&w, k, n)];
+            for &m in &[1_usize, 2, 5, 11, 12, 13, 24, 25, 200] {
+                let lda = k + 3;
+                let a: Vec<f32> = (0..m * lda).map(|i| value(i * 5 + 2)).collect();
+                let res: Vec<f32> = (0..m * n).map(|i| value(i + 11) * 3.0).collect();
+                for act in [Act::Identity, Act::Relu6, Act::Gelu] {
+                    for residual in [None, Some(&res[..])] {
+                        // each sum, and the sum of its terms' magnitudes (f32 rounding
+                        // grows with it)
+                        let (want, scale): (Vec<f32>, Vec<f64>) = (0..m * n)
+                            .map(|at| {
+                                let (i, j) = (at / n, at % n);
+                                let mut s = f64::from(bias[j]);
+                                let mut mag = s.abs();
+                                for p in 0..k {
+                                    let t = f64::from(a[i * lda + p]) * f64::from(w[p * n + j]);
+                                    s += t;
+                                    mag += t.abs();
+                                }
+                                if let Some(r) = residual {
+                                    s += f64::from(r[at]);
+                                    mag += f64::from(r[at]).abs();
+                                }
+                                let v = s as f32;
+                                let v = match act {
+                                    Act::Identity => v,
+                                    Act::Relu6 => v.clamp(0.0, 6.0),
+                                    Act::Gelu => {
+                                        let mut g = [v];
+                                        inferkit_infer_core::cpu::math::gelu(&mut g);
+                                        g[0]
+                                    }
+                                };
+                                (v, mag)
+                            })
+                            .unzip();
+                        for wl in &layouts {
+                            let mut got = vec![f32::NAN; m * n];
+                            packed::gemm(m, &a, lda, wl, &bias, act, residual, &mut got);
+                            for (at, ((g, w), s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+                                let tol = 4e-6 * s + 1e-6;
+                                assert!(
+                                    f64::from((g - w).abs()) <= tol,
+                                    "{m}x{k}x{n} {act:?} residual {} {wl:?}: [{}, {}] is {g}, \
+                                     not {w}",
+                                    residual.is_some(),
+                                    at / n,
+                                    at % n
+                                );
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 8 * 15 * 9 * 3 * 2 * 2);
+}
+
+/// The layout follows the CPU: panels exactly where AVX-512F is (so the test above ran the
+/// kernel on such a machine), row-major elsewhere; and a product of depth 0 is the bias.
+#[test]
+fn packed_layout_follows_the_cpu_and_depth_zero_is_the_bias() {
+    let w = Packed::new(&[0.0; 64 * 40], 64, 40);
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        w.is_panels(),
+        std::arch::is_x86_feature_detected!("avx512f")
+    );
+    // panels pad 40 columns to 32 + 16
+    if w.is_panels() {
+        assert_eq!(w.heap_bytes(), 64 * 48 * 4);
+    }
+    for wl in [Packed::new(&[], 0, 3), Packed::portable(&[], 0, 3)] {
+        let mut out = [f32::NAN; 6];
+        packed::gemm(
+            2,
+            &[],
+            0,
+            &wl,
+            &[1.0, -2.0, 7.0],
+            Act::Relu6,
+            None,
+            &mut out,
+        );
+        assert_eq!(out, [1.0, 0.0, 6.0, 1.0, 0.0, 6.0], "{wl:?}");
     }
 }

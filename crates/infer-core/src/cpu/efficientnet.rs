@@ -15,6 +15,7 @@ use super::kernels::{Pad, fold_batch_norm};
 use super::nhwc::{
     Act, MbConv, Nhwc, conv_nchw_to_nhwc, depthwise, global_avg_pool, mbconv, pointwise,
 };
+use super::packed::Packed;
 use crate::backend::{Plan, Session};
 use crate::{
     DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
@@ -33,28 +34,25 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-/// A convolution with its batch norm folded in, laid out for the NHWC kernels: a dense or
-/// 1×1 convolution as `[k·k·cin, cout]`, a depthwise one as `[k, k, c]`.
-struct Conv {
-    weight: Vec<f32>,
+/// A dense or 1×1 convolution (or the linear layer) with its batch norm folded in, as a
+/// GEMM weight `[k·k·cin, cout]` packed for this CPU.
+struct Dense {
+    weight: Packed,
     bias: Vec<f32>,
 }
 
-impl Conv {
+impl Dense {
     /// From a folded `[cout, cin, k, k]` weight to `[(ky, kx, ci), cout]`.
-    fn dense(weight: &Array4<f32>, bias: Array1<f32>) -> Conv {
-        let w = weight.view().permuted_axes([2, 3, 1, 0]);
-        Conv {
-            weight: w.iter().copied().collect(),
-            bias: bias.to_vec(),
-        }
-    }
-
-    /// From a folded `[c, 1, k, k]` weight to `[ky, kx, c]`.
-    fn depthwise(weight: &Array4<f32>, bias: Array1<f32>) -> Conv {
-        let w = weight.view().permuted_axes([1, 2, 3, 0]);
-        Conv {
-            weight: w.iter().copied().collect(),
+    fn conv(weight: &Array4<f32>, bias: Array1<f32>) -> Dense {
+        let (cout, cin, kh, kw) = weight.dim();
+        let w: Vec<f32> = weight
+            .view()
+            .permuted_axes([2, 3, 1, 0])
+            .iter()
+            .copied()
+            .collect();
+        Dense {
+            weight: Packed::new(&w, kh * kw * cin, cout),
             bias: bias.to_vec(),
         }
     }
@@ -64,10 +62,27 @@ impl Conv {
     }
 }
 
+/// A depthwise convolution with its batch norm folded in, as `[k, k, c]` taps.
+struct Conv {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    /// From a folded `[c, 1, k, k]` weight to `[ky, kx, c]`.
+    fn depthwise(weight: &Array4<f32>, bias: Array1<f32>) -> Conv {
+        let w = weight.view().permuted_axes([1, 2, 3, 0]);
+        Conv {
+            weight: w.iter().copied().collect(),
+            bias: bias.to_vec(),
+        }
+    }
+}
+
 struct Block {
-    expand: Option<Conv>,
+    expand: Option<Dense>,
     depthwise: Conv,
-    project: Conv,
+    project: Dense,
     kernel: usize,
     stride: usize,
     skip: bool,
@@ -80,10 +95,10 @@ struct Block {
 /// on the caller's thread alone; more runs on a rayon pool of that size owned by the model.
 pub struct EfficientNetLite0 {
     descriptor: ModelDescriptor,
-    stem: Conv,
+    stem: Dense,
     blocks: Vec<Block>,
-    head: Conv,
-    fc: Conv,
+    head: Dense,
+    fc: Dense,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
     /// Activation buffers between forward passes (see [`Buffers`]).
@@ -165,10 +180,10 @@ impl EfficientNetLite0 {
             }
             Ok(())
         };
-        let dense = |conv: &str, bn: &str, cin: usize, k: usize| -> Result<Conv> {
+        let dense = |conv: &str, bn: &str, cin: usize, k: usize| -> Result<Dense> {
             let (w, b) = conv_bn(conv, bn)?;
             check(conv, &w, (cin, k, k))?;
-            Ok(Conv::dense(&w, b))
+            Ok(Dense::conv(&w, b))
         };
         let stem = dense("_conv_stem", "_bn0", 3, 3)?;
         let mut blocks = Vec::new();
@@ -193,7 +208,7 @@ impl EfficientNetLite0 {
                 } else {
                     None
                 };
-                let mid = expand_conv.as_ref().map_or(cin, Conv::cout);
+                let mid = expand_conv.as_ref().map_or(cin, Dense::cout);
                 let (dw, db) = conv_bn(&format!("{p}._depthwise_conv"), &format!("{p}._bn1"))?;
                 check(&format!("{p}._depthwise_conv"), &dw, (1, kernel, kernel))?;
                 if dw.dim().0 != mid {
@@ -229,8 +244,9 @@ impl EfficientNetLite0 {
                 head.cout()
             )));
         }
-        let fc = Conv {
-            weight: fc_weight.t().iter().copied().collect(),
+        let fc_t: Vec<f32> = fc_weight.t().iter().copied().collect();
+        let fc = Dense {
+            weight: Packed::new(&fc_t, head.cout(), fc_bias.len()),
             bias: fc_bias.to_vec(),
         };
         let batch = || Dim::Dynamic("batch".into());
@@ -384,7 +400,6 @@ impl EfficientNetLite0 {
                     let residual = b.skip.then_some(&*cur);
                     pointwise(
                         &y,
-                        shape.c,
                         &b.project.weight,
                         &b.project.bias,
                         Act::Identity,
@@ -405,7 +420,6 @@ impl EfficientNetLite0 {
         let mut y = bufs.get(head_shape.len());
         pointwise(
             &cur,
-            shape.c,
             &self.head.weight,
             &self.head.bias,
             Act::Relu6,
@@ -419,7 +433,6 @@ impl EfficientNetLite0 {
         let mut logits = vec![0.0; n * self.fc.cout()];
         pointwise(
             &pooled,
-            head_shape.c,
             &self.fc.weight,
             &self.fc.bias,
             Act::Identity,

@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod math;
 pub mod minilm;
 pub mod nhwc;
+pub mod packed;
 
 pub use efficientnet::EfficientNetLite0;
 pub use minilm::{MiniLm, Tokens};

@@ -16,7 +16,8 @@ use rayon::prelude::*;
 
 use seq_macro::seq;
 
-use super::kernels::{Pad, sgemm};
+use super::kernels::Pad;
+use super::packed::{Packed, gemm};
 
 /// The activation fused into a kernel's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,31 +66,33 @@ fn block_rows(cin: usize, cout: usize) -> usize {
     (32 * 1024 / (cin + cout).max(1)).max(16)
 }
 
-/// `out = act(x · w + bias [+ residual])`: `x` `[rows, cin]`, `w` `[cin, cout]`, `out` and
-/// `residual` `[rows, cout]`, all row-major. A 1×1 convolution in NHWC, or a linear layer.
-#[allow(clippy::too_many_arguments)]
+/// `out = act(x · w + bias [+ residual])`: `x` `[rows, w.k()]`, `w` `[w.k(), cout]`
+/// (packed), `out` and `residual` `[rows, cout]`, all row-major. A 1×1 convolution in
+/// NHWC, or a linear layer.
 pub fn pointwise(
     x: &[f32],
-    cin: usize,
-    w: &[f32],
+    w: &Packed,
     bias: &[f32],
     act: Act,
     residual: Option<&[f32]>,
     out: &mut [f32],
     threads: usize,
 ) {
-    let cout = bias.len();
-    assert_eq!(w.len(), cin * cout, "pointwise: weight is not cin×cout");
-    assert_eq!(x.len() / cin * cout, out.len(), "pointwise: rows differ");
+    let (cin, cout) = (w.k(), w.n());
+    assert_eq!(bias.len(), cout, "pointwise: bias is not cout long");
+    assert_eq!(
+        x.len() / cin.max(1) * cout,
+        out.len(),
+        "pointwise: rows differ"
+    );
     if let Some(r) = residual {
         assert_eq!(r.len(), out.len(), "pointwise: residual shape");
     }
     for_rows(out, cout, GEMM_ROWS, threads, |first, chunk| {
         let rows = chunk.len() / cout;
         let xs = &x[first * cin..(first + rows) * cin];
-        sgemm(rows, cin, cout, xs, w, chunk);
         let res = residual.map(|r| &r[first * cout..(first + rows) * cout]);
-        bias_act(chunk, bias, act, res);
+        gemm(rows, xs, cin, w, bias, act, res, chunk);
     });
 }
 
@@ -392,16 +395,16 @@ fn span<const K: usize, const S: usize, const L: usize, const FMA: bool>(
 /// 1×1 projection, plus the input when `residual`.
 #[derive(Debug, Clone, Copy)]
 pub struct MbConv<'a> {
-    /// Expansion weight `[cin, mid]` and bias `[mid]`.
-    pub expand: (&'a [f32], &'a [f32]),
+    /// Expansion weight `[cin, mid]` (packed) and bias `[mid]`.
+    pub expand: (&'a Packed, &'a [f32]),
     /// Depthwise taps `[k, k, mid]` and bias `[mid]`.
     pub depthwise: (&'a [f32], &'a [f32]),
     /// Window size.
     pub k: usize,
     /// Window stride.
     pub stride: usize,
-    /// Projection weight `[mid, cout]` and bias `[cout]`.
-    pub project: (&'a [f32], &'a [f32]),
+    /// Projection weight `[mid, cout]` (packed) and bias `[cout]`.
+    pub project: (&'a Packed, &'a [f32]),
     /// Whether the input is added to the output (stride 1 and `cin == cout` only).
     pub residual: bool,
 }
@@ -430,10 +433,18 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
     let (wp, bp) = b.project;
     let (mid, cout) = (be.len(), bp.len());
     assert_eq!(x.len(), shape.len(), "mbconv: input shape");
-    assert_eq!(we.len(), cin * mid, "mbconv: expansion is not cin×mid");
+    assert_eq!(
+        (we.k(), we.n()),
+        (cin, mid),
+        "mbconv: expansion is not cin×mid"
+    );
     assert_eq!(taps.len(), b.k * b.k * mid, "mbconv: taps are not k×k×mid");
     assert_eq!(bd.len(), mid, "mbconv: depthwise bias");
-    assert_eq!(wp.len(), mid * cout, "mbconv: projection is not mid×cout");
+    assert_eq!(
+        (wp.k(), wp.n()),
+        (mid, cout),
+        "mbconv: projection is not mid×cout"
+    );
     assert!(b.k > 0 && b.stride > 0, "mbconv: zero kernel or stride");
     assert!(
         !b.residual || (b.stride == 1 && cin == cout),
@@ -490,8 +501,7 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
                     let run = (hi - next).min(ring - slot);
                     let dst = &mut rows[slot * w * mid..(slot + run) * w * mid];
                     let src = &image[next * w * cin..(next + run) * w * cin];
-                    sgemm(run * w, cin, mid, src, we, dst);
-                    bias_act(dst, be, Act::Relu6, None);
+                    gemm(run * w, src, cin, we, be, Act::Relu6, None, dst);
                     next += run;
                 }
                 let dw = &mut dw[..(z - a) * ow * mid];
@@ -499,9 +509,8 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
                     depthwise_row(rows, &geometry, taps, bd, a + i, orow);
                 }
                 let o = &mut dst[(a - oy0) * ow * cout..(z - oy0) * ow * cout];
-                sgemm((z - a) * ow, mid, cout, dw, wp, o);
                 let res = b.residual.then(|| &image[a * w * cin..z * w * cin]);
-                bias_act(o, bp, Act::Identity, res);
+                gemm((z - a) * ow, dw, mid, wp, bp, Act::Identity, res, o);
             }
         });
     };
@@ -525,13 +534,13 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
 
 /// A dense `k`×`k` convolution from an NCHW input (the stem: few input channels) to NHWC:
 /// im2col into `[n·oh·ow, k·k·cin]` (order ky, kx, ci) and one GEMM with `w`
-/// `[k·k·cin, cout]`, plus bias and `act`, into `out` (`[n, oh, ow, cout]`). Returns the
+/// `[k·k·cin, cout]` (packed), plus bias and `act`, into `out` (`[n, oh, ow, cout]`). Returns the
 /// output's shape.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_nchw_to_nhwc(
     x: &[f32],
     shape_nchw: (usize, usize, usize, usize),
-    w: &[f32],
+    w: &Packed,
     bias: &[f32],
     k: usize,
     stride: usize,
@@ -544,7 +553,11 @@ pub fn conv_nchw_to_nhwc(
     assert_eq!(x.len(), n * cin * h * wd, "conv: input shape");
     let cout = bias.len();
     let depth = k * k * cin;
-    assert_eq!(w.len(), depth * cout, "conv: weight is not (k·k·cin)×cout");
+    assert_eq!(
+        (w.k(), w.n()),
+        (depth, cout),
+        "conv: weight is not (k·k·cin)×cout"
+    );
     let shape = Nhwc {
         n,
         h,
@@ -599,8 +612,7 @@ pub fn conv_nchw_to_nhwc(
                     }
                 }
             }
-            sgemm(rows, depth, cout, &cols, w, chunk);
-            bias_act(chunk, bias, act, None);
+            gemm(rows, &cols, depth, w, bias, act, None, chunk);
         },
     );
     Nhwc {

@@ -1,0 +1,448 @@
+//! GEMM against a weight packed once at load, with the bias, the residual and ReLU6 fused
+//! into the product's last pass: [`Packed`] and [`gemm`].
+//!
+//! On a CPU with AVX-512F the weight `[k, n]` is stored as panels of 32 columns (16 for a
+//! last one of at most 16), each panel `k` rows of its columns end to end, zero-padded to
+//! its width; [`gemm`] runs every 12×32 (or 12×16) tile of the output with its sums in 24
+//! registers, one weight row (two vectors) loaded and each of 12 `a` values broadcast per
+//! step of `k`. `a` is read where it lies (no packing: the rows a tile reads are 12 and
+//! `k` is at most 256 per pass), the tile starts from the bias, and its last pass adds the
+//! residual and clamps before the one store; columns past `n` are masked off. Measured
+//! against the `gemm` crate on the convolutions of EfficientNet-Lite0 (benches/gemm.rs),
+//! that crate packs the weight again on every call and runs 64-column tiles, so `n` = 24,
+//! 40, 80 or 112 ends in narrow kernels of its own.
+//!
+//! Elsewhere (no AVX-512F, or [`Packed::portable`]) the weight stays row-major and
+//! [`gemm`] is [`sgemm_strided`] followed by the bias pass: the same results to rounding
+//! (the sums are added in the same order of `k`, in a different grouping).
+
+use super::kernels::{Strides, sgemm_strided};
+use super::nhwc::{Act, add_bias};
+
+/// Columns of a full panel (two AVX-512 vectors).
+const NR: usize = 32;
+/// Rows of a tile (24 sums in registers with two vectors of weight and a broadcast).
+const MR: usize = 12;
+/// Depth of one pass: a 32-column panel's 256 rows are 32 KiB, read from L1/L2 by every
+/// tile of the pass.
+const KC: usize = 256;
+/// Rows of `a` per block: 192 rows × 256 deep is 192 KiB, kept in L2 across the panels.
+const MC: usize = 192;
+
+/// A GEMM weight `[k, n]` laid out for [`gemm`]: panels for the AVX-512 kernel where the
+/// CPU has it, else row-major. Made once at load.
+///
+/// ```
+/// use inferkit_infer_core::cpu::nhwc::Act;
+/// use inferkit_infer_core::cpu::packed::{Packed, gemm};
+///
+/// // [2, 3] weight, one row of input
+/// let w = Packed::new(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3);
+/// let mut out = [0.0; 3];
+/// gemm(1, &[1.0, -1.0], 2, &w, &[0.5, 0.5, 0.5], Act::Relu6, None, &mut out);
+/// assert_eq!(out, [0.0, 0.0, 0.0]); // -3 + 0.5 clamped to 0
+/// ```
+#[derive(Clone)]
+pub struct Packed {
+    k: usize,
+    n: usize,
+    layout: Layout,
+}
+
+#[derive(Clone)]
+enum Layout {
+    /// `[k, n]` row-major.
+    RowMajor(Vec<f32>),
+    /// Panels of [`NR`] columns (a last one of 16 when at most 16 are left), each `k` rows.
+    Panels(Vec<f32>),
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layout = match self.layout {
+            Layout::RowMajor(_) => "row-major",
+            Layout::Panels(_) => "panels",
+        };
+        f.debug_struct("Packed")
+            .field("k", &self.k)
+            .field("n", &self.n)
+            .field("layout", &layout)
+            .finish()
+    }
+}
+
+/// Whether this CPU runs the AVX-512 kernel (checked once; `std` caches it).
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Width of the panel starting at column `j` of `n`.
+fn panel_width(n: usize, j: usize) -> usize {
+    if n - j > NR / 2 { NR } else { NR / 2 }
+}
+
+impl Packed {
+    /// Packs a row-major `[k, n]` weight for this CPU.
+    ///
+    /// # Panics
+    /// If `w` does not hold `k · n` floats.
+    pub fn new(w: &[f32], k: usize, n: usize) -> Packed {
+        if avx512() {
+            Packed::panels(w, k, n)
+        } else {
+            Packed::portable(w, k, n)
+        }
+    }
+
+    /// Keeps a row-major `[k, n]` weight as it is, so [`gemm`] runs the portable path on any
+    /// CPU (to compare the two).
+    ///
+    /// # Panics
+    /// If `w` does not hold `k · n` floats.
+    pub fn portable(w: &[f32], k: usize, n: usize) -> Packed {
+        assert_eq!(w.len(), k * n, "Packed: weight is not {k}×{n}");
+        Packed {
+            k,
+            n,
+            layout: Layout::RowMajor(w.to_vec()),
+        }
+    }
+
+    fn panels(w: &[f32], k: usize, n: usize) -> Packed {
+        assert_eq!(w.len(), k * n, "Packed: weight is not {k}×{n}");
+        let width = {
+            let (full, left) = (n / NR, n % NR);
+            full * NR
+                + if left > 0 {
+                    panel_width(n, full * NR)
+                } else {
+                    0
+                }
+        };
+        let mut data = Vec::with_capacity(k * width);
+        let mut j = 0;
+        while j < n {
+            let pw = panel_width(n, j);
+            let cols = pw.min(n - j);
+            for row in w.chunks_exact(n) {
+                data.extend_from_slice(&row[j..j + cols]);
+                data.extend(std::iter::repeat_n(0.0, pw - cols));
+            }
+            j += pw;
+        }
+        Packed {
+            k,
+            n,
+            layout: Layout::Panels(data),
+        }
+    }
+
+    /// Rows (the depth of the product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns (outputs).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Whether it is laid out for the AVX-512 kernel.
+    pub fn is_panels(&self) -> bool {
+        matches!(self.layout, Layout::Panels(_))
+    }
+
+    /// Bytes of heap it holds.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.layout {
+            Layout::RowMajor(v) | Layout::Panels(v) => v.capacity() * size_of::<f32>(),
+        }
+    }
+}
+
+/// `c = act(a · w + bias [+ residual])`: `a` is `m` rows of `w.k()` floats, `lda` apart;
+/// `c` and `residual` are `[m, w.n()]` row-major; `bias` holds `w.n()` floats. The
+/// residual is added before the activation. One thread.
+///
+/// # Panics
+/// If a slice is shorter than its matrix or `lda < w.k()`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    w: &Packed,
+    bias: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+    c: &mut [f32],
+) {
+    let (k, n) = (w.k, w.n);
+    assert_eq!(bias.len(), n, "gemm: bias is not {n} long");
+    assert_eq!(c.len(), m * n, "gemm: c is not {m}×{n}");
+    if let Some(r) = residual {
+        assert_eq!(r.len(), m * n, "gemm: residual is not {m}×{n}");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= k && a.len() >= (m - 1) * lda + k,
+        "gemm: a holds fewer than {m} rows of {k} ({lda} apart)"
+    );
+    match &w.layout {
+        Layout::Panels(p) if k > 0 => {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `Panels` is only made when `avx512()` said the CPU has AVX-512F.
+                // The asserts above bound every access the kernel makes: rows `0..m` of `a`
+                // at `i·lda + (0..k)`, inside `a` (`(m-1)·lda + k ≤ a.len()`); rows of `c`
+                // and `residual` at `i·n + (0..n)`, masked at `n` (`m·n` each); the bias's
+                // `n` floats, masked; and the panels, which `Packed::panels` made `k` rows
+                // of their width each. `c` is a unique borrow, so it aliases nothing read.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::run(m, k, n, a, lda, p, bias, act == Act::Relu6, residual, c)
+                };
+                if act == Act::Gelu {
+                    super::math::gelu(c);
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("panels are only made on x86-64 ({p:?})");
+        }
+        Layout::Panels(_) => add_bias_to_zero(c, bias, act, residual),
+        Layout::RowMajor(b) => {
+            sgemm_strided(
+                m,
+                k,
+                n,
+                (a, Strides::row_major(lda)),
+                (b, Strides::row_major(n)),
+                (c, n),
+            );
+            add_bias(c, bias, act, residual);
+        }
+    }
+}
+
+/// `k == 0`: the product is zero.
+fn add_bias_to_zero(c: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f32]>) {
+    c.fill(0.0);
+    add_bias(c, bias, act, residual);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use std::arch::x86_64::{
+        __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    };
+
+    use super::{KC, MC, MR, NR, panel_width};
+
+    /// The whole product; see [`super::gemm`] for what the caller guarantees.
+    ///
+    /// # Safety
+    /// AVX-512F is available; `a` holds `m` rows of `k` floats `lda` apart; `c` and
+    /// `residual` hold `m·n`; `bias` `n`; `panels` is `Packed::panels` of a `[k, n]`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        lda: usize,
+        panels: &[f32],
+        bias: &[f32],
+        relu6: bool,
+        residual: Option<&[f32]>,
+        c: &mut [f32],
+    ) {
+        let res = residual.map_or(std::ptr::null(), <[f32]>::as_ptr);
+        for m0 in (0..m).step_by(MC) {
+            let mb = MC.min(m - m0);
+            for k0 in (0..k).step_by(KC) {
+                let kb = KC.min(k - k0);
+                let step = Step {
+                    kb,
+                    lda,
+                    ldc: n,
+                    first: k0 == 0,
+                    last: k0 + kb == k,
+                    relu6,
+                };
+                let (mut j, mut off) = (0, 0);
+                while j < n {
+                    let pw = panel_width(n, j);
+                    let masks = masks(n - j);
+                    // the corners of this panel's tiles (in bounds; see the SAFETY below)
+                    let b = panels.as_ptr().wrapping_add(off + k0 * pw);
+                    let bias = bias.as_ptr().wrapping_add(j);
+                    for i0 in (0..mb).step_by(MR) {
+                        let row = m0 + i0;
+                        let t = Tile {
+                            a: a.as_ptr().wrapping_add(row * lda + k0),
+                            b,
+                            bias,
+                            res: if res.is_null() {
+                                res
+                            } else {
+                                res.wrapping_add(row * n + j)
+                            },
+                            c: c.as_mut_ptr().wrapping_add(row * n + j),
+                            masks,
+                        };
+                        let rows = MR.min(mb - i0);
+                        // SAFETY: AVX-512F is there (this function's contract). The tile
+                        // reads rows `row..row + rows` (≤ m) of `a` at columns
+                        // `k0..k0 + kb` (≤ k), rows `k0..k0 + kb` of the panel at `off`
+                        // (`k` rows of `pw` floats), and, masked to the `n - j` columns
+                        // left, the bias from column `j` and rows `row..row + rows` of
+                        // `c` and `residual` from column `j`: all inside their slices.
+                        unsafe {
+                            if pw == NR {
+                                tile_rows::<2>(rows, &step, &t)
+                            } else {
+                                tile_rows::<1>(rows, &step, &t)
+                            }
+                        }
+                    }
+                    off += k * pw;
+                    j += pw;
+                }
+            }
+        }
+    }
+
+    /// The lanes of a panel's two vectors that lie before the end of `c`'s row, `left`
+    /// columns away.
+    fn masks(left: usize) -> [__mmask16; 2] {
+        let lanes = |v: usize| left.saturating_sub(16 * v).min(16);
+        let mask = |l: usize| if l == 16 { 0xFFFF } else { (1u16 << l) - 1 };
+        [mask(lanes(0)), mask(lanes(1))]
+    }
+
+    /// What every tile of one pass shares.
+    struct Step {
+        /// Depth of the pass.
+        kb: usize,
+        lda: usize,
+        ldc: usize,
+        /// The first pass starts from the bias, a later one from `c`.
+        first: bool,
+        /// The last pass adds the residual and clamps.
+        last: bool,
+        relu6: bool,
+    }
+
+    /// Where one tile reads and writes (its top-left corner in each matrix).
+    struct Tile {
+        a: *const f32,
+        b: *const f32,
+        bias: *const f32,
+        /// Null for no residual.
+        res: *const f32,
+        c: *mut f32,
+        masks: [__mmask16; 2],
+    }
+
+    /// A tile of `rows` (1..=12) rows and `NV` vectors of columns.
+    ///
+    /// # Safety
+    /// As [`run`], for the tile's corner and size.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile_rows<const NV: usize>(rows: usize, s: &Step, t: &Tile) {
+        // SAFETY: this function's contract, for a tile of `rows` rows.
+        unsafe {
+            match rows {
+                12 => tile::<12, NV>(s, t),
+                11 => tile::<11, NV>(s, t),
+                10 => tile::<10, NV>(s, t),
+                9 => tile::<9, NV>(s, t),
+                8 => tile::<8, NV>(s, t),
+                7 => tile::<7, NV>(s, t),
+                6 => tile::<6, NV>(s, t),
+                5 => tile::<5, NV>(s, t),
+                4 => tile::<4, NV>(s, t),
+                3 => tile::<3, NV>(s, t),
+                2 => tile::<2, NV>(s, t),
+                _ => tile::<1, NV>(s, t),
+            }
+        }
+    }
+
+    /// `R` rows by `NV` vectors of 16 columns: sums in registers over the pass's depth,
+    /// then (last pass) residual and clamp, and one masked store.
+    ///
+    /// # Safety
+    /// As [`run`], for the tile's corner and size.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const NV: usize>(s: &Step, t: &Tile) {
+        let pw = NV * 16;
+        let mut acc = [[_mm512_setzero_ps(); NV]; R];
+        // SAFETY: as `run` says; masked lanes are neither read nor written.
+        unsafe {
+            if s.first {
+                for v in 0..NV {
+                    let b = _mm512_maskz_loadu_ps(t.masks[v], t.bias.add(16 * v));
+                    for row in acc.iter_mut() {
+                        row[v] = b;
+                    }
+                }
+            } else {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    for (v, x) in row.iter_mut().enumerate() {
+                        *x = _mm512_maskz_loadu_ps(t.masks[v], t.c.add(i * s.ldc + 16 * v));
+                    }
+                }
+            }
+            for p in 0..s.kb {
+                let mut b = [_mm512_setzero_ps(); NV];
+                for (v, b) in b.iter_mut().enumerate() {
+                    *b = _mm512_loadu_ps(t.b.add(p * pw + 16 * v));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*t.a.add(i * s.lda + p));
+                    for (v, y) in row.iter_mut().enumerate() {
+                        *y = _mm512_fmadd_ps(x, b[v], *y);
+                    }
+                }
+            }
+            if s.last {
+                if !t.res.is_null() {
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        for (v, y) in row.iter_mut().enumerate() {
+                            let r =
+                                _mm512_maskz_loadu_ps(t.masks[v], t.res.add(i * s.ldc + 16 * v));
+                            *y = _mm512_add_ps(*y, r);
+                        }
+                    }
+                }
+                if s.relu6 {
+                    let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+                    for row in acc.iter_mut() {
+                        for y in row.iter_mut() {
+                            *y = _mm512_min_ps(_mm512_max_ps(*y, lo), hi);
+                        }
+                    }
+                }
+            }
+            for (i, row) in acc.iter().enumerate() {
+                for (v, y) in row.iter().enumerate() {
+                    _mm512_mask_storeu_ps(t.c.add(i * s.ldc + 16 * v), t.masks[v], *y);
+                }
+            }
+        }
+    }
+}
