@@ -598,7 +598,7 @@ pub fn conv_nchw_to_nhwc(
                         dst.fill(0.0);
                     } else if x0 >= 0 && x0 as usize + k <= wd {
                         let at = (iy * wd + x0 as usize) * cin;
-                        dst.copy_from_slice(&image[at..at + run]);
+                        copy_run(dst, &image[at..at + run]);
                     } else {
                         for (kx, d) in dst.chunks_exact_mut(cin).enumerate() {
                             let ix = x0 + kx as isize;
@@ -620,6 +620,23 @@ pub fn conv_nchw_to_nhwc(
         h: oh,
         w: ow,
         c: cout,
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs im2col copies: the stem's 9 floats (3×3
+/// RGB) inline as two vector moves, where a `memcpy` call of a length known only at run
+/// time cost more than the copy.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    if let (Ok(d), Ok(s)) = (
+        <&mut [f32; 9]>::try_from(&mut *dst),
+        <&[f32; 9]>::try_from(src),
+    ) {
+        *d = *s;
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
     }
 }
 

@@ -269,8 +269,10 @@ mod avx512 {
         c: &mut [f32],
     ) {
         let res = residual.map_or(std::ptr::null(), <[f32]>::as_ptr);
-        for m0 in (0..m).step_by(MC) {
-            let mb = MC.min(m - m0);
+        // blocks of rows, and tiles within a block, as even as they can be: 49 rows are
+        // tiles of 10, 10, 10, 10 and 9, not four of 12 and one of 1 (a tile of one or two
+        // rows has too few sums to hide the multiply-add latency)
+        for (m0, mb) in even(m, MC) {
             for k0 in (0..k).step_by(KC) {
                 let kb = KC.min(k - k0);
                 let step = Step {
@@ -288,7 +290,7 @@ mod avx512 {
                     // the corners of this panel's tiles (in bounds; see the SAFETY below)
                     let b = panels.as_ptr().wrapping_add(off + k0 * pw);
                     let bias = bias.as_ptr().wrapping_add(j);
-                    for i0 in (0..mb).step_by(MR) {
+                    for (i0, rows) in even(mb, MR) {
                         let row = m0 + i0;
                         let t = Tile {
                             a: a.as_ptr().wrapping_add(row * lda + k0),
@@ -302,7 +304,6 @@ mod avx512 {
                             c: c.as_mut_ptr().wrapping_add(row * n + j),
                             masks,
                         };
-                        let rows = MR.min(mb - i0);
                         // SAFETY: AVX-512F is there (this function's contract). The tile
                         // reads rows `row..row + rows` (≤ m) of `a` at columns
                         // `k0..k0 + kb` (≤ k), rows `k0..k0 + kb` of the panel at `off`
@@ -322,6 +323,14 @@ mod avx512 {
                 }
             }
         }
+    }
+
+    /// `0..len` cut into the fewest pieces of at most `most`, their lengths differing by at
+    /// most one: (start, length) of each.
+    fn even(len: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+        let pieces = len.div_ceil(most);
+        let (base, extra) = (len / pieces.max(1), len % pieces.max(1));
+        (0..pieces).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
     }
 
     /// The lanes of a panel's two vectors that lie before the end of `c`'s row, `left`
