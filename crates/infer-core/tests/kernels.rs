@@ -473,6 +473,53 @@ fn packed_gemm_equals_a_direct_sum_for_every_tile_shape() {
     assert_eq!(checked, 8 * 15 * 9 * 3 * 2 * 2);
 }
 
+/// Rows gathered at offsets (a convolution's windows in place) equal the same rows copied
+/// out first, on both layouts, across tile sizes and a pass boundary.
+#[test]
+fn packed_gemm_windows_equals_the_rows_gathered_first() {
+    for &(m, k, n, lda) in &[
+        (1_usize, 27_usize, 32_usize, 6_usize),
+        (13, 27, 32, 6),
+        (112, 27, 40, 6),
+        (25, 300, 17, 2),
+    ] {
+        // a window: runs of 9 floats, one every 50, past a shifting corner
+        let offsets: Vec<usize> = (0..k).map(|p| p / 9 * 50 + p % 9).collect();
+        let span = (m - 1) * lda + offsets.iter().max().unwrap() + 1;
+        let a: Vec<f32> = (0..span).map(|i| value(i * 3 + 1)).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| value(i * 7 + 2)).collect();
+        let bias: Vec<f32> = (0..n).map(|i| value(i + 5)).collect();
+        let rows: Vec<f32> = (0..m * k)
+            .map(|at| a[at / k * lda + offsets[at % k]])
+            .collect();
+        for wl in [Packed::new(&w, k, n), Packed::portable(&w, k, n)] {
+            let mut want = vec![f32::NAN; m * n];
+            packed::gemm(m, &rows, k, &wl, &bias, Act::Relu6, None, &mut want);
+            let mut got = vec![f32::NAN; m * n];
+            packed::gemm_windows(m, &a, lda, &offsets, &wl, &bias, Act::Relu6, &mut got);
+            close(&got, &want, &format!("windows {m}x{k}x{n} {wl:?}"));
+        }
+    }
+}
+
+/// An offset past the end of the left side is refused, not read.
+#[test]
+#[should_panic(expected = "too short")]
+fn packed_gemm_windows_refuses_offsets_past_the_end() {
+    let w = Packed::new(&[1.0; 4 * 16], 4, 16);
+    let mut out = [0.0; 2 * 16];
+    packed::gemm_windows(
+        2,
+        &[1.0; 10],
+        3,
+        &[0, 1, 2, 7],
+        &w,
+        &[0.0; 16],
+        Act::Identity,
+        &mut out,
+    );
+}
+
 /// The layout follows the CPU: panels exactly where AVX-512F is (so the test above ran the
 /// kernel on such a machine), row-major elsewhere; and a product of depth 0 is the bias.
 #[test]

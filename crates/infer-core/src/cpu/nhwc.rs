@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use seq_macro::seq;
 
 use super::kernels::Pad;
-use super::packed::{Packed, gemm};
+use super::packed::{Packed, gemm, gemm_windows};
 
 /// The activation fused into a kernel's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +59,6 @@ pub fn for_rows(
 /// for the cache itself, so calls are made as tall as the threads allow (small blocks spent
 /// a third of MiniLM's time repacking weights).
 const GEMM_ROWS: usize = usize::MAX;
-
-/// Rows per block for a kernel whose rows read `cin` and write `cout` floats: about 128 KiB
-/// of both together, at least 16 rows.
-fn block_rows(cin: usize, cout: usize) -> usize {
-    (32 * 1024 / (cin + cout).max(1)).max(16)
-}
 
 /// `out = act(x · w + bias [+ residual])`: `x` `[rows, w.k()]`, `w` `[w.k(), cout]`
 /// (packed), `out` and `residual` `[rows, cout]`, all row-major. A 1×1 convolution in
@@ -532,10 +526,11 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
     out_shape
 }
 
-/// A dense `k`×`k` convolution from an NCHW input (the stem: few input channels) to NHWC:
-/// im2col into `[n·oh·ow, k·k·cin]` (order ky, kx, ci) and one GEMM with `w`
-/// `[k·k·cin, cout]` (packed), plus bias and `act`, into `out` (`[n, oh, ow, cout]`). Returns the
-/// output's shape.
+/// A dense `k`×`k` convolution from an NCHW input (the stem: few input channels) to NHWC,
+/// with `w` `[k·k·cin, cout]` (packed, rows in order ky, kx, ci), plus bias and `act`, into
+/// `out` (`[n, oh, ow, cout]`). The input is copied channels-last into a zero-padded image,
+/// where each output row is one [`gemm_windows`] over its windows in place (no im2col).
+/// Returns the output's shape.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_nchw_to_nhwc(
     x: &[f32],
@@ -558,6 +553,7 @@ pub fn conv_nchw_to_nhwc(
         (depth, cout),
         "conv: weight is not (k·k·cin)×cout"
     );
+    assert!(k > 0 && stride > 0, "conv: zero kernel or stride");
     let shape = Nhwc {
         n,
         h,
@@ -566,77 +562,38 @@ pub fn conv_nchw_to_nhwc(
     };
     let (oh, ow) = shape.out(k, stride, pad);
     assert_eq!(out.len(), n * oh * ow * cout, "conv: output shape");
-    // channels-last first, so that a window row (k pixels of cin channels) is one run
-    let mut xl = vec![0.0_f32; x.len()];
-    for (img, dst) in x
-        .chunks_exact(cin * h * wd)
-        .zip(xl.chunks_exact_mut(cin * h * wd))
-    {
-        for (ci, plane) in img.chunks_exact(h * wd).enumerate() {
-            for (px, v) in plane.iter().enumerate() {
-                dst[px * cin + ci] = *v;
+    // channels-last inside a border of zeros, so that every window lies inside
+    let (hp, wp) = (h + pad.top + pad.bottom, wd + pad.left + pad.right);
+    let mut xl = vec![0.0_f32; n * hp * wp * cin];
+    for (img, src) in x.chunks_exact(cin * h * wd).enumerate() {
+        let dst = &mut xl[img * hp * wp * cin..(img + 1) * hp * wp * cin];
+        for (ci, plane) in src.chunks_exact(h * wd).enumerate() {
+            for (y, row) in plane.chunks_exact(wd).enumerate() {
+                let at = ((y + pad.top) * wp + pad.left) * cin + ci;
+                for (px, v) in row.iter().enumerate() {
+                    dst[at + px * cin] = *v;
+                }
             }
         }
     }
-    let run = k * cin;
-    for_rows(
-        out,
-        cout,
-        block_rows(depth, cout),
-        threads,
-        |first, chunk| {
-            let rows = chunk.len() / cout;
-            let mut cols = vec![0.0_f32; rows * depth];
-            for (r, col) in cols.chunks_exact_mut(depth).enumerate() {
-                let p = first + r;
-                let (img, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
-                let image = &xl[img * h * wd * cin..(img + 1) * h * wd * cin];
-                let x0 = (ox * stride) as isize - pad.left as isize;
-                for (ky, dst) in col.chunks_exact_mut(run).enumerate() {
-                    let iy = (oy * stride + ky).wrapping_sub(pad.top);
-                    if iy >= h {
-                        dst.fill(0.0);
-                    } else if x0 >= 0 && x0 as usize + k <= wd {
-                        let at = (iy * wd + x0 as usize) * cin;
-                        copy_run(dst, &image[at..at + run]);
-                    } else {
-                        for (kx, d) in dst.chunks_exact_mut(cin).enumerate() {
-                            let ix = x0 + kx as isize;
-                            if ix >= 0 && (ix as usize) < wd {
-                                let at = (iy * wd + ix as usize) * cin;
-                                d.copy_from_slice(&image[at..at + cin]);
-                            } else {
-                                d.fill(0.0);
-                            }
-                        }
-                    }
-                }
-            }
-            gemm(rows, &cols, depth, w, bias, act, None, chunk);
-        },
-    );
+    // tap (ky, kx, ci) of a window lies this far from the window's corner
+    let offsets: Vec<usize> = (0..k)
+        .flat_map(|ky| (0..k * cin).map(move |r| ky * wp * cin + r))
+        .collect();
+    for_rows(out, ow * cout, 1, threads, |first, chunk| {
+        for (i, orow) in chunk.chunks_exact_mut(ow * cout).enumerate() {
+            let (img, oy) = ((first + i) / oh, (first + i) % oh);
+            let corner = (img * hp + oy * stride) * wp * cin;
+            // windows of one output row: `stride · cin` apart
+            let windows = &xl[corner..];
+            gemm_windows(ow, windows, stride * cin, &offsets, w, bias, act, orow);
+        }
+    });
     Nhwc {
         n,
         h: oh,
         w: ow,
         c: cout,
-    }
-}
-
-/// `dst.copy_from_slice(src)` for the short runs im2col copies: the stem's 9 floats (3×3
-/// RGB) inline as two vector moves, where a `memcpy` call of a length known only at run
-/// time cost more than the copy.
-#[inline(always)]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    if let (Ok(d), Ok(s)) = (
-        <&mut [f32; 9]>::try_from(&mut *dst),
-        <&[f32; 9]>::try_from(src),
-    ) {
-        *d = *s;
-    } else {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
     }
 }
 

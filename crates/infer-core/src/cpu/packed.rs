@@ -184,6 +184,75 @@ pub fn gemm(
     residual: Option<&[f32]>,
     c: &mut [f32],
 ) {
+    if m > 0 && w.n > 0 {
+        assert!(
+            lda >= w.k && a.len() >= (m - 1) * lda + w.k,
+            "gemm: a holds fewer than {m} rows of {} ({lda} apart)",
+            w.k
+        );
+    }
+    product(m, a, lda, None, w, bias, act, residual, c);
+}
+
+/// [`gemm`] with the left side's rows gathered where they lie: element `(i, p)` is
+/// `a[i·lda + offsets[p]]`. A convolution's windows are such rows without im2col: in a
+/// zero-padded channels-last image, the windows of one output row are `stride·cin` apart
+/// and a window's taps at fixed offsets from its corner.
+///
+/// # Panics
+/// If `offsets` is not `w.k()` long, or an element lies past the end of `a`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_windows(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    offsets: &[usize],
+    w: &Packed,
+    bias: &[f32],
+    act: Act,
+    c: &mut [f32],
+) {
+    assert_eq!(
+        offsets.len(),
+        w.k,
+        "gemm_windows: {} offsets for depth {}",
+        offsets.len(),
+        w.k
+    );
+    if m > 0 && w.n > 0 {
+        let last = offsets.iter().max().map_or(0, |&o| o + 1);
+        assert!(
+            a.len() >= (m - 1) * lda + last,
+            "gemm_windows: a ({}) is too short for {m} rows {lda} apart reaching {last}",
+            a.len()
+        );
+    }
+    match &w.layout {
+        Layout::Panels(_) => product(m, a, lda, Some(offsets), w, bias, act, None, c),
+        Layout::RowMajor(_) => {
+            // the rows gathered (im2col), then the plain product
+            let k = w.k;
+            let rows: Vec<f32> = (0..m * k)
+                .map(|at| a[at / k * lda + offsets[at % k]])
+                .collect();
+            product(m, &rows, k, None, w, bias, act, None, c);
+        }
+    }
+}
+
+/// [`gemm`] and [`gemm_windows`]; the caller checked that `a` holds what they address.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    offsets: Option<&[usize]>,
+    w: &Packed,
+    bias: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+    c: &mut [f32],
+) {
     let (k, n) = (w.k, w.n);
     assert_eq!(bias.len(), n, "gemm: bias is not {n} long");
     assert_eq!(c.len(), m * n, "gemm: c is not {m}×{n}");
@@ -193,23 +262,28 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        lda >= k && a.len() >= (m - 1) * lda + k,
-        "gemm: a holds fewer than {m} rows of {k} ({lda} apart)"
-    );
     match &w.layout {
         Layout::Panels(p) if k > 0 => {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `Panels` is only made when `avx512()` said the CPU has AVX-512F.
-                // The asserts above bound every access the kernel makes: rows `0..m` of `a`
-                // at `i·lda + (0..k)`, inside `a` (`(m-1)·lda + k ≤ a.len()`); rows of `c`
-                // and `residual` at `i·n + (0..n)`, masked at `n` (`m·n` each); the bias's
-                // `n` floats, masked; and the panels, which `Packed::panels` made `k` rows
-                // of their width each. `c` is a unique borrow, so it aliases nothing read.
+                // The callers' asserts bound every element of `a` the kernel reads: row `i`
+                // (< m) at `i·lda + p`, or at `i·lda + offsets[p]` (p < k), inside `a`; rows
+                // of `c` and `residual` at `i·n + (0..n)`, masked at `n` (`m·n` each,
+                // asserted above); the bias's `n` floats, masked; and the panels, which
+                // `Packed::panels` made `k` rows of their width each. `c` is a unique
+                // borrow, so it aliases nothing read.
                 #[allow(unsafe_code)]
                 unsafe {
-                    avx512::run(m, k, n, a, lda, p, bias, act == Act::Relu6, residual, c)
+                    avx512::run(
+                        (m, k, n),
+                        (a, lda, offsets),
+                        p,
+                        bias,
+                        act == Act::Relu6,
+                        residual,
+                        c,
+                    )
                 };
                 if act == Act::Gelu {
                     super::math::gelu(c);
@@ -220,6 +294,7 @@ pub fn gemm(
         }
         Layout::Panels(_) => add_bias_to_zero(c, bias, act, residual),
         Layout::RowMajor(b) => {
+            debug_assert!(offsets.is_none(), "gemm_windows gathers before the product");
             sgemm_strided(
                 m,
                 k,
@@ -252,16 +327,13 @@ mod avx512 {
     /// The whole product; see [`super::gemm`] for what the caller guarantees.
     ///
     /// # Safety
-    /// AVX-512F is available; `a` holds `m` rows of `k` floats `lda` apart; `c` and
+    /// AVX-512F is available; `a` holds `m` rows of `k` floats `lda` apart (or, with
+    /// `offsets`, row `i` column `p` at `i·lda + offsets[p]`, `k` offsets); `c` and
     /// `residual` hold `m·n`; `bias` `n`; `panels` is `Packed::panels` of a `[k, n]`.
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn run(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        lda: usize,
+        (m, k, n): (usize, usize, usize),
+        (a, lda, offsets): (&[f32], usize, Option<&[usize]>),
         panels: &[f32],
         bias: &[f32],
         relu6: bool,
@@ -278,11 +350,13 @@ mod avx512 {
                 let step = Step {
                     kb,
                     lda,
+                    offsets: offsets.map_or(std::ptr::null(), |o| o.as_ptr().wrapping_add(k0)),
                     ldc: n,
                     first: k0 == 0,
                     last: k0 + kb == k,
                     relu6,
                 };
+                let gather = offsets.is_some();
                 let (mut j, mut off) = (0, 0);
                 while j < n {
                     let pw = panel_width(n, j);
@@ -293,7 +367,9 @@ mod avx512 {
                     for (i0, rows) in even(mb, MR) {
                         let row = m0 + i0;
                         let t = Tile {
-                            a: a.as_ptr().wrapping_add(row * lda + k0),
+                            // (gathered rows start at their corner; the offsets move on)
+                            a: a.as_ptr()
+                                .wrapping_add(row * lda + if gather { 0 } else { k0 }),
                             b,
                             bias,
                             res: if res.is_null() {
@@ -311,10 +387,11 @@ mod avx512 {
                         // left, the bias from column `j` and rows `row..row + rows` of
                         // `c` and `residual` from column `j`: all inside their slices.
                         unsafe {
-                            if pw == NR {
-                                tile_rows::<2>(rows, &step, &t)
-                            } else {
-                                tile_rows::<1>(rows, &step, &t)
+                            match (pw == NR, gather) {
+                                (true, false) => tile_rows::<2, false>(rows, &step, &t),
+                                (false, false) => tile_rows::<1, false>(rows, &step, &t),
+                                (true, true) => tile_rows::<2, true>(rows, &step, &t),
+                                (false, true) => tile_rows::<1, true>(rows, &step, &t),
                             }
                         }
                     }
@@ -346,6 +423,8 @@ mod avx512 {
         /// Depth of the pass.
         kb: usize,
         lda: usize,
+        /// The pass's first column offset (null when rows are dense).
+        offsets: *const usize,
         ldc: usize,
         /// The first pass starts from the bias, a later one from `c`.
         first: bool,
@@ -370,34 +449,35 @@ mod avx512 {
     /// # Safety
     /// As [`run`], for the tile's corner and size.
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile_rows<const NV: usize>(rows: usize, s: &Step, t: &Tile) {
+    unsafe fn tile_rows<const NV: usize, const G: bool>(rows: usize, s: &Step, t: &Tile) {
         // SAFETY: this function's contract, for a tile of `rows` rows.
         unsafe {
             match rows {
-                12 => tile::<12, NV>(s, t),
-                11 => tile::<11, NV>(s, t),
-                10 => tile::<10, NV>(s, t),
-                9 => tile::<9, NV>(s, t),
-                8 => tile::<8, NV>(s, t),
-                7 => tile::<7, NV>(s, t),
-                6 => tile::<6, NV>(s, t),
-                5 => tile::<5, NV>(s, t),
-                4 => tile::<4, NV>(s, t),
-                3 => tile::<3, NV>(s, t),
-                2 => tile::<2, NV>(s, t),
-                _ => tile::<1, NV>(s, t),
+                12 => tile::<12, NV, G>(s, t),
+                11 => tile::<11, NV, G>(s, t),
+                10 => tile::<10, NV, G>(s, t),
+                9 => tile::<9, NV, G>(s, t),
+                8 => tile::<8, NV, G>(s, t),
+                7 => tile::<7, NV, G>(s, t),
+                6 => tile::<6, NV, G>(s, t),
+                5 => tile::<5, NV, G>(s, t),
+                4 => tile::<4, NV, G>(s, t),
+                3 => tile::<3, NV, G>(s, t),
+                2 => tile::<2, NV, G>(s, t),
+                _ => tile::<1, NV, G>(s, t),
             }
         }
     }
 
     /// `R` rows by `NV` vectors of 16 columns: sums in registers over the pass's depth,
-    /// then (last pass) residual and clamp, and one masked store.
+    /// then (last pass) residual and clamp, and one masked store. `G`: `a`'s columns are
+    /// at the pass's offsets.
     ///
     /// # Safety
     /// As [`run`], for the tile's corner and size.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const R: usize, const NV: usize>(s: &Step, t: &Tile) {
+    unsafe fn tile<const R: usize, const NV: usize, const G: bool>(s: &Step, t: &Tile) {
         let pw = NV * 16;
         let mut acc = [[_mm512_setzero_ps(); NV]; R];
         // SAFETY: as `run` says; masked lanes are neither read nor written.
@@ -421,8 +501,9 @@ mod avx512 {
                 for (v, b) in b.iter_mut().enumerate() {
                     *b = _mm512_loadu_ps(t.b.add(p * pw + 16 * v));
                 }
+                let col = if G { *s.offsets.add(p) } else { p };
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*t.a.add(i * s.lda + p));
+                    let x = _mm512_set1_ps(*t.a.add(i * s.lda + col));
                     for (v, y) in row.iter_mut().enumerate() {
                         *y = _mm512_fmadd_ps(x, b[v], *y);
                     }
