@@ -253,6 +253,17 @@ fn depthwise_row(
         iy0: oy * g.stride + ky0 - g.pad.top,
     };
     let done = match (wide, fma) {
+        #[cfg(target_arch = "x86_64")]
+        (true, true) => {
+            // SAFETY: `wide` is true only in the copy of this function compiled for
+            // AVX-512F, which `multiversion` runs only on a CPU that has it; what the
+            // slices must hold is asserted inside.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512_dw::spans(image, g, taps, bias, &rows, orow)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         (true, true) => spans::<16, true>(image, g, taps, bias, &rows, orow),
         (false, true) => spans::<8, true>(image, g, taps, bias, &rows, orow),
         (_, false) => spans::<8, false>(image, g, taps, bias, &rows, orow),
@@ -273,6 +284,150 @@ fn depthwise_row(
                 }
             }
             orow[ox * c + ch] = g.finish(a);
+        }
+    }
+}
+
+/// [`spans`] for AVX-512 in intrinsics: the same arithmetic in the same order (each sum
+/// the bias, then the taps row by row), with the span's input columns inside the image
+/// found once per window row instead of tested column by column.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512_dw {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps,
+        _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+
+    use super::{PIXELS, Rows, Window};
+
+    /// The channel blocks of 16 of one output row, for 3×3 and 5×5 windows of stride 1
+    /// and 2; returns the channels done (0 for other windows).
+    ///
+    /// # Safety
+    /// AVX-512F is available.
+    ///
+    /// # Panics
+    /// If `image` holds fewer than `g.ring` rows of `g.w · g.c` floats, or `taps`, `bias`
+    /// or `orow` are not `k·k·c`, `c` and a multiple of `c` long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn spans(
+        image: &[f32],
+        g: &Window,
+        taps: &[f32],
+        bias: &[f32],
+        rows: &Rows,
+        orow: &mut [f32],
+    ) -> usize {
+        let c = g.c;
+        assert!(
+            image.len() >= g.ring.min(g.h) * g.w * c,
+            "depthwise: image rows"
+        );
+        assert_eq!(taps.len(), g.k * g.k * c, "depthwise: taps");
+        assert_eq!(bias.len(), c, "depthwise: bias");
+        assert!(
+            rows.ky1 <= g.k && orow.len().is_multiple_of(c.max(1)),
+            "depthwise: output row"
+        );
+        assert!(
+            rows.ky0 >= rows.ky1 || (rows.iy0 + (rows.ky1 - 1 - rows.ky0)) < g.h,
+            "depthwise: window rows past the image"
+        );
+        // SAFETY: AVX-512F is there (this function's contract), and the asserts above are
+        // what `span` needs.
+        unsafe {
+            match (g.k, g.stride) {
+                (3, 1) => blocks::<3, 1>(image, g, taps, bias, rows, orow),
+                (3, 2) => blocks::<3, 2>(image, g, taps, bias, rows, orow),
+                (5, 1) => blocks::<5, 1>(image, g, taps, bias, rows, orow),
+                (5, 2) => blocks::<5, 2>(image, g, taps, bias, rows, orow),
+                _ => 0,
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`spans`], with its asserts passed.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn blocks<const K: usize, const S: usize>(
+        image: &[f32],
+        g: &Window,
+        taps: &[f32],
+        bias: &[f32],
+        rows: &Rows,
+        orow: &mut [f32],
+    ) -> usize {
+        let c = g.c;
+        let ow = orow.len() / c;
+        let blocks = c / 16;
+        for b in 0..blocks {
+            for ox in (0..ow).step_by(PIXELS) {
+                // SAFETY: as this function's contract; `b·16 + 16 ≤ c`, `ox < ow`.
+                unsafe { span::<K, S>(image, g, taps, bias, rows, (b * 16, ox), orow) };
+            }
+        }
+        blocks * 16
+    }
+
+    /// Outputs `ox..ox + PIXELS` (those before the row's end) of channels `cb..cb + 16`.
+    ///
+    /// # Safety
+    /// As [`spans`], with its asserts passed; `cb + 16 ≤ c`; `ox` < the row's outputs.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn span<const K: usize, const S: usize>(
+        image: &[f32],
+        g: &Window,
+        taps: &[f32],
+        bias: &[f32],
+        rows: &Rows,
+        (cb, ox): (usize, usize),
+        orow: &mut [f32],
+    ) {
+        let c = g.c;
+        let cols = (PIXELS - 1) * S + K;
+        // the span's input columns `x0 + j`, `j` in `j0..j1`, that lie inside the image
+        let x0 = (ox * S) as isize - g.pad.left as isize;
+        let j0 = (-x0).max(0) as usize;
+        let j1 = (g.w as isize - x0).clamp(0, cols as isize) as usize;
+        // SAFETY: every load below is 16 floats from channel `cb` (`cb + 16 ≤ c`) of a
+        // pixel inside its slice: taps `(ky·K + kx)·c` with `ky < K`; input row
+        // `iy % ring` (< ring) at column `x0 + j` in `0..w` (`j0..j1`); the bias; and
+        // the stores are outputs `ox + p < ow`.
+        unsafe {
+            let init = _mm512_loadu_ps(bias.as_ptr().add(cb));
+            let mut acc: [__m512; PIXELS] = [init; PIXELS];
+            for ky in rows.ky0..rows.ky1 {
+                let iy = (rows.iy0 + ky - rows.ky0) % g.ring;
+                let row = image.as_ptr().add(iy * g.w * c + cb);
+                let mut t = [_mm512_setzero_ps(); K];
+                for (kx, t) in t.iter_mut().enumerate() {
+                    *t = _mm512_loadu_ps(taps.as_ptr().add((ky * K + kx) * c + cb));
+                }
+                seq_macro::seq!(J in 0..19 {
+                    let j: usize = J;
+                    if j < cols && j >= j0 && j < j1 {
+                        let v = _mm512_loadu_ps(row.offset((x0 + j as isize) * c as isize));
+                        seq_macro::seq!(KX in 0..5 {
+                            let d = j.wrapping_sub(KX);
+                            if KX < K && d < PIXELS * S && d.is_multiple_of(S) {
+                                acc[d / S] = _mm512_fmadd_ps(v, t[KX], acc[d / S]);
+                            }
+                        });
+                    }
+                });
+            }
+            let ow = orow.len() / c;
+            let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+            for (p, a) in acc.iter().enumerate().take(ow - ox) {
+                let v = if g.relu6 {
+                    _mm512_min_ps(_mm512_max_ps(*a, lo), hi)
+                } else {
+                    *a
+                };
+                _mm512_storeu_ps(orow.as_mut_ptr().add((ox + p) * c + cb), v);
+            }
         }
     }
 }
