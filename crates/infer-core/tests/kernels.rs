@@ -473,6 +473,43 @@ fn packed_gemm_equals_a_direct_sum_for_every_tile_shape() {
     assert_eq!(checked, 8 * 15 * 9 * 3 * 2 * 2);
 }
 
+/// Products deeper than one pass of the kernel (2048) carry their sums from pass to pass
+/// in the output, and add the residual and clamp only after the last: against the
+/// portable path (the `gemm` crate).
+#[test]
+fn packed_gemm_carries_sums_across_passes() {
+    for &(m, k, n) in &[
+        (1_usize, 2049_usize, 17_usize),
+        (13, 4097, 40),
+        (30, 2048, 33),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| value(i * 3 + 1) * 0.1).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| value(i * 7 + 2) * 0.1).collect();
+        let bias: Vec<f32> = (0..n).map(|i| value(i + 5)).collect();
+        let res: Vec<f32> = (0..m * n).map(|i| value(i + 9) * 2.0).collect();
+        let mut want = vec![f32::NAN; m * n];
+        let portable = Packed::portable(&w, k, n);
+        packed::gemm(
+            m,
+            &a,
+            k,
+            &portable,
+            &bias,
+            Act::Relu6,
+            Some(&res),
+            &mut want,
+        );
+        let mut got = vec![f32::NAN; m * n];
+        let wl = Packed::new(&w, k, n);
+        packed::gemm(m, &a, k, &wl, &bias, Act::Relu6, Some(&res), &mut got);
+        close(&got, &want, &format!("{m}x{k}x{n} {wl:?}"));
+        assert!(
+            want.iter().any(|v| *v > 0.0 && *v < 6.0),
+            "{m}x{k}x{n}: all clamped"
+        );
+    }
+}
+
 /// Rows gathered at offsets (a convolution's windows in place) equal the same rows copied
 /// out first, on both layouts, across tile sizes and a pass boundary.
 #[test]

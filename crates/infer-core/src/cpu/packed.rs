@@ -5,9 +5,9 @@
 //! last one of at most 16), each panel `k` rows of its columns end to end, zero-padded to
 //! its width; [`gemm`] runs every 12×32 (or 12×16) tile of the output with its sums in 24
 //! registers, one weight row (two vectors) loaded and each of 12 `a` values broadcast per
-//! step of `k`. `a` is read where it lies (no packing: the rows a tile reads are 12 and
-//! `k` is at most 256 per pass), the tile starts from the bias, and its last pass adds the
-//! residual and clamps before the one store; columns past `n` are masked off. Measured
+//! step of `k`. `a` is read where it lies (no packing: a tile reads 12 rows), the tile
+//! starts from the bias, and its last pass over `k` adds the residual and clamps before the
+//! one store; columns past `n` are masked off. Measured
 //! against the `gemm` crate on the convolutions of EfficientNet-Lite0 (benches/gemm.rs),
 //! that crate packs the weight again on every call and runs 64-column tiles, so `n` = 24,
 //! 40, 80 or 112 ends in narrow kernels of its own.
@@ -23,10 +23,12 @@ use super::nhwc::{Act, add_bias};
 const NR: usize = 32;
 /// Rows of a tile (24 sums in registers with two vectors of weight and a broadcast).
 const MR: usize = 12;
-/// Depth of one pass: a 32-column panel's 256 rows are 32 KiB, read from L1/L2 by every
-/// tile of the pass.
-const KC: usize = 256;
-/// Rows of `a` per block: 192 rows × 256 deep is 192 KiB, kept in L2 across the panels.
+/// Depth of one pass. Every product EfficientNet-Lite0 makes (depth ≤ 1280) is one pass,
+/// so each panel streams through once, start to end: on its 7×7 layers at batch 1 (49
+/// rows, weights read from L3 or memory) passes of 256 cost 0.02–0.05 ms a layer more
+/// (per-block timings, interleaved runs).
+const KC: usize = 2048;
+/// Rows of `a` per block (kept in L2 across the panels): 192 rows × 1280 deep is 960 KiB.
 const MC: usize = 192;
 
 /// A GEMM weight `[k, n]` laid out for [`gemm`]: panels for the AVX-512 kernel where the
