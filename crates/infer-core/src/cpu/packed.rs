@@ -73,11 +73,14 @@ impl std::fmt::Debug for Packed {
     }
 }
 
-/// Whether this CPU runs the AVX-512 kernel (checked once; `std` caches it).
+/// Whether this CPU runs the AVX-512 kernel (AVX-512F with VL for the 256-bit masks, and
+/// FMA; `std` caches the answer).
 fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -85,9 +88,17 @@ fn avx512() -> bool {
     }
 }
 
-/// Width of the panel starting at column `j` of `n`.
+/// Width of the panel starting at column `j` of `n`: 32, or for the last columns the
+/// narrowest of 24, 16 and 8 that holds them (an 8-column part is one 256-bit vector,
+/// which costs half a 512-bit one where the machine splits those in two, as this one
+/// does: 24 or 40 outputs are not rounded up to 32 or 48).
 fn panel_width(n: usize, j: usize) -> usize {
-    if n - j > NR / 2 { NR } else { NR / 2 }
+    match n - j {
+        25.. => NR,
+        17..=24 => 24,
+        9..=16 => 16,
+        _ => 8,
+    }
 }
 
 impl Packed {
@@ -120,13 +131,12 @@ impl Packed {
     fn panels(w: &[f32], k: usize, n: usize) -> Packed {
         assert_eq!(w.len(), k * n, "Packed: weight is not {k}×{n}");
         let width = {
-            let (full, left) = (n / NR, n % NR);
-            full * NR
-                + if left > 0 {
-                    panel_width(n, full * NR)
-                } else {
-                    0
-                }
+            let (mut width, mut j) = (0, 0);
+            while j < n {
+                width += panel_width(n, j);
+                j += panel_width(n, j);
+            }
+            width
         };
         let mut data = Vec::with_capacity(k * width);
         let mut j = 0;
@@ -320,19 +330,21 @@ fn add_bias_to_zero(c: &mut [f32], bias: &[f32], act: Act, residual: Option<&[f3
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
+        __m256, __mmask8, __mmask16, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_mask_storeu_ps, _mm256_maskz_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_set1_ps,
+        _mm256_setzero_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
         _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
-    use super::{KC, MC, MR, NR, panel_width};
+    use super::{KC, MC, MR, panel_width};
 
     /// The whole product; see [`super::gemm`] for what the caller guarantees.
     ///
     /// # Safety
-    /// AVX-512F is available; `a` holds `m` rows of `k` floats `lda` apart (or, with
+    /// AVX-512F, AVX-512VL and FMA are available; `a` holds `m` rows of `k` floats `lda` apart (or, with
     /// `offsets`, row `i` column `p` at `i·lda + offsets[p]`, `k` offsets); `c` and
     /// `residual` hold `m·n`; `bias` `n`; `panels` is `Packed::panels` of a `[k, n]`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
     pub(super) unsafe fn run(
         (m, k, n): (usize, usize, usize),
         (a, lda, offsets): (&[f32], usize, Option<&[usize]>),
@@ -362,7 +374,7 @@ mod avx512 {
                 let (mut j, mut off) = (0, 0);
                 while j < n {
                     let pw = panel_width(n, j);
-                    let masks = masks(n - j);
+                    let (masks, half) = masks(n - j, pw);
                     // the corners of this panel's tiles (in bounds; see the SAFETY below)
                     let b = panels.as_ptr().wrapping_add(off + k0 * pw);
                     let bias = bias.as_ptr().wrapping_add(j);
@@ -381,6 +393,7 @@ mod avx512 {
                             },
                             c: c.as_mut_ptr().wrapping_add(row * n + j),
                             masks,
+                            half,
                         };
                         // SAFETY: AVX-512F is there (this function's contract). The tile
                         // reads rows `row..row + rows` (≤ m) of `a` at columns
@@ -389,11 +402,15 @@ mod avx512 {
                         // left, the bias from column `j` and rows `row..row + rows` of
                         // `c` and `residual` from column `j`: all inside their slices.
                         unsafe {
-                            match (pw == NR, gather) {
-                                (true, false) => tile_rows::<2, false>(rows, &step, &t),
-                                (false, false) => tile_rows::<1, false>(rows, &step, &t),
-                                (true, true) => tile_rows::<2, true>(rows, &step, &t),
-                                (false, true) => tile_rows::<1, true>(rows, &step, &t),
+                            match (pw, gather) {
+                                (32, false) => tile_rows::<2, false, false>(rows, &step, &t),
+                                (24, false) => tile_rows::<1, true, false>(rows, &step, &t),
+                                (16, false) => tile_rows::<1, false, false>(rows, &step, &t),
+                                (_, false) => tile_rows::<0, true, false>(rows, &step, &t),
+                                (32, true) => tile_rows::<2, false, true>(rows, &step, &t),
+                                (24, true) => tile_rows::<1, true, true>(rows, &step, &t),
+                                (16, true) => tile_rows::<1, false, true>(rows, &step, &t),
+                                (_, true) => tile_rows::<0, true, true>(rows, &step, &t),
                             }
                         }
                     }
@@ -412,12 +429,16 @@ mod avx512 {
         (0..pieces).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
     }
 
-    /// The lanes of a panel's two vectors that lie before the end of `c`'s row, `left`
-    /// columns away.
-    fn masks(left: usize) -> [__mmask16; 2] {
-        let lanes = |v: usize| left.saturating_sub(16 * v).min(16);
-        let mask = |l: usize| if l == 16 { 0xFFFF } else { (1u16 << l) - 1 };
-        [mask(lanes(0)), mask(lanes(1))]
+    /// The lanes of a panel's 512-bit vectors, and of its 256-bit one (a panel of 24 or
+    /// 8), that lie before the end of `c`'s row, `left` columns away.
+    fn masks(left: usize, pw: usize) -> ([__mmask16; 2], __mmask8) {
+        let lanes = |from: usize, most: usize| left.saturating_sub(from).min(most);
+        let mask = |l: usize| ((1u32 << l) - 1) as u16;
+        let wide = pw / 16;
+        (
+            [mask(lanes(0, 16)), mask(lanes(16, 16))],
+            mask(lanes(16 * wide, 8)) as u8,
+        )
     }
 
     /// What every tile of one pass shares.
@@ -444,44 +465,57 @@ mod avx512 {
         res: *const f32,
         c: *mut f32,
         masks: [__mmask16; 2],
+        /// The 256-bit vector's lanes.
+        half: __mmask8,
     }
 
-    /// A tile of `rows` (1..=12) rows and `NV` vectors of columns.
+    /// A tile of `rows` (1..=12) rows, `NV` 512-bit vectors of columns and (`H`) one
+    /// 256-bit vector.
     ///
     /// # Safety
     /// As [`run`], for the tile's corner and size.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tile_rows<const NV: usize, const G: bool>(rows: usize, s: &Step, t: &Tile) {
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
+    unsafe fn tile_rows<const NV: usize, const H: bool, const G: bool>(
+        rows: usize,
+        s: &Step,
+        t: &Tile,
+    ) {
         // SAFETY: this function's contract, for a tile of `rows` rows.
         unsafe {
             match rows {
-                12 => tile::<12, NV, G>(s, t),
-                11 => tile::<11, NV, G>(s, t),
-                10 => tile::<10, NV, G>(s, t),
-                9 => tile::<9, NV, G>(s, t),
-                8 => tile::<8, NV, G>(s, t),
-                7 => tile::<7, NV, G>(s, t),
-                6 => tile::<6, NV, G>(s, t),
-                5 => tile::<5, NV, G>(s, t),
-                4 => tile::<4, NV, G>(s, t),
-                3 => tile::<3, NV, G>(s, t),
-                2 => tile::<2, NV, G>(s, t),
-                _ => tile::<1, NV, G>(s, t),
+                12 => tile::<12, NV, H, G>(s, t),
+                11 => tile::<11, NV, H, G>(s, t),
+                10 => tile::<10, NV, H, G>(s, t),
+                9 => tile::<9, NV, H, G>(s, t),
+                8 => tile::<8, NV, H, G>(s, t),
+                7 => tile::<7, NV, H, G>(s, t),
+                6 => tile::<6, NV, H, G>(s, t),
+                5 => tile::<5, NV, H, G>(s, t),
+                4 => tile::<4, NV, H, G>(s, t),
+                3 => tile::<3, NV, H, G>(s, t),
+                2 => tile::<2, NV, H, G>(s, t),
+                _ => tile::<1, NV, H, G>(s, t),
             }
         }
     }
 
-    /// `R` rows by `NV` vectors of 16 columns: sums in registers over the pass's depth,
-    /// then (last pass) residual and clamp, and one masked store. `G`: `a`'s columns are
-    /// at the pass's offsets.
+    /// `R` rows by `NV` 512-bit vectors of columns and (`H`) a 256-bit one: sums in
+    /// registers over the pass's depth, then (last pass) residual and clamp, and one masked
+    /// store. `G`: `a`'s columns are at the pass's offsets.
     ///
     /// # Safety
     /// As [`run`], for the tile's corner and size.
     #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const R: usize, const NV: usize, const G: bool>(s: &Step, t: &Tile) {
-        let pw = NV * 16;
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
+    unsafe fn tile<const R: usize, const NV: usize, const H: bool, const G: bool>(
+        s: &Step,
+        t: &Tile,
+    ) {
+        let pw = NV * 16 + if H { 8 } else { 0 };
         let mut acc = [[_mm512_setzero_ps(); NV]; R];
+        // the 256-bit sums (unused without `H`)
+        let mut half: [__m256; R] = [_mm256_setzero_ps(); R];
+        let (hm, ho) = (t.half, 16 * NV);
         // SAFETY: as `run` says; masked lanes are neither read nor written.
         unsafe {
             if s.first {
@@ -491,10 +525,16 @@ mod avx512 {
                         row[v] = b;
                     }
                 }
+                if H {
+                    half = [_mm256_maskz_loadu_ps(hm, t.bias.add(ho)); R];
+                }
             } else {
                 for (i, row) in acc.iter_mut().enumerate() {
                     for (v, x) in row.iter_mut().enumerate() {
                         *x = _mm512_maskz_loadu_ps(t.masks[v], t.c.add(i * s.ldc + 16 * v));
+                    }
+                    if H {
+                        half[i] = _mm256_maskz_loadu_ps(hm, t.c.add(i * s.ldc + ho));
                     }
                 }
             }
@@ -503,36 +543,56 @@ mod avx512 {
                 for (v, b) in b.iter_mut().enumerate() {
                     *b = _mm512_loadu_ps(t.b.add(p * pw + 16 * v));
                 }
+                let bh = if H {
+                    _mm256_loadu_ps(t.b.add(p * pw + ho))
+                } else {
+                    _mm256_setzero_ps()
+                };
                 let col = if G { *s.offsets.add(p) } else { p };
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*t.a.add(i * s.lda + col));
+                for (i, (row, h)) in acc.iter_mut().zip(half.iter_mut()).enumerate() {
+                    let a = t.a.add(i * s.lda + col);
+                    let x = _mm512_set1_ps(*a);
                     for (v, y) in row.iter_mut().enumerate() {
                         *y = _mm512_fmadd_ps(x, b[v], *y);
+                    }
+                    if H {
+                        *h = _mm256_fmadd_ps(_mm256_set1_ps(*a), bh, *h);
                     }
                 }
             }
             if s.last {
                 if !t.res.is_null() {
-                    for (i, row) in acc.iter_mut().enumerate() {
+                    for (i, (row, h)) in acc.iter_mut().zip(half.iter_mut()).enumerate() {
+                        let r = t.res.add(i * s.ldc);
                         for (v, y) in row.iter_mut().enumerate() {
-                            let r =
-                                _mm512_maskz_loadu_ps(t.masks[v], t.res.add(i * s.ldc + 16 * v));
-                            *y = _mm512_add_ps(*y, r);
+                            let x = _mm512_maskz_loadu_ps(t.masks[v], r.add(16 * v));
+                            *y = _mm512_add_ps(*y, x);
+                        }
+                        if H {
+                            *h = _mm256_add_ps(*h, _mm256_maskz_loadu_ps(hm, r.add(ho)));
                         }
                     }
                 }
                 if s.relu6 {
                     let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
-                    for row in acc.iter_mut() {
+                    let (lo8, hi8) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
+                    for (row, h) in acc.iter_mut().zip(half.iter_mut()) {
                         for y in row.iter_mut() {
                             *y = _mm512_min_ps(_mm512_max_ps(*y, lo), hi);
+                        }
+                        if H {
+                            *h = _mm256_min_ps(_mm256_max_ps(*h, lo8), hi8);
                         }
                     }
                 }
             }
-            for (i, row) in acc.iter().enumerate() {
+            for (i, (row, h)) in acc.iter().zip(&half).enumerate() {
+                let c = t.c.add(i * s.ldc);
                 for (v, y) in row.iter().enumerate() {
-                    _mm512_mask_storeu_ps(t.c.add(i * s.ldc + 16 * v), t.masks[v], *y);
+                    _mm512_mask_storeu_ps(c.add(16 * v), t.masks[v], *y);
+                }
+                if H {
+                    _mm256_mask_storeu_ps(c.add(ho), hm, *h);
                 }
             }
         }
