@@ -510,6 +510,33 @@ fn packed_gemm_carries_sums_across_passes() {
     }
 }
 
+/// One row (a classifier at batch 1) runs four panels at a time: its outputs, with the
+/// columns after the last group of four, against the portable path.
+#[test]
+fn packed_gemm_of_one_row_equals_the_portable_path() {
+    for &(k, n) in &[
+        (1_usize, 128_usize),
+        (300, 160),
+        (1280, 1000),
+        (7, 129),
+        (64, 127),
+    ] {
+        let a: Vec<f32> = (0..k).map(|i| value(i * 3 + 1)).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| value(i * 7 + 2) * 0.1).collect();
+        let bias: Vec<f32> = (0..n).map(|i| value(i + 5)).collect();
+        let res: Vec<f32> = (0..n).map(|i| value(i + 9) * 2.0).collect();
+        for (act, residual) in [(Act::Identity, None), (Act::Relu6, Some(&res[..]))] {
+            let mut want = vec![f32::NAN; n];
+            let portable = Packed::portable(&w, k, n);
+            packed::gemm(1, &a, k, &portable, &bias, act, residual, &mut want);
+            let mut got = vec![f32::NAN; n];
+            let wl = Packed::new(&w, k, n);
+            packed::gemm(1, &a, k, &wl, &bias, act, residual, &mut got);
+            close(&got, &want, &format!("1x{k}x{n} {act:?} {wl:?}"));
+        }
+    }
+}
+
 /// Rows gathered at offsets (a convolution's windows in place) equal the same rows copied
 /// out first, on both layouts, across tile sizes and a pass boundary.
 #[test]

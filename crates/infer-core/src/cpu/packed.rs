@@ -334,9 +334,10 @@ mod avx512 {
         _mm256_mask_storeu_ps, _mm256_maskz_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_set1_ps,
         _mm256_setzero_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
         _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
     };
 
-    use super::{KC, MC, MR, panel_width};
+    use super::{KC, MC, MR, NR, panel_width};
 
     /// The whole product; see [`super::gemm`] for what the caller guarantees.
     ///
@@ -358,6 +359,30 @@ mod avx512 {
         // blocks of rows, and tiles within a block, as even as they can be: 49 rows are
         // tiles of 10, 10, 10, 10 and 9, not four of 12 and one of 1 (a tile of one or two
         // rows has too few sums to hide the multiply-add latency)
+        // one row of `a` (a classifier at batch 1): full panels four at a time, so that
+        // four weight streams are read side by side and eight sums hide the multiply-add
+        // latency (one panel at a time is a single stream and a chain of two sums)
+        let (mut j0, mut off0) = (0, 0);
+        if m == 1 && offsets.is_none() && k <= KC {
+            while n - j0 >= 4 * NR {
+                // SAFETY: AVX-512F, VL and FMA are there (this function's contract); row 0
+                // of `a` holds `k` floats, the four panels at `off0` are `k` rows of 32
+                // each, and columns `j0..j0 + 128` (≤ n) of the bias, `c` and `residual`.
+                unsafe {
+                    row4(
+                        k,
+                        a.as_ptr(),
+                        panels.as_ptr().add(off0),
+                        bias.as_ptr().add(j0),
+                        if res.is_null() { res } else { res.add(j0) },
+                        c.as_mut_ptr().add(j0),
+                        relu6,
+                    )
+                };
+                j0 += 4 * NR;
+                off0 += 4 * NR * k;
+            }
+        }
         for (m0, mb) in even(m, MC) {
             for k0 in (0..k).step_by(KC) {
                 let kb = KC.min(k - k0);
@@ -371,7 +396,7 @@ mod avx512 {
                     relu6,
                 };
                 let gather = offsets.is_some();
-                let (mut j, mut off) = (0, 0);
+                let (mut j, mut off) = (j0, off0);
                 while j < n {
                     let pw = panel_width(n, j);
                     let (masks, half) = masks(n - j, pw);
@@ -417,6 +442,47 @@ mod avx512 {
                     off += k * pw;
                     j += pw;
                 }
+            }
+        }
+    }
+
+    /// One row of the product over four full panels (128 columns): `b` is the first
+    /// panel, each `k` rows of 32; `res` null for no residual.
+    ///
+    /// # Safety
+    /// As [`run`], for that row and those columns.
+    #[target_feature(enable = "avx512f,avx512vl,fma")]
+    unsafe fn row4(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        bias: *const f32,
+        res: *const f32,
+        c: *mut f32,
+        relu6: bool,
+    ) {
+        // SAFETY: as this function's contract.
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); 8];
+            for (v, x) in acc.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(bias.add(16 * v));
+            }
+            for p in 0..k {
+                let x = _mm512_set1_ps(*a.add(p));
+                for (v, y) in acc.iter_mut().enumerate() {
+                    let w = b.add((v / 2) * k * NR + p * NR + 16 * (v % 2));
+                    *y = _mm512_fmadd_ps(x, _mm512_loadu_ps(w), *y);
+                }
+            }
+            let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+            for (v, y) in acc.iter_mut().enumerate() {
+                if !res.is_null() {
+                    *y = _mm512_add_ps(*y, _mm512_loadu_ps(res.add(16 * v)));
+                }
+                if relu6 {
+                    *y = _mm512_min_ps(_mm512_max_ps(*y, lo), hi);
+                }
+                _mm512_storeu_ps(c.add(16 * v), *y);
             }
         }
     }
