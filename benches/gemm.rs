@@ -1,7 +1,9 @@
-//! Which GEMM the native CPU backend should use: `gemm` (sarah-quinones) against
-//! `matrixmultiply` (ndarray's `dot`), single-threaded f32, on a square 2048³ product (the
-//! peak figure; PyTorch's sgemm on the same shape, measured by scripts/anchors/gemm.py in the
-//! same run, is the anchor) and on shapes the two real models use.
+//! Which GEMM the native CPU backend should use: its own packed-weight AVX-512 kernel
+//! (`cpu::packed`, EfficientNet's convolutions) and `gemm` (sarah-quinones, MiniLM's
+//! layers) against `matrixmultiply` (ndarray's `dot`), single-threaded f32, on a square
+//! 2048³ product (the peak figure; PyTorch's sgemm on the same shape, measured by
+//! scripts/anchors/gemm.py in the same run, is the anchor) and on shapes the two real
+//! models use.
 //!
 //! ```text
 //! scripts/bench-gemm.sh
@@ -141,13 +143,14 @@ fn main() {
         ))
     );
     println!(
-        "| shape (m×k×n) | gemm | matrixmultiply | gemm / matrixmultiply | gemm / PyTorch 2048³ peak |"
+        "| shape (m×k×n) | packed | gemm | matrixmultiply | packed / gemm | gemm / matrixmultiply | packed / PyTorch 2048³ peak |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (name, m, k, n) in SHAPES {
         let flops = (2 * m * k * n) as f64;
         let gf = |id: String| median("gemm", &id).map(|s| flops / s / 1e9);
-        let (a, b) = (
+        let (p, a, b) = (
+            gf(format!("packed_{name}")),
             gf(format!("gemm_{name}")),
             gf(format!("matrixmultiply_{name}")),
         );
@@ -157,11 +160,16 @@ fn main() {
             _ => "-".into(),
         };
         println!(
-            "| {m}×{k}×{n} | {} | {} | {} | {} |",
+            "| {m}×{k}×{n} | {} | {} | {} | {} | {} | {} |",
+            show(p),
             show(a),
             show(b),
+            r(p, a),
             r(a, b),
-            r(a, torch)
+            r(p, torch)
         );
     }
+    println!(
+        "packed: the weight packed once into 32-column panels and the AVX-512 tile kernel (cpu::packed; the EfficientNet path, bias fused, zero here); gemm: the gemm crate, packing per call (MiniLM's path)."
+    );
 }

@@ -42,9 +42,9 @@ PARTS = {
         [("ratio", [0], "first row: inferkit's time per hop over bare crossbeam's (lower is better); second: 2 workers' throughput over 1's (higher is better)")],
     ),
     "gemm": (
-        "inferkit-infer-core: GEMM crate choice (one thread, f32)",
+        "inferkit-infer-core: GEMM choice (one thread, f32)",
         "scripts/bench-gemm.sh",
-        [("gemm / PyTorch 2048³ peak", [0], "the gemm crate's GFLOP/s over PyTorch's sgemm peak (higher is better)")],
+        [("packed / gemm", [0], "the packed-weight AVX-512 kernel's GFLOP/s over the gemm crate's (higher is better)")],
     ),
     "infer": (
         "inferkit-infer-core: native CPU backend vs onnxruntime and PyTorch",

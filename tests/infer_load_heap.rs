@@ -82,8 +82,9 @@ fn efficientnet_copies_its_weights_once_folded() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
     let (_, heap) = bytes(|| EfficientNetLite0::load(&path).unwrap());
     // 4.65 M parameters after folding, f32: the folded weights are ~18.6 MB; loading
-    // allocates them once more for the un-laid-out intermediate arrays
+    // allocates them twice: read into arrays to fold the batch norms, then packed from
+    // those straight into the GEMM's panels (no row-major copy between: with one, 56 MB)
     println!("EfficientNet-Lite0 load: {heap} heap bytes allocated");
     assert!(heap >= 18_000_000, "{heap}");
-    assert!(heap <= 80_000_000, "{heap}");
+    assert!(heap <= 45_000_000, "{heap}");
 }

@@ -45,14 +45,10 @@ impl Dense {
     /// From a folded `[cout, cin, k, k]` weight to `[(ky, kx, ci), cout]`.
     fn conv(weight: &Array4<f32>, bias: Array1<f32>) -> Dense {
         let (cout, cin, kh, kw) = weight.dim();
-        let w: Vec<f32> = weight
-            .view()
-            .permuted_axes([2, 3, 1, 0])
-            .iter()
-            .copied()
-            .collect();
+        // row (ky·kw + kx)·cin + ci, column co: packed straight from the folded tensor
+        let at = |r: usize, co: usize| weight[[co, r % cin, r / cin / kw, r / cin % kw]];
         Dense {
-            weight: Packed::new(&w, kh * kw * cin, cout),
+            weight: Packed::from_fn(kh * kw * cin, cout, at),
             bias: bias.to_vec(),
         }
     }
@@ -244,9 +240,9 @@ impl EfficientNetLite0 {
                 head.cout()
             )));
         }
-        let fc_t: Vec<f32> = fc_weight.t().iter().copied().collect();
         let fc = Dense {
-            weight: Packed::new(&fc_t, head.cout(), fc_bias.len()),
+            // PyTorch's [out, in] read as [in, out]
+            weight: Packed::from_fn(head.cout(), fc_bias.len(), |i, o| fc_weight[[o, i]]),
             bias: fc_bias.to_vec(),
         };
         let batch = || Dim::Dynamic("batch".into());

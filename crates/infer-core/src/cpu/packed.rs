@@ -107,11 +107,24 @@ impl Packed {
     /// # Panics
     /// If `w` does not hold `k · n` floats.
     pub fn new(w: &[f32], k: usize, n: usize) -> Packed {
-        if avx512() {
-            Packed::panels(w, k, n)
+        assert_eq!(w.len(), k * n, "Packed: weight is not {k}×{n}");
+        Packed::from_fn(k, n, |r, c| w[r * n + c])
+    }
+
+    /// Packs the `[k, n]` weight whose element `(r, c)` is `f(r, c)` for this CPU, with no
+    /// row-major copy in between (a convolution's `[cout, cin, kh, kw]` tensor read as
+    /// `[(ky, kx, ci), cout]`, say).
+    pub fn from_fn(k: usize, n: usize, f: impl Fn(usize, usize) -> f32) -> Packed {
+        let layout = if avx512() {
+            Layout::Panels(panels(k, n, f))
         } else {
-            Packed::portable(w, k, n)
-        }
+            Layout::RowMajor(
+                (0..k * n)
+                    .map(|at| f(at / n.max(1), at % n.max(1)))
+                    .collect(),
+            )
+        };
+        Packed { k, n, layout }
     }
 
     /// Keeps a row-major `[k, n]` weight as it is, so [`gemm`] runs the portable path on any
@@ -125,34 +138,6 @@ impl Packed {
             k,
             n,
             layout: Layout::RowMajor(w.to_vec()),
-        }
-    }
-
-    fn panels(w: &[f32], k: usize, n: usize) -> Packed {
-        assert_eq!(w.len(), k * n, "Packed: weight is not {k}×{n}");
-        let width = {
-            let (mut width, mut j) = (0, 0);
-            while j < n {
-                width += panel_width(n, j);
-                j += panel_width(n, j);
-            }
-            width
-        };
-        let mut data = Vec::with_capacity(k * width);
-        let mut j = 0;
-        while j < n {
-            let pw = panel_width(n, j);
-            let cols = pw.min(n - j);
-            for row in w.chunks_exact(n) {
-                data.extend_from_slice(&row[j..j + cols]);
-                data.extend(std::iter::repeat_n(0.0, pw - cols));
-            }
-            j += pw;
-        }
-        Packed {
-            k,
-            n,
-            layout: Layout::Panels(data),
         }
     }
 
@@ -177,6 +162,28 @@ impl Packed {
             Layout::RowMajor(v) | Layout::Panels(v) => v.capacity() * size_of::<f32>(),
         }
     }
+}
+
+/// The panels of a `[k, n]` weight given element by element.
+fn panels(k: usize, n: usize, f: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut width = 0;
+    let mut j = 0;
+    while j < n {
+        width += panel_width(n, j);
+        j += panel_width(n, j);
+    }
+    let mut data = Vec::with_capacity(k * width);
+    let mut j = 0;
+    while j < n {
+        let pw = panel_width(n, j);
+        let cols = pw.min(n - j);
+        for r in 0..k {
+            data.extend((j..j + cols).map(|c| f(r, c)));
+            data.extend(std::iter::repeat_n(0.0, pw - cols));
+        }
+        j += pw;
+    }
+    data
 }
 
 /// `c = act(a · w + bias [+ residual])`: `a` is `m` rows of `w.k()` floats, `lda` apart;
