@@ -9,7 +9,10 @@
 # code). The patched zune-jpeg's AVX2 IDCT (intrinsics) is also reached through the JPEG
 # that fuzzing found (`tests/preprocess_images.rs`, that test alone), and the Parquet table
 # tests (`tests/preprocess_tables.rs`: `read_parquet` and `read_parquet_matrix` map files
-# with memmap2).
+# with memmap2). valgrind does not emulate AVX-512 and its CPUID says so: under it
+# infer-core's AVX-512 kernels (`cpu::packed`, the depthwise spans) are not reached and the
+# kernel tests run the portable paths; those kernels' `unsafe` rests on their asserts and
+# the kernel tests run natively.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }

@@ -1,7 +1,10 @@
 //! The native CPU backend (feature `cpu`): kernels on slices and `ndarray` views, and the
 //! models built from them — [`EfficientNetLite0`] (from the bundled PyTorch checkpoint, run
 //! channels-last) and [`MiniLm`] (all-MiniLM-L6-v2 from its safetensors, weights used in
-//! place). GEMM is the `gemm` crate (chosen by `benches/gemm.rs`); the other kernels are
+//! place). EfficientNet's convolutions run on weights packed at load and a GEMM kernel of
+//! our own ([`packed`], AVX-512; the `gemm` crate where the CPU lacks it); MiniLM's layers
+//! on the `gemm` crate, reading its weights in place (both chosen by `benches/gemm.rs`).
+//! The depthwise spans are AVX-512 intrinsics where the CPU has it; the other kernels are
 //! plain loops compiled per SIMD level (`multiversion`). Each model runs on a thread count
 //! of its own: 1 means the caller's thread only.
 

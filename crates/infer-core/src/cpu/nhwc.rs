@@ -55,9 +55,9 @@ pub fn for_rows(
     }
 }
 
-/// Rows per GEMM call of [`pointwise`]: the GEMM packs the weight once per call and blocks
-/// for the cache itself, so calls are made as tall as the threads allow (small blocks spent
-/// a third of MiniLM's time repacking weights).
+/// Rows per GEMM call of [`pointwise`]: as tall as the threads allow (the packed GEMM
+/// blocks rows for the cache itself; on the `gemm` crate's path each call packs the weight
+/// again, and small blocks spent a third of MiniLM's time doing so).
 const GEMM_ROWS: usize = usize::MAX;
 
 /// `out = act(x · w + bias [+ residual])`: `x` `[rows, w.k()]`, `w` `[w.k(), cout]`
