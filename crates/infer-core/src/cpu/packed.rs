@@ -62,7 +62,8 @@ pub struct Packed {
 enum Layout {
     /// `[k, n]` row-major.
     RowMajor(Vec<f32>),
-    /// Panels of [`NR`] columns (a last one of 16 when at most 16 are left), each `k` rows.
+    /// Panels of [`NR`] columns (the last 24, 16 or 8 wide when fewer are left; see
+    /// [`panel_width`]), each `k` rows of its columns end to end.
     Panels(Vec<f32>),
 }
 
@@ -292,13 +293,14 @@ fn product(
         Layout::Panels(p) if k > 0 => {
             #[cfg(target_arch = "x86_64")]
             {
-                // SAFETY: `Panels` is only made when `avx512()` said the CPU has AVX-512F.
+                // SAFETY: `Panels` is only made when `avx512()` said the CPU has AVX-512F,
+                // AVX-512VL and FMA.
                 // The callers' asserts bound every element of `a` the kernel reads: row `i`
                 // (< m) at `i·lda + p`, or at `i·lda + offsets[p]` (p < k), inside `a`; rows
                 // of `c` and `residual` at `i·n + (0..n)`, masked at `n` (`m·n` each,
                 // asserted above); the bias's `n` floats, masked; and the panels, which
-                // `Packed::panels` made `k` rows of their width each. `c` is a unique
-                // borrow, so it aliases nothing read.
+                // `panels` made `k` rows of their width each. `c` is a unique borrow, so it
+                // aliases nothing read.
                 #[allow(unsafe_code)]
                 unsafe {
                     avx512::run(
@@ -356,9 +358,10 @@ mod avx512 {
     /// The whole product; see [`super::gemm`] for what the caller guarantees.
     ///
     /// # Safety
-    /// AVX-512F, AVX-512VL and FMA are available; `a` holds `m` rows of `k` floats `lda` apart (or, with
-    /// `offsets`, row `i` column `p` at `i·lda + offsets[p]`, `k` offsets); `c` and
-    /// `residual` hold `m·n`; `bias` `n`; `panels` is `Packed::panels` of a `[k, n]`.
+    /// AVX-512F, AVX-512VL and FMA are available; `a` holds `m` rows of `k` floats `lda`
+    /// apart (or, with `offsets`, row `i` column `p` at `i·lda + offsets[p]`, `k`
+    /// offsets); `c` and `residual` hold `m·n`; `bias` `n`; `panels` is `panels(k, n, _)`
+    /// of a `[k, n]`.
     #[target_feature(enable = "avx512f,avx512vl,fma")]
     pub(super) unsafe fn run(
         (m, k, n): (usize, usize, usize),
@@ -370,9 +373,6 @@ mod avx512 {
         c: &mut [f32],
     ) {
         let res = residual.map_or(std::ptr::null(), <[f32]>::as_ptr);
-        // blocks of rows, and tiles within a block, as even as they can be: 49 rows are
-        // tiles of 10, 10, 10, 10 and 9, not four of 12 and one of 1 (a tile of one or two
-        // rows has too few sums to hide the multiply-add latency)
         // one row of `a` (a classifier at batch 1): full panels four at a time, so that
         // four weight streams are read side by side and eight sums hide the multiply-add
         // latency (one panel at a time is a single stream and a chain of two sums)
@@ -397,6 +397,9 @@ mod avx512 {
                 off0 += 4 * NR * k;
             }
         }
+        // blocks of rows, and tiles within a block, as even as they can be: 49 rows are
+        // tiles of 10, 10, 10, 10 and 9, not four of 12 and one of 1 (a tile of one or two
+        // rows has too few sums to hide the multiply-add latency)
         for (m0, mb) in even(m, MC) {
             for k0 in (0..k).step_by(KC) {
                 let kb = KC.min(k - k0);
@@ -434,9 +437,9 @@ mod avx512 {
                             masks,
                             half,
                         };
-                        // SAFETY: AVX-512F is there (this function's contract). The tile
-                        // reads rows `row..row + rows` (≤ m) of `a` at columns
-                        // `k0..k0 + kb` (≤ k), rows `k0..k0 + kb` of the panel at `off`
+                        // SAFETY: AVX-512F, VL and FMA are there (this function's
+                        // contract). The tile reads rows `row..row + rows` (≤ m) of `a` at
+                        // columns `k0..k0 + kb` (≤ k), or at those columns' offsets, rows `k0..k0 + kb` of the panel at `off`
                         // (`k` rows of `pw` floats), and, masked to the `n - j` columns
                         // left, the bias from column `j` and rows `row..row + rows` of
                         // `c` and `residual` from column `j`: all inside their slices.
