@@ -62,6 +62,14 @@ fn gemm_crate(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
     );
 }
 
+/// The largest `|x - y| / (1 + |y|)` over two products of the same shape.
+fn worst_diff(out: &Array2<f32>, reference: &Array2<f32>) -> f32 {
+    out.iter()
+        .zip(reference.iter())
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0_f32, f32::max)
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -77,11 +85,7 @@ fn main() {
         gemm_crate(&a, &b, &mut out);
         let mut reference = Array2::<f32>::zeros((m, n));
         general_mat_mul(1.0, &a, &b, 0.0, &mut reference);
-        let worst = out
-            .iter()
-            .zip(reference.iter())
-            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            .fold(0.0_f32, f32::max);
+        let worst = worst_diff(&out, &reference);
         assert!(
             worst < 1e-3,
             "{name}: gemm and matrixmultiply differ by {worst}"
@@ -99,11 +103,7 @@ fn main() {
             packed::gemm(m, black_box(a), k, &w, &zero, Act::Identity, None, out)
         };
         run(&mut out);
-        let worst = out
-            .iter()
-            .zip(reference.iter())
-            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-            .fold(0.0_f32, f32::max);
+        let worst = worst_diff(&out, &reference);
         assert!(
             worst < 1e-3,
             "{name}: packed and matrixmultiply differ by {worst}"

@@ -226,7 +226,8 @@ const PIXELS: usize = 8;
 /// One output row of [`depthwise`].
 ///
 /// For the 3×3 and 5×5 windows of stride 1 and 2 (every one EfficientNet has), channels go
-/// in blocks of 16 lanes (8 below AVX-512) and outputs in spans of [`PIXELS`]: the span's
+/// in blocks of 16 lanes (AVX-512, in intrinsics: `avx512_dw`) or 8 (below it, [`spans`])
+/// and outputs in spans of [`PIXELS`]: the span's
 /// sums and one window row of taps stay in registers while each input pixel under the span
 /// is loaded once and added into every output it touches (half a load per multiply-add,
 /// where a pixel at a time needs two). Inputs outside the image are skipped, so the same
@@ -263,9 +264,8 @@ fn depthwise_row(
                 avx512_dw::spans(image, g, taps, bias, &rows, orow)
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        (true, true) => spans::<16, true>(image, g, taps, bias, &rows, orow),
-        (false, true) => spans::<8, true>(image, g, taps, bias, &rows, orow),
+        // (AVX-512 is x86-64 only: elsewhere `wide` is never true)
+        (_, true) => spans::<8, true>(image, g, taps, bias, &rows, orow),
         (_, false) => spans::<8, false>(image, g, taps, bias, &rows, orow),
     };
     // whatever the spans did not cover: a pixel and a channel at a time

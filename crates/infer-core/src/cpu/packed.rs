@@ -397,6 +397,7 @@ mod avx512 {
                 off0 += 4 * NR * k;
             }
         }
+        let gather = offsets.is_some();
         // blocks of rows, and tiles within a block, as even as they can be: 49 rows are
         // tiles of 10, 10, 10, 10 and 9, not four of 12 and one of 1 (a tile of one or two
         // rows has too few sums to hide the multiply-add latency)
@@ -412,7 +413,6 @@ mod avx512 {
                     last: k0 + kb == k,
                     relu6,
                 };
-                let gather = offsets.is_some();
                 let (mut j, mut off) = (j0, off0);
                 while j < n {
                     let pw = panel_width(n, j);
