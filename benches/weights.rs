@@ -16,7 +16,7 @@ use criterion::{Criterion, Throughput};
 
 mod common;
 use common::{anchors, bench_dir, median, ratio};
-use inferkit::weights::{Checkpoint, DType, Tensor, save};
+use inferkit::weights::{Checkpoint, DType, TensorBytes, save};
 
 const F32_SHAPE: [usize; 2] = [4096, 2048];
 const BF16_SHAPE: [usize; 2] = [4096, 1024];
@@ -78,7 +78,7 @@ fn mixed_checkpoint() -> PathBuf {
         &path,
         tensors
             .iter()
-            .map(|(n, d, s, b)| (n.as_str(), Tensor::new(*d, s.clone(), &b[..]).unwrap())),
+            .map(|(n, d, s, b)| (n.as_str(), TensorBytes::new(*d, s.clone(), &b[..]).unwrap())),
         None,
     )
     .unwrap();

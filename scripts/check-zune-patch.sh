@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks vendor/zune-jpeg (our patched copy) against the upstream zune-jpeg release it was
+# Checks crates/zune-jpeg (our patched copy) against the upstream zune-jpeg release it was
 # taken from: identical output or identical error on every JPEG fixture, on Pillow-made
 # progressive variants (quality 30/75/95/100; 4:4:4, 4:2:2, 4:2:0, grey; odd sizes) of the
 # bundled photos, and on 40 corrupted variants of each. Run it after touching the patch.
@@ -20,6 +20,6 @@ for src in sorted(glob.glob('assets/images/*.jpg')):
         im.convert('L').save(f'{out}/{name}_q{q}_grey_p.jpg', quality=q, progressive=True)
     im.crop((0, 0, 333, 217)).save(f'{out}/{name}_odd_p.jpg', quality=90, progressive=True)
 PY
-cargo run --release --quiet --manifest-path vendor/zune-jpeg-check/Cargo.toml \
+cargo run --release --quiet --manifest-path scripts/zune-jpeg-check/Cargo.toml \
   --target-dir target/zune-patch-check/target -- \
   "$work"/jpgs/*.jpg tests/fixtures/images/*.jpg assets/images/*.jpg

@@ -4,7 +4,7 @@
 # Rust but for the mmap). Installs cargo-fuzz if missing. Crashes land in
 # fuzz/artifacts/<target>/; keep each as a regression test (tests/fixtures/fuzz/: the
 # README's Reliability section lists what was found). A unit over 30 s is a hang (how the
-# Thrift skipping fixed in vendor/parquet showed); a process over 4 GB resident is a finding
+# Thrift skipping fixed in crates/parquet showed); a process over 4 GB resident is a finding
 # too (how the 13 GB dictionary fixed there showed).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail

@@ -9,6 +9,21 @@
 //! | [`pipeline`] | `inferkit-pipeline` | bounded, backpressured stage graphs |
 //! | [`infer_core`] | `inferkit-infer-core` | the inference trait and backends |
 //!
+//! and [`ndarray`], whose arrays the crates take and give.
+//!
+//! # Features
+//!
+//! The defaults (`images`, `cpu`) are what it takes to classify a photo with the bundled
+//! EfficientNet-Lite0 (the README's library example):
+//!
+//! - `images`: image decoding and ImageNet transforms into f32 batches;
+//! - `cpu`: the native CPU backend, its kernels and EfficientNet-Lite0;
+//! - `text`: MiniLM sentence embeddings with its tokenizer (adds `tokenizers`);
+//! - `onnx`: the ONNX backend (tract, pure Rust; a large dependency);
+//! - `tables`: CSV and Parquet readers, feature matrices, typed rows, the Parquet writer;
+//! - `metrics`: the pipeline's counters also through the `metrics` facade;
+//! - `full`: all of the above.
+//!
 //! ```no_run
 //! use inferkit::weights::Checkpoint;
 //!
@@ -25,8 +40,9 @@ pub use inferkit_infer_core as infer_core;
 pub use inferkit_pipeline as pipeline;
 pub use inferkit_preprocess as preprocess;
 pub use inferkit_weights as weights;
+pub use ndarray;
 
 /// The entry points most programs start from.
 pub mod prelude {
-    pub use crate::weights::{Checkpoint, DType, Element, TensorView};
+    pub use crate::weights::{Checkpoint, DType, StoredTensor};
 }

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use inferkit::pipeline::{BatchOptions, ErrorPolicy, Input, Pipeline, StageOptions};
-use inferkit::weights::{Checkpoint, Tensor, save};
+use inferkit::weights::{Checkpoint, TensorBytes, save};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ fn checkpoint_bytes(version: f32, n: usize, dir: &Path) -> Vec<u8> {
     let p = dir.join(format!("v{version}.safetensors"));
     save(
         &p,
-        [("w", Tensor::from_array(data.view()))],
+        [("w", TensorBytes::from_array(data.view()))],
         Some([("version".to_string(), version.to_string())].into()),
     )
     .unwrap();

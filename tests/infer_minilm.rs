@@ -119,7 +119,7 @@ fn a_missing_or_broken_model_folder_is_an_error_naming_the_file() {
         dir.path().join("model.safetensors"),
         [(
             "embeddings.LayerNorm.weight",
-            inferkit::weights::Tensor::from_array(emb.view()),
+            inferkit::weights::TensorBytes::from_array(emb.view()),
         )],
         None,
     )

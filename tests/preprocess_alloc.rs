@@ -4,7 +4,7 @@
 //! Once the pools are warm, decoding a JPEG allocates nothing: pixel buffers come from the
 //! `BufferPool`, and zune-jpeg's own state (coefficients, upsampling rows, component list)
 //! is carried from one image to the next through the `DecoderScratch` our patched copy adds
-//! (vendor/zune-jpeg/PATCHES.md). The transform (resampling included) allocates nothing at
+//! (crates/zune-jpeg/PATCHES.md). The transform (resampling included) allocates nothing at
 //! all. Unpatched, zune-jpeg allocates 17–19 times per image; the test prints that too.
 
 use std::alloc::{GlobalAlloc, Layout, System};

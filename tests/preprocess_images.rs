@@ -315,7 +315,7 @@ fn zero_sized_output_is_an_error_not_an_empty_batch() {
 fn a_jpeg_found_by_fuzzing_decodes_without_a_panic() {
     // fuzz/ target image_decode: a crafted baseline JPEG (528×44, 3 components) whose blocks
     // run past the output rows; the AVX2 IDCT unwrapped the out-of-range row and panicked
-    // (upstream zune-jpeg 0.5.15; vendor/zune-jpeg/PATCHES.md, patch 3).
+    // (upstream zune-jpeg 0.5.15; crates/zune-jpeg/PATCHES.md, patch 3).
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/fuzz/jpeg_avx2_idct_short_output.jpg");
     let bytes = std::fs::read(&path).unwrap();

@@ -815,7 +815,7 @@ fn row_counts_that_overflow_are_an_error() {
 
 /// Found by fuzz/parquet_reader: a footer whose Thrift list of booleans claims a huge
 /// length. parquet 60.1.0 skipped it element by element without reading a byte (seconds of
-/// CPU for a 1.4 KB file); with vendor/parquet's patch 2 it is an EOF error at once.
+/// CPU for a 1.4 KB file); with crates/parquet's patch 2 it is an EOF error at once.
 #[test]
 fn a_footer_claiming_a_huge_thrift_list_ends_in_an_error() {
     let e = fuzz_found("parquet_footer_huge_thrift_list.parquet");
@@ -825,7 +825,7 @@ fn a_footer_claiming_a_huge_thrift_list_ends_in_an_error() {
 #[test]
 fn a_footer_list_of_two_billion_booleans_ends_at_the_end_of_the_file() {
     // 2 KB: parquet 60.1.0 skipped a list of bools without reading their bytes, looping
-    // over the claimed count (19 s of CPU in the fuzz build; vendor/parquet/PATCHES.md)
+    // over the claimed count (19 s of CPU in the fuzz build; crates/parquet/PATCHES.md)
     let e = fuzz_found("parquet_footer_bool_list_of_2e9.parquet");
     assert!(e.contains("EOF") || e.contains("eof"), "{e}");
 }
@@ -833,7 +833,7 @@ fn a_footer_list_of_two_billion_booleans_ends_at_the_end_of_the_file() {
 #[test]
 fn a_dictionary_page_claiming_a_billion_values_allocates_nothing() {
     // 3 KB whose dictionary page header claims 1.6 billion INT64 values: parquet 60.1.0
-    // allocated and zeroed 13 GB for them before failing (vendor/parquet/PATCHES.md)
+    // allocated and zeroed 13 GB for them before failing (crates/parquet/PATCHES.md)
     let e = fuzz_found("parquet_dictionary_page_huge_num_values.parquet");
     assert!(
         e.contains("dictionary page claims") && e.contains("values"),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use inferkit::weights::{Checkpoint, DType, Error, Format, TensorView};
+use inferkit::weights::{Checkpoint, DType, Error, Format, StoredTensor};
 use serde::Deserialize;
 
 fn fixtures() -> PathBuf {
@@ -34,7 +34,7 @@ fn close(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
 }
 
-fn check_tensor(file: &str, t: &TensorView<'_>, e: &Expected) {
+fn check_tensor(file: &str, t: &StoredTensor<'_>, e: &Expected) {
     let ctx = format!("{file}: {}", e.name);
     assert_eq!(t.dtype().as_str(), e.dtype, "{ctx}: dtype");
     assert_eq!(t.shape(), e.shape.as_slice(), "{ctx}: shape");

@@ -24,14 +24,20 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "images")]
 mod batch;
 mod error;
+#[cfg(feature = "images")]
 mod image;
 mod pool;
+#[cfg(feature = "tables")]
 pub mod table;
 
+#[cfg(feature = "images")]
 pub use batch::Batch;
 pub use error::{Error, Result};
+#[cfg(feature = "images")]
 pub use image::decode::{DecodeOptions, DecodedImage, Decoder, ImageFormat, ImageInfo};
+#[cfg(feature = "images")]
 pub use image::transform::{Filter, Layout, Resize, Scratch, Transform};
 pub use pool::{BufferPool, PoolStats, Pooled};

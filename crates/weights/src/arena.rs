@@ -17,7 +17,7 @@ const ALIGN_ELEMS: usize = 16;
 /// 4 KiB page, several µs each on a VM), not by the conversion: one huge-page-backed arena
 /// takes one fault per 2 MiB instead. Use it to load a BF16/F16 checkpoint as f32 weights
 /// for CPU inference; to convert again and again, reuse buffers with
-/// [`TensorView::to_f32_into`](crate::TensorView::to_f32_into) instead.
+/// [`StoredTensor::to_f32_into`](crate::StoredTensor::to_f32_into) instead.
 ///
 /// ```
 /// let ckpt = inferkit_weights::Checkpoint::open(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/weights/mixed.pt"))?;

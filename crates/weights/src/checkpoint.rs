@@ -1,4 +1,4 @@
-//! [`Checkpoint`]: one opened weights file, and [`TensorView`]: one tensor borrowed from it.
+//! [`Checkpoint`]: one opened weights file, and [`StoredTensor`]: one tensor borrowed from it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn, ShapeBuilder};
 
 use crate::convert::{self, Float};
 use crate::source::{self, Bytes, OpenOptions};
-use crate::{DType, Element, Error, Result};
+use crate::{DType, Error, Result, StoredElement};
 
 /// The on-disk format a checkpoint was recognised as (from its bytes, never its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub(crate) struct Source {
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("m.safetensors");
 /// # let w = ndarray::ArrayD::<f32>::ones(ndarray::IxDyn(&[2, 3]));
-/// # inferkit_weights::save(&path, [("w", inferkit_weights::Tensor::from_array(w.view()))], None)?;
+/// # inferkit_weights::save(&path, [("w", inferkit_weights::TensorBytes::from_array(w.view()))], None)?;
 /// let ckpt = Checkpoint::open(&path)?;
 /// let w = ckpt.tensor("w")?;
 /// assert_eq!((w.dtype(), w.shape()), (DType::F32, &[2, 3][..]));
@@ -258,7 +258,7 @@ impl Checkpoint {
     }
 
     /// Every tensor, in file order.
-    pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = StoredTensor<'_>> + '_ {
         (0..self.entries.len()).map(move |i| self.view_at(i))
     }
 
@@ -268,7 +268,7 @@ impl Checkpoint {
     }
 
     /// The tensor called `name`, if any.
-    pub fn get(&self, name: &str) -> Option<TensorView<'_>> {
+    pub fn get(&self, name: &str) -> Option<StoredTensor<'_>> {
         self.by_name.get(name).map(|&i| self.view_at(i))
     }
 
@@ -276,7 +276,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::TensorNotFound`] naming the file and the name.
-    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+    pub fn tensor(&self, name: &str) -> Result<StoredTensor<'_>> {
         self.get(name).ok_or_else(|| Error::TensorNotFound {
             path: self.path.clone(),
             tensor: name.to_owned(),
@@ -292,7 +292,7 @@ impl Checkpoint {
             .sum()
     }
 
-    fn view_at(&self, i: usize) -> TensorView<'_> {
+    fn view_at(&self, i: usize) -> StoredTensor<'_> {
         let entry = &self.entries[i];
         let src = &self.sources[entry.source];
         let bytes = if entry.span == 0 {
@@ -301,7 +301,7 @@ impl Checkpoint {
             // In range: checked by the parser that built the entry.
             &src.bytes.as_slice()[entry.offset..entry.offset + entry.span]
         };
-        TensorView {
+        StoredTensor {
             entry,
             bytes,
             file: &src.path,
@@ -342,14 +342,14 @@ fn detect_and_parse(
 /// One tensor of a [`Checkpoint`], borrowed from it: metadata, and access to its elements
 /// without copying where the layout allows.
 #[derive(Debug, Clone, Copy)]
-pub struct TensorView<'a> {
+pub struct StoredTensor<'a> {
     entry: &'a Entry,
     /// Exactly `entry.span` bytes, starting at element 0.
     bytes: &'a [u8],
     file: &'a Path,
 }
 
-impl<'a> TensorView<'a> {
+impl<'a> StoredTensor<'a> {
     /// The tensor's name (nested PyTorch dicts are flattened with dots).
     pub fn name(&self) -> &'a str {
         &self.entry.name
@@ -435,7 +435,7 @@ impl<'a> TensorView<'a> {
     /// [`Error::NotViewable`] when `T` is not the tensor's dtype (use [`to_f32`](Self::to_f32)),
     /// when the bytes are not aligned for `T` in the file (use [`cow`](Self::cow) or
     /// [`to_owned`](Self::to_owned)), or when the strides overlap in a way `ndarray` refuses.
-    pub fn view<T: Element + Pod>(&self) -> Result<ArrayViewD<'a, T>> {
+    pub fn view<T: StoredElement + Pod>(&self) -> Result<ArrayViewD<'a, T>> {
         let not = |reason: String| Error::NotViewable {
             tensor: self.entry.name.clone(),
             requested: std::any::type_name::<T>(),
@@ -474,7 +474,7 @@ impl<'a> TensorView<'a> {
     ///
     /// # Errors
     /// [`Error::Conversion`] when `T` is not the tensor's dtype.
-    pub fn cow<T: Element + Pod>(&self) -> Result<CowArray<'a, T, IxDyn>> {
+    pub fn cow<T: StoredElement + Pod>(&self) -> Result<CowArray<'a, T, IxDyn>> {
         match self.view::<T>() {
             Ok(v) => Ok(v.into()),
             Err(_) => self.to_owned::<T>().map(CowArray::from),
@@ -485,7 +485,7 @@ impl<'a> TensorView<'a> {
     ///
     /// # Errors
     /// [`Error::Conversion`] when `T` is not the tensor's dtype.
-    pub fn to_owned<T: Element>(&self) -> Result<ArrayD<T>> {
+    pub fn to_owned<T: StoredElement>(&self) -> Result<ArrayD<T>> {
         if T::DTYPE != self.entry.dtype {
             return Err(Error::Conversion {
                 tensor: self.entry.name.clone(),

@@ -1,4 +1,4 @@
-//! Element types: the [`DType`] tag every tensor carries, and the [`Element`] trait of the
+//! Element types: the [`DType`] tag every tensor carries, and the [`StoredElement`] trait of the
 //! Rust types a tensor can be read as.
 
 use half::{bf16, f16};
@@ -139,8 +139,8 @@ mod sealed {
 /// A Rust type a tensor's elements can be read as: `f32`, `f16`, `bf16`, `i64`, `bool`, …
 ///
 /// Sealed: implemented for exactly one type per [`DType`] that has a native Rust type
-/// (FP8 has none; convert it with [`TensorView::to_f32`](crate::TensorView::to_f32)).
-pub trait Element: Copy + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed {
+/// (FP8 has none; convert it with [`StoredTensor::to_f32`](crate::StoredTensor::to_f32)).
+pub trait StoredElement: Copy + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed {
     /// The dtype whose bytes this type reads.
     const DTYPE: DType;
     /// Reads one element from exactly `DTYPE.size()` little-endian bytes.
@@ -151,7 +151,7 @@ pub trait Element: Copy + Send + Sync + std::fmt::Debug + 'static + sealed::Seal
 macro_rules! pod_element {
     ($($t:ty => $d:ident),* $(,)?) => {$(
         impl sealed::Sealed for $t {}
-        impl Element for $t {
+        impl StoredElement for $t {
             const DTYPE: DType = DType::$d;
             #[inline(always)]
             fn read_le(bytes: &[u8]) -> Self {
@@ -168,7 +168,7 @@ pod_element!(
 );
 
 impl sealed::Sealed for bool {}
-impl Element for bool {
+impl StoredElement for bool {
     const DTYPE: DType = DType::Bool;
     #[inline(always)]
     fn read_le(bytes: &[u8]) -> Self {

@@ -3,9 +3,9 @@
 //! [`Checkpoint::open`] reads safetensors (single files and sharded
 //! `*.safetensors.index.json`), PyTorch zip checkpoints (`torch.save` since 1.6) and legacy
 //! PyTorch files, telling them apart by their bytes. Files are memory-mapped read-only;
-//! opening parses headers only. Each tensor is a [`TensorView`] borrowed from the map:
-//! [`view`](TensorView::view) gives an `ndarray` view without copying when dtype and
-//! alignment allow, [`to_f32`](TensorView::to_f32) / [`to_f32_into`](TensorView::to_f32_into)
+//! opening parses headers only. Each tensor is a [`StoredTensor`] borrowed from the map:
+//! [`view`](StoredTensor::view) gives an `ndarray` view without copying when dtype and
+//! alignment allow, [`to_f32`](StoredTensor::to_f32) / [`to_f32_into`](StoredTensor::to_f32_into)
 //! convert any dtype (F16, BF16, FP8, F64, integers, bool), honouring strides.
 //!
 //! PyTorch pickles are read by a restricted unpickler: it knows the opcodes torch emits and
@@ -45,8 +45,8 @@ mod source;
 mod write;
 
 pub use arena::F32Weights;
-pub use checkpoint::{Checkpoint, Format, TensorView};
-pub use dtype::{DType, Element};
+pub use checkpoint::{Checkpoint, Format, StoredTensor};
+pub use dtype::{DType, StoredElement};
 pub use error::{Error, Result};
 pub use source::{OpenOptions, Prefetch};
-pub use write::{Tensor, convert, save};
+pub use write::{TensorBytes, convert, save};

@@ -7,18 +7,18 @@ use std::path::Path;
 use bytemuck::Pod;
 use ndarray::{ArrayView, Dimension};
 
-use crate::{Checkpoint, DType, Element, Error, Result, TensorView};
+use crate::{Checkpoint, DType, Error, Result, StoredElement, StoredTensor};
 
 /// A tensor to write: dtype, shape and row-major little-endian bytes, borrowed where
 /// possible.
 #[derive(Debug, Clone)]
-pub struct Tensor<'a> {
+pub struct TensorBytes<'a> {
     dtype: DType,
     shape: Vec<usize>,
     data: Cow<'a, [u8]>,
 }
 
-impl<'a> Tensor<'a> {
+impl<'a> TensorBytes<'a> {
     /// A tensor from raw row-major bytes.
     ///
     /// # Errors
@@ -33,12 +33,12 @@ impl<'a> Tensor<'a> {
                 got: data.len() / dtype.size(),
             });
         }
-        Ok(Tensor { dtype, shape, data })
+        Ok(TensorBytes { dtype, shape, data })
     }
 
     /// A tensor from an `ndarray` view: borrowed when it is in standard (row-major) layout,
     /// copied into that layout otherwise.
-    pub fn from_array<T: Element + Pod, D: Dimension>(a: ArrayView<'a, T, D>) -> Self {
+    pub fn from_array<T: StoredElement + Pod, D: Dimension>(a: ArrayView<'a, T, D>) -> Self {
         let shape = a.shape().to_vec();
         let data: Cow<'a, [u8]> = match a.to_slice() {
             Some(s) => Cow::Borrowed(bytemuck::cast_slice(s)),
@@ -46,7 +46,7 @@ impl<'a> Tensor<'a> {
                 Cow::Owned(bytemuck::cast_slice(&a.iter().copied().collect::<Vec<T>>()).to_vec())
             }
         };
-        Tensor {
+        TensorBytes {
             dtype: T::DTYPE,
             shape,
             data,
@@ -54,8 +54,8 @@ impl<'a> Tensor<'a> {
     }
 
     /// A tensor from a checkpoint's view: borrowed when contiguous, gathered otherwise.
-    pub fn from_view(v: &TensorView<'a>) -> Self {
-        Tensor {
+    pub fn from_view(v: &StoredTensor<'a>) -> Self {
+        TensorBytes {
             dtype: v.dtype(),
             shape: v.shape().to_vec(),
             data: v.to_contiguous_bytes(),
@@ -63,7 +63,7 @@ impl<'a> Tensor<'a> {
     }
 }
 
-impl safetensors::View for Tensor<'_> {
+impl safetensors::View for TensorBytes<'_> {
     fn dtype(&self) -> safetensors::Dtype {
         self.dtype.to_safetensors()
     }
@@ -82,11 +82,11 @@ impl safetensors::View for Tensor<'_> {
 /// temporary file and renames it, so readers that mapped an older `path` are unaffected).
 ///
 /// ```
-/// use inferkit_weights::{save, Checkpoint, Tensor};
+/// use inferkit_weights::{save, Checkpoint, TensorBytes};
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("out.safetensors");
 /// let w = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]];
-/// save(&path, [("w", Tensor::from_array(w.view()))], None)?;
+/// save(&path, [("w", TensorBytes::from_array(w.view()))], None)?;
 /// assert_eq!(Checkpoint::open(&path)?.tensor("w")?.view::<f32>()?, w.into_dyn());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -96,7 +96,7 @@ impl safetensors::View for Tensor<'_> {
 /// names).
 pub fn save<'a, N: AsRef<str>>(
     path: impl AsRef<Path>,
-    tensors: impl IntoIterator<Item = (N, Tensor<'a>)>,
+    tensors: impl IntoIterator<Item = (N, TensorBytes<'a>)>,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
     let path = path.as_ref();
@@ -118,7 +118,8 @@ pub fn convert(input: impl AsRef<Path>, output: impl AsRef<Path>) -> Result<usiz
     let metadata = (!ckpt.metadata().is_empty()).then(|| ckpt.metadata().clone());
     save(
         output,
-        ckpt.tensors().map(|t| (t.name(), Tensor::from_view(&t))),
+        ckpt.tensors()
+            .map(|t| (t.name(), TensorBytes::from_view(&t))),
         metadata,
     )?;
     Ok(ckpt.len())

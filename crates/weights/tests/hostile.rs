@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use inferkit_weights::{Checkpoint, Error, Tensor, save};
+use inferkit_weights::{Checkpoint, Error, TensorBytes, save};
 use proptest::prelude::*;
 
 fn open(bytes: &[u8]) -> Result<Checkpoint, Error> {
@@ -157,7 +157,7 @@ fn sharded_index_requires_named_tensors_in_their_shard() {
     let w = ndarray::arr1(&[1.0f32, 2.0]);
     save(
         dir.path().join("a.safetensors"),
-        [("w", Tensor::from_array(w.view()))],
+        [("w", TensorBytes::from_array(w.view()))],
         None,
     )
     .unwrap();
@@ -385,7 +385,7 @@ fn read_reports_files_that_change_size() {
     let w = ndarray::arr2(&[[1.0f32, 2.0], [3.0, 4.0]]);
     save(
         &p,
-        [("w", Tensor::from_array(w.view()))],
+        [("w", TensorBytes::from_array(w.view()))],
         Some(HashMap::from([("k".into(), "v".into())])),
     )
     .unwrap();
@@ -404,7 +404,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.safetensors");
         let arrays: Vec<_> = tensors.iter().map(|(n, v)| (n.clone(), ndarray::Array1::from(v.clone()))).collect();
-        save(&p, arrays.iter().map(|(n, a)| (n.as_str(), Tensor::from_array(a.view()))), None).unwrap();
+        save(&p, arrays.iter().map(|(n, a)| (n.as_str(), TensorBytes::from_array(a.view()))), None).unwrap();
         let c = Checkpoint::open(&p).unwrap();
         prop_assert_eq!(c.len(), tensors.len());
         for (n, v) in &tensors {
@@ -421,7 +421,7 @@ proptest! {
         let b = ndarray::arr1(&[7i64, 8]);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.safetensors");
-        save(&p, [("a", Tensor::from_array(a.view())), ("b", Tensor::from_array(b.view()))], None).unwrap();
+        save(&p, [("a", TensorBytes::from_array(a.view())), ("b", TensorBytes::from_array(b.view()))], None).unwrap();
         let mut bytes = std::fs::read(&p).unwrap();
         for (i, v) in flips {
             let n = bytes.len();

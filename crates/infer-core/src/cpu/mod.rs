@@ -11,11 +11,13 @@
 pub mod efficientnet;
 pub mod kernels;
 pub mod math;
+#[cfg(feature = "text")]
 pub mod minilm;
 pub mod nhwc;
 pub mod packed;
 
 pub use efficientnet::EfficientNetLite0;
+#[cfg(feature = "text")]
 pub use minilm::{MiniLm, Tokens};
 
 /// The pool behind a model's `with_threads(n)`: `None` for 1 (the caller's thread alone),

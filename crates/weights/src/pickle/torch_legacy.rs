@@ -2,7 +2,7 @@
 //! five pickles back to back — magic number, protocol version, system info, the object, the
 //! list of storage keys — then each storage's bytes in that order, each behind an 8-byte
 //! little-endian element count. Where storages land depends on the pickles' length, so
-//! their alignment is chance: [`TensorView::cow`](crate::TensorView::cow) copies the
+//! their alignment is chance: [`StoredTensor::cow`](crate::StoredTensor::cow) copies the
 //! misaligned ones.
 
 use std::collections::HashMap;
