@@ -20,7 +20,7 @@ mod common;
 use common::{anchors, median, ratio};
 use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
 use inferkit::infer_core::onnx::OnnxBackend;
-use inferkit::infer_core::{Backend, Device, ModelSource, Session};
+use inferkit::infer_core::{Backend, Device, ModelSource, Plan, Session};
 use ndarray::{Array2, Array4};
 
 /// Multiply-adds of EfficientNet-Lite0 per 224² image (convolutions and the classifier).
@@ -44,10 +44,13 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let onnx = root.join(".cache/models/efficientnet-lite0/efficientnet-lite0.onnx");
     let pth = root.join("assets/models/efficientnet-lite0.pth");
-    let eff1 = EfficientNetLite0::load(&pth).unwrap();
-    let eff2 = EfficientNetLite0::load(&pth)
+    // Sessions, as a serving worker keeps them: each owns its activation buffers.
+    let mut eff1 = EfficientNetLite0::load(&pth).unwrap().session().unwrap();
+    let mut eff2 = EfficientNetLite0::load(&pth)
         .unwrap()
         .with_threads(2)
+        .unwrap()
+        .session()
         .unwrap();
     let minilm_dir = root.join(".cache/models/all-MiniLM-L6-v2");
     let minilm = MiniLm::load(&minilm_dir).ok();
@@ -70,11 +73,11 @@ fn main() {
         let x = input(batch);
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("native_efficientnet_b{batch}"), |b| {
-            b.iter(|| black_box(eff1.forward(x.view())))
+            b.iter(|| black_box(eff1.run(&[("images", (&x).into())]).unwrap()))
         });
         if batch > 1 {
             g.bench_function(format!("native_efficientnet_b{batch}_t2"), |b| {
-                b.iter(|| black_box(eff2.forward(x.view())))
+                b.iter(|| black_box(eff2.run(&[("images", (&x).into())]).unwrap()))
             });
         }
         if let Some(session) = tract.as_mut() {

@@ -26,12 +26,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use inferkit::infer_core::cpu::EfficientNetLite0;
-use inferkit::infer_core::{Dim, Model, Plan};
+use inferkit::infer_core::cpu::CpuBackend;
+use inferkit::infer_core::{Backend, Device, Dim, Model, ModelSource};
 use inferkit::pipeline::{BatchOptions, Pipeline, StageOptions, available_cpus};
 use inferkit::preprocess::{
     BufferPool, DecodeOptions, Decoder, Pooled, Resize, Scratch, Transform,
@@ -156,8 +155,10 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
             .collect();
 
     let load_start = Instant::now();
-    let net = EfficientNetLite0::load(&args.model)?.with_threads(args.threads)?;
-    let plan: Arc<dyn Plan> = Arc::new(Arc::new(net));
+    // The architecture is recognised from the checkpoint's tensors (EfficientNet-Lite0).
+    let plan = CpuBackend::new()
+        .with_threads(args.threads)
+        .prepare(ModelSource::Path(&args.model), Device::Cpu)?;
     let model = Model::new(plan, 1);
     let load_seconds = load_start.elapsed().as_secs_f64();
     let classes = match model.descriptor().outputs[0].shape.get(1) {

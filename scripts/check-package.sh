@@ -19,10 +19,16 @@ while read -r name ver manifest; do
   crate="target/package/$name-$ver.crate"
   [ -f "$crate" ] || { echo "check-package: $crate is missing" >&2; bad=1; continue; }
   list=$(tar -tzf "$crate")
-  # What must never ship: test data, fuzz corpora, models, bench inputs, scripts.
-  if stray=$(printf '%s\n' "$list" | grep -E '/(tests|fixtures|fuzz|benches|assets|scripts|examples)/|\.(pth|pt|bin|onnx|safetensors|npy|npz|parquet|jpg|jpeg|png|csv)$'); then
+  # What must never ship: test data, fuzz corpora, models, bench inputs, scripts, and
+  # tests that read files from outside their crate (the repository's fixtures).
+  dir=$(dirname "$manifest")
+  stray=$(printf '%s\n' "$list" | grep -E '/(fixtures|fuzz|benches|assets|scripts|examples)/|\.(pth|pt|bin|onnx|safetensors|npy|npz|parquet|jpg|jpeg|png|csv)$' || true)
+  for t in $(printf '%s\n' "$list" | sed -n "s#^$name-$ver/\(tests/.*\.rs\)\$#\1#p"); do
+    if grep -q '/\.\./\.\./' "$dir/$t"; then stray+=$'\n'"$name-$ver/$t (reads the repository's files)"; fi
+  done
+  if [ -n "${stray//$'\n'/}" ]; then
     echo "check-package: $name ships files it should not:" >&2
-    printf '  %s\n' $stray >&2
+    printf '%s\n' "$stray" | sed '/^$/d; s/^/  /' >&2
     bad=1
   fi
   for f in README.md Cargo.toml; do

@@ -42,7 +42,18 @@ pub use inferkit_preprocess as preprocess;
 pub use inferkit_weights as weights;
 pub use ndarray;
 
-/// The entry points most programs start from.
+/// The traits and entry points an application starts from: `use inferkit::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "cpu")]
+    pub use crate::infer_core::cpu::CpuBackend;
+    #[cfg(feature = "onnx")]
+    pub use crate::infer_core::onnx::OnnxBackend;
+    pub use crate::infer_core::{
+        Backend, Device, Model, ModelDescriptor, ModelSource, Plan, Registry, Router, Session,
+        Tensor, TensorView,
+    };
+    pub use crate::pipeline::{BatchOptions, Pipeline, StageOptions};
+    #[cfg(feature = "images")]
+    pub use crate::preprocess::{BufferPool, DecodeOptions, Decoder, Transform};
     pub use crate::weights::{Checkpoint, DType, StoredTensor};
 }

@@ -259,8 +259,7 @@ fn an_unsupported_operator_is_named_with_the_model() {
             ModelSource::Path(&dir().join("custom_op.onnx")),
             Device::Cpu,
         )
-        .err()
-        .expect("tract cannot run a made-up operator");
+        .expect_err("tract cannot run a made-up operator");
     let msg = err.to_string();
     assert!(msg.starts_with("model `custom_op`"), "{msg}");
     assert!(msg.contains("Frobnicate"), "{msg}");

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use inferkit::infer_core::Router as AbRouter;
-use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
+use inferkit::infer_core::cpu::CpuBackend;
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::{
     Backend, Device, Dim, Model, ModelDescriptor, ModelSource, Plan, Registry, Tensor, TensorView,
@@ -581,20 +581,15 @@ pub(crate) fn load_threaded(
             .with_version(version)
             .prepare(ModelSource::Path(path), Device::Cpu)
             .map_err(err)?
-    } else if path.is_dir() {
-        Arc::new(Arc::new(
-            MiniLm::load(path)
-                .and_then(|m| m.with_threads(threads))
-                .map_err(err)?
-                .named(name, version),
-        ))
     } else {
-        Arc::new(Arc::new(
-            EfficientNetLite0::load(path)
-                .and_then(|m| m.with_threads(threads))
-                .map_err(err)?
-                .named(name, version),
-        ))
+        // EfficientNet-Lite0 (a checkpoint) or MiniLM (a directory), recognised from the
+        // tensors' names
+        CpuBackend::new()
+            .with_threads(threads)
+            .with_name(name)
+            .with_version(version)
+            .prepare(ModelSource::Path(path), Device::Cpu)
+            .map_err(err)?
     };
     Ok(Model::new(plan, 1))
 }

@@ -24,6 +24,7 @@ pub(crate) async fn serve(app: Arc<App>) -> String {
 }
 
 /// A model that doubles its input after sleeping: slow on purpose.
+#[derive(Debug)]
 pub(crate) struct Slow(ModelDescriptor);
 
 impl Plan for Slow {
@@ -39,6 +40,7 @@ impl Plan for Slow {
 }
 
 /// The descriptor, and the device context held for the session's life.
+#[derive(Debug)]
 struct SlowSession(ModelDescriptor, #[allow(dead_code)] DeviceContext);
 
 impl Session for SlowSession {

@@ -34,7 +34,7 @@ pub trait Backend {
 /// opens its own [`Session`] and keeps it for its life; a session is `Send` but used by one
 /// thread at a time (`run` takes `&mut self`). [`Model`] does this for callers that want
 /// `run(&self)` from any thread.
-pub trait Plan: Send + Sync {
+pub trait Plan: Send + Sync + std::fmt::Debug {
     /// What the model takes and gives.
     fn descriptor(&self) -> &ModelDescriptor;
     /// The device it was prepared for.
@@ -48,7 +48,7 @@ pub trait Plan: Send + Sync {
 
 /// One worker's state for running a plan: owns scratch buffers and holds the device context
 /// (an RAII guard, reused for every call, released when the session is dropped).
-pub trait Session: Send {
+pub trait Session: Send + std::fmt::Debug {
     /// The plan's descriptor.
     fn descriptor(&self) -> &ModelDescriptor;
     /// Runs a batch: named inputs (checked against the descriptor first), outputs in the
@@ -68,6 +68,54 @@ impl<P: Plan + ?Sized> Plan for Arc<P> {
     }
     fn session(&self) -> Result<Box<dyn Session>> {
         (**self).session()
+    }
+}
+
+impl<P: Plan + ?Sized> Plan for Box<P> {
+    fn descriptor(&self) -> &ModelDescriptor {
+        (**self).descriptor()
+    }
+    fn device(&self) -> Device {
+        (**self).device()
+    }
+    fn session(&self) -> Result<Box<dyn Session>> {
+        (**self).session()
+    }
+}
+
+impl<S: Session + ?Sized> Session for Box<S> {
+    fn descriptor(&self) -> &ModelDescriptor {
+        (**self).descriptor()
+    }
+    fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
+        (**self).run(inputs)
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for &B {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn prepare(&self, source: ModelSource<'_>, device: Device) -> Result<Arc<dyn Plan>> {
+        (**self).prepare(source, device)
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn prepare(&self, source: ModelSource<'_>, device: Device) -> Result<Arc<dyn Plan>> {
+        (**self).prepare(source, device)
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn prepare(&self, source: ModelSource<'_>, device: Device) -> Result<Arc<dyn Plan>> {
+        (**self).prepare(source, device)
     }
 }
 

@@ -44,6 +44,17 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A model's weights could not be read: the checkpoint is missing, unreadable or
+    /// malformed (the source names the file and, where it applies, the byte offset and
+    /// tensor).
+    #[error("model `{model}`: {source}")]
+    Weights {
+        /// The model's name (or its path, before it has one).
+        model: String,
+        /// What the weights reader said.
+        #[source]
+        source: crate::weights::Error,
+    },
     /// A backend (tract) failed; the message names the model.
     #[error("model `{model}`: {message}")]
     Backend {

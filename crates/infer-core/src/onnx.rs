@@ -305,6 +305,16 @@ struct OnnxPlan {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for OnnxPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.inner.descriptor;
+        f.debug_struct("OnnxPlan")
+            .field("name", &d.name)
+            .field("version", &d.version.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Plan for OnnxPlan {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.inner.descriptor
@@ -377,6 +387,14 @@ fn from_tract(t: &TractTensor, model: &str) -> Result<Tensor> {
             });
         }
     })
+}
+
+impl std::fmt::Debug for OnnxSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxSession")
+            .field("model", &self.plan.descriptor.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session for OnnxSession {

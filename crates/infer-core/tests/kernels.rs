@@ -2,6 +2,8 @@
 //! valgrind: `sgemm` wraps the `gemm` crate's unsafe entry point).
 #![cfg(feature = "cpu")]
 
+use std::sync::Mutex;
+
 use inferkit_infer_core::cpu::kernels::{
     Pad, Strides, conv2d, depthwise_conv2d, sgemm, sgemm_strided,
 };
@@ -389,7 +391,8 @@ fn mbconv_equals_expand_depthwise_project_on_one_and_three_threads() {
                 residual,
             };
             let mut got = vec![f32::NAN; want.len()];
-            let out = nhwc::mbconv(&x, shape, &block, &mut got, threads);
+            let strips: Vec<Mutex<Vec<f32>>> = (0..threads).map(|_| Mutex::default()).collect();
+            let out = nhwc::mbconv(&x, shape, &block, &mut got, threads, &strips);
             assert_eq!((out.n, out.h, out.w, out.c), (n, oh, ow, cout), "{what}");
             close(&got, &want, &what);
             assert!(

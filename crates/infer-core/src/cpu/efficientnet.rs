@@ -89,7 +89,18 @@ struct Block {
 ///
 /// It runs channels-last ([`nhwc`](super::nhwc)) on `threads` threads: 1 (the default) runs
 /// on the caller's thread alone; more runs on a rayon pool of that size owned by the model.
+///
+/// A cheap handle (clones share the weights): share it, or an `Arc<dyn Plan>` of it, across
+/// threads. Each [`Session`] owns its activation buffers, so a worker that keeps its session
+/// allocates nothing per batch once warm; [`forward`](Self::forward) is the one-off
+/// convenience and brings its own buffers each call.
+#[derive(Clone)]
 pub struct EfficientNetLite0 {
+    net: Arc<Net>,
+}
+
+/// The weights, the descriptor and the thread pool: immutable once loaded.
+struct Net {
     descriptor: ModelDescriptor,
     stem: Dense,
     blocks: Vec<Block>,
@@ -97,15 +108,13 @@ pub struct EfficientNetLite0 {
     fc: Dense,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
-    /// Activation buffers between forward passes (see [`Buffers`]).
-    scratch: Mutex<Vec<Vec<f32>>>,
 }
 
 impl std::fmt::Debug for EfficientNetLite0 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EfficientNetLite0")
-            .field("blocks", &self.blocks.len())
-            .field("threads", &self.threads)
+            .field("blocks", &self.net.blocks.len())
+            .field("threads", &self.net.threads)
             .finish_non_exhaustive()
     }
 }
@@ -123,10 +132,14 @@ impl EfficientNetLite0 {
     /// one thread until [`with_threads`](Self::with_threads).
     ///
     /// # Errors
+    /// [`Error::Weights`] when the checkpoint cannot be opened or read (it names the file);
     /// [`Error::Backend`] naming a missing tensor or a wrong shape.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let ckpt = crate::weights::Checkpoint::open(path.as_ref())
-            .map_err(|e| backend_err(e.to_string()))?;
+        let ckpt =
+            crate::weights::Checkpoint::open(path.as_ref()).map_err(|source| Error::Weights {
+                model: "efficientnet-lite0".into(),
+                source,
+            })?;
         let get = |name: &str| -> Result<ndarray::ArrayD<f32>> {
             Ok(ckpt
                 .tensor(name)
@@ -263,14 +276,24 @@ impl EfficientNetLite0 {
             metadata: [("backend".to_string(), "cpu (native)".to_string())].into(),
         };
         Ok(EfficientNetLite0 {
-            descriptor,
-            stem,
-            blocks,
-            head,
-            fc,
-            threads: 1,
-            pool: None,
-            scratch: Mutex::new(Vec::new()),
+            net: Arc::new(Net {
+                descriptor,
+                stem,
+                blocks,
+                head,
+                fc,
+                threads: 1,
+                pool: None,
+            }),
+        })
+    }
+
+    /// The weights, for changes before the model is shared.
+    fn unshared(&mut self, what: &str) -> Result<&mut Net> {
+        Arc::get_mut(&mut self.net).ok_or_else(|| {
+            backend_err(format!(
+                "{what} on a model already shared (clone it after configuring, not before)"
+            ))
         })
     }
 
@@ -278,25 +301,32 @@ impl EfficientNetLite0 {
     /// rayon pool of exactly that size owned by the model.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the pool's threads cannot be started.
+    /// [`Error::Backend`] when the pool's threads cannot be started, or when the model is
+    /// already shared (a clone of it exists).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
-        self.pool = super::thread_pool(threads, "efficientnet").map_err(backend_err)?;
-        self.threads = threads;
+        let pool = super::thread_pool(threads, "efficientnet").map_err(backend_err)?;
+        let net = self.unshared("with_threads")?;
+        net.pool = pool;
+        net.threads = threads;
         Ok(self)
     }
 
     /// Serves under another name and version (its descriptor's; default: the model's own
     /// name, 1.0.0).
-    pub fn named(mut self, name: impl Into<String>, version: semver::Version) -> Self {
-        self.descriptor.name = name.into();
-        self.descriptor.version = version;
-        self
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the model is already shared (a clone of it exists).
+    pub fn with_name(mut self, name: impl Into<String>, version: semver::Version) -> Result<Self> {
+        let net = self.unshared("with_name")?;
+        net.descriptor.name = name.into();
+        net.descriptor.version = version;
+        Ok(self)
     }
 
     /// The number of threads a forward pass uses.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.net.threads
     }
 
     /// Logits for a normalised `[n, 3, 224, 224]` batch.
@@ -308,36 +338,65 @@ impl EfficientNetLite0 {
     /// passes of 2; two threads 95 in one pass, 150 in passes of 4. With each block's
     /// expansion, depthwise convolution and projection fused ([`mbconv`]),
     /// one thread: 96–99 img/s in passes of 2, 4 or 8.
+    ///
+    /// This brings fresh activation buffers each call (megabytes, faulted in anew); a
+    /// [`Session`] (from [`Plan::session`]) keeps its own between calls.
     pub fn forward(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
+        self.net.forward(x, &mut Scratch::new(self.net.threads))
+    }
+
+    /// Images per forward pass: two per thread (see [`EfficientNetLite0::forward`]).
+    pub fn pass_size(&self) -> usize {
+        self.net.pass_size()
+    }
+}
+
+/// One session's buffers: the activations between layers, and the fused blocks' strips,
+/// one for each thread of the model (see [`mbconv`]).
+struct Scratch {
+    bufs: Buffers,
+    strips: Vec<Mutex<Vec<f32>>>,
+}
+
+impl Scratch {
+    fn new(threads: usize) -> Scratch {
+        Scratch {
+            bufs: Buffers::default(),
+            strips: (0..threads.max(1)).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl Net {
+    fn pass_size(&self) -> usize {
+        2 * self.threads
+    }
+
+    fn forward(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch) -> Array2<f32> {
         let pass = self.pass_size();
         let n = x.dim().0;
         if n <= pass {
-            return self.forward_pass(x);
+            return self.forward_pass(x, scratch);
         }
         let mut out = Array2::zeros((n, self.fc.cout()));
         for (i, part) in x.axis_chunks_iter(ndarray::Axis(0), pass).enumerate() {
             let at = i * pass;
             out.slice_mut(ndarray::s![at..at + part.dim().0, ..])
-                .assign(&self.forward_pass(part));
+                .assign(&self.forward_pass(part, scratch));
         }
         out
     }
 
-    /// Images per forward pass: two per thread (see [`EfficientNetLite0::forward`]).
-    pub fn pass_size(&self) -> usize {
-        2 * self.threads
-    }
-
-    fn forward_pass(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
+    fn forward_pass(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch) -> Array2<f32> {
         match &self.pool {
-            Some(pool) => pool.install(|| self.forward_on(x)),
-            None => self.forward_on(x),
+            Some(pool) => pool.install(|| self.forward_on(x, scratch)),
+            None => self.forward_on(x, scratch),
         }
     }
 
-    fn forward_on(&self, x: ArrayView4<'_, f32>) -> Array2<f32> {
+    fn forward_on(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch) -> Array2<f32> {
         let t = self.threads;
-        let mut bufs = Buffers::take(&self.scratch);
+        let Scratch { bufs, strips } = scratch;
         let (n, c, h, w) = x.dim();
         let x = x.as_standard_layout();
         let pad = Pad::same(h, w, 3, 2);
@@ -376,7 +435,7 @@ impl EfficientNetLite0 {
                         project: (&b.project.weight, &b.project.bias),
                         residual: b.skip,
                     };
-                    mbconv(&cur, shape, &block, &mut out, t);
+                    mbconv(&cur, shape, &block, &mut out, t, strips);
                 }
                 // block 0 has no expansion: its depthwise convolution reads the input itself
                 None => {
@@ -436,7 +495,7 @@ impl EfficientNetLite0 {
             &mut logits,
             t,
         );
-        bufs.give_back(&self.scratch);
+        bufs.trim();
         Array2::from_shape_vec((n, self.fc.cout()), logits).expect("n × classes")
     }
 }
@@ -469,12 +528,6 @@ impl std::ops::DerefMut for Buf {
 impl Buffers {
     const KEEP: usize = 64 << 20;
 
-    fn take(shared: &Mutex<Vec<Vec<f32>>>) -> Buffers {
-        Buffers(std::mem::take(
-            &mut *shared.lock().unwrap_or_else(|e| e.into_inner()),
-        ))
-    }
-
     /// `len` floats with unspecified (stale or zero) contents: the smallest kept buffer that
     /// holds them, else the largest, grown (only the growth is zeroed).
     fn get(&mut self, len: usize) -> Buf {
@@ -493,22 +546,15 @@ impl Buffers {
         self.0.push(b.v);
     }
 
-    fn give_back(self, shared: &Mutex<Vec<Vec<f32>>>) {
-        let keep: Vec<Vec<f32>> = self
-            .0
-            .into_iter()
-            .filter(|v| v.len() * 4 <= Self::KEEP)
-            .collect();
-        let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_empty() {
-            *g = keep;
-        }
+    /// Drops the buffers too large to keep between passes.
+    fn trim(&mut self) {
+        self.0.retain(|v| v.len() * 4 <= Self::KEEP);
     }
 }
 
-impl Plan for Arc<EfficientNetLite0> {
+impl Plan for EfficientNetLite0 {
     fn descriptor(&self) -> &ModelDescriptor {
-        &self.descriptor
+        &self.net.descriptor
     }
 
     fn device(&self) -> Device {
@@ -517,15 +563,27 @@ impl Plan for Arc<EfficientNetLite0> {
 
     fn session(&self) -> Result<Box<dyn Session>> {
         Ok(Box::new(EfficientNetSession {
-            model: Arc::clone(self),
+            model: Arc::clone(&self.net),
+            scratch: Scratch::new(self.net.threads),
             _context: Device::Cpu.open()?,
         }))
     }
 }
 
+/// A worker's session: the shared weights, its own activation buffers, its device context.
 struct EfficientNetSession {
-    model: Arc<EfficientNetLite0>,
+    model: Arc<Net>,
+    scratch: Scratch,
     _context: DeviceContext,
+}
+
+impl std::fmt::Debug for EfficientNetSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EfficientNetSession")
+            .field("model", &self.model.descriptor.name)
+            .field("buffers", &self.scratch.bufs.0.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session for EfficientNetSession {
@@ -542,6 +600,7 @@ impl Session for EfficientNetSession {
             .view()
             .into_dimensionality::<Ix4>()
             .map_err(|e| backend_err(e.to_string()))?;
-        Ok(vec![Tensor::F32(self.model.forward(x).into_dyn())])
+        let logits = self.model.forward(x, &mut self.scratch);
+        Ok(vec![Tensor::F32(logits.into_dyn())])
     }
 }

@@ -59,7 +59,16 @@ struct Config {
 /// with inputs `input_ids` and `attention_mask` (`[batch, seq]` i64) and output
 /// `sentence_embedding` (`[batch, hidden]` f32, unit length); [`embed`](Self::embed) takes
 /// texts.
+///
+/// A cheap handle (clones share the mapped weights and the tokenizer): share it, or an
+/// `Arc<dyn Plan>` of it, across threads.
+#[derive(Clone)]
 pub struct MiniLm {
+    net: Arc<Net>,
+}
+
+/// The mapped checkpoint, the tokenizer, the configuration and the thread pool.
+struct Net {
     descriptor: ModelDescriptor,
     ckpt: Checkpoint,
     tokenizer: Tokenizer,
@@ -88,9 +97,9 @@ impl Tokens {
 impl std::fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MiniLm")
-            .field("config", &self.config)
-            .field("max_tokens", &self.max_tokens)
-            .field("threads", &self.threads)
+            .field("config", &self.net.config)
+            .field("max_tokens", &self.net.max_tokens)
+            .field("threads", &self.net.threads)
             .finish_non_exhaustive()
     }
 }
@@ -152,15 +161,20 @@ impl MiniLm {
             .map_err(|e| err(format!("{}: {e}", tok_path.display())))?;
         tokenizer.with_padding(None);
         let ckpt =
-            Checkpoint::open(dir.join("model.safetensors")).map_err(|e| err(e.to_string()))?;
+            Checkpoint::open(dir.join("model.safetensors")).map_err(|source| Error::Weights {
+                model: "minilm".into(),
+                source,
+            })?;
         let model = MiniLm {
-            descriptor: descriptor(&config),
-            ckpt,
-            tokenizer,
-            config,
-            max_tokens,
-            threads: 1,
-            pool: None,
+            net: Arc::new(Net {
+                descriptor: descriptor(&config),
+                ckpt,
+                tokenizer,
+                config,
+                max_tokens,
+                threads: 1,
+                pool: None,
+            }),
         };
         model.check_weights()?;
         Ok(model)
@@ -168,7 +182,7 @@ impl MiniLm {
 
     /// Every tensor the forward pass reads, with its shape, readable in place.
     fn check_weights(&self) -> Result<()> {
-        let c = &self.config;
+        let c = &self.net.config;
         let (h, i) = (c.hidden, c.intermediate);
         let mut want: Vec<(String, Vec<usize>)> = vec![
             ("embeddings.word_embeddings.weight".into(), vec![c.vocab, h]),
@@ -202,7 +216,7 @@ impl MiniLm {
             }
         }
         for (name, shape) in &want {
-            let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+            let t = self.net.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
             if t.shape() != shape.as_slice() {
                 return Err(err(format!(
                     "{name}: shape {:?}, expected {shape:?}",
@@ -215,7 +229,7 @@ impl MiniLm {
     }
 
     fn try_w(&self, name: &str) -> Result<&[f32]> {
-        let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+        let t = self.net.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
         let v = t
             .view::<f32>()
             .map_err(|e| err(format!("{name} cannot be used in place: {e}")))?;
@@ -232,35 +246,51 @@ impl MiniLm {
     /// rayon pool of exactly that size owned by the model.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the pool's threads cannot be started.
+    /// [`Error::Backend`] when the pool's threads cannot be started, or when the model is
+    /// already shared (a clone of it exists).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
-        self.pool = super::thread_pool(threads, "minilm").map_err(err)?;
-        self.threads = threads;
+        let pool = super::thread_pool(threads, "minilm").map_err(err)?;
+        let net = self.unshared("with_threads")?;
+        net.pool = pool;
+        net.threads = threads;
         Ok(self)
     }
 
     /// Serves under another name and version (its descriptor's; default: the model's own
     /// name, 1.0.0).
-    pub fn named(mut self, name: impl Into<String>, version: semver::Version) -> Self {
-        self.descriptor.name = name.into();
-        self.descriptor.version = version;
-        self
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the model is already shared (a clone of it exists).
+    pub fn with_name(mut self, name: impl Into<String>, version: semver::Version) -> Result<Self> {
+        let net = self.unshared("with_name")?;
+        net.descriptor.name = name.into();
+        net.descriptor.version = version;
+        Ok(self)
+    }
+
+    /// The weights, for changes before the model is shared.
+    fn unshared(&mut self, what: &str) -> Result<&mut Net> {
+        Arc::get_mut(&mut self.net).ok_or_else(|| {
+            err(format!(
+                "{what} on a model already shared (clone it after configuring, not before)"
+            ))
+        })
     }
 
     /// The number of threads a forward pass uses.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.net.threads
     }
 
     /// The most tokens a text keeps (with `[CLS]` and `[SEP]`); the rest is cut.
     pub fn max_tokens(&self) -> usize {
-        self.max_tokens
+        self.net.max_tokens
     }
 
     /// The embedding width.
     pub fn width(&self) -> usize {
-        self.config.hidden
+        self.net.config.hidden
     }
 
     /// Tokenizes `texts`, truncated to [`max_tokens`](Self::max_tokens), padded to the
@@ -283,6 +313,7 @@ impl MiniLm {
     /// [`Error::Backend`] when the tokenizer fails.
     pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
         let e = self
+            .net
             .tokenizer
             .encode(text, true)
             .map_err(|e| err(format!("tokenizer: {e}")))?;
@@ -316,31 +347,31 @@ impl MiniLm {
             )));
         }
         let (_, seq) = ids.dim();
-        if seq > self.config.max_positions {
+        if seq > self.net.config.max_positions {
             return Err(err(format!(
                 "{seq} tokens, more than the {} positions",
-                self.config.max_positions
+                self.net.config.max_positions
             )));
         }
         if let Some((at, id)) = ids
             .indexed_iter()
-            .find(|(_, id)| **id < 0 || **id as usize >= self.config.vocab)
+            .find(|(_, id)| **id < 0 || **id as usize >= self.net.config.vocab)
         {
             return Err(err(format!(
                 "input_ids[{}, {}] = {id}: outside the vocabulary of {}",
-                at.0, at.1, self.config.vocab
+                at.0, at.1, self.net.config.vocab
             )));
         }
-        Ok(match &self.pool {
+        Ok(match &self.net.pool {
             Some(pool) => pool.install(|| self.forward_on(ids, mask)),
             None => self.forward_on(ids, mask),
         })
     }
 
     fn forward_on(&self, ids: ArrayView2<'_, i64>, mask: ArrayView2<'_, i64>) -> Array2<f32> {
-        let c = &self.config;
+        let c = &self.net.config;
         let (batch, seq) = ids.dim();
-        let (h, t) = (c.hidden, self.threads);
+        let (h, t) = (c.hidden, self.net.threads);
         let tokens = batch * seq;
         let keep: Vec<bool> = mask.iter().map(|m| *m != 0).collect();
         if tokens == 0 {
@@ -435,7 +466,7 @@ impl MiniLm {
         seq: usize,
         ctx: &mut [f32],
     ) {
-        let (h, heads) = (self.config.hidden, self.config.heads);
+        let (h, heads) = (self.net.config.hidden, self.net.config.heads);
         let d = h / heads;
         let scale = 1.0 / (d as f32).sqrt();
         let one = |b: usize, out: &mut [f32]| {
@@ -463,7 +494,7 @@ impl MiniLm {
                 );
             }
         };
-        if self.threads > 1 {
+        if self.net.threads > 1 {
             ctx.par_chunks_mut(seq * h)
                 .enumerate()
                 .for_each(|(b, out)| one(b, out));
@@ -545,9 +576,9 @@ fn descriptor(c: &Config) -> ModelDescriptor {
     }
 }
 
-impl Plan for Arc<MiniLm> {
+impl Plan for MiniLm {
     fn descriptor(&self) -> &ModelDescriptor {
-        &self.descriptor
+        &self.net.descriptor
     }
 
     fn device(&self) -> Device {
@@ -556,24 +587,32 @@ impl Plan for Arc<MiniLm> {
 
     fn session(&self) -> Result<Box<dyn Session>> {
         Ok(Box::new(MiniLmSession {
-            model: Arc::clone(self),
+            model: self.clone(),
             _context: Device::Cpu.open()?,
         }))
     }
 }
 
 struct MiniLmSession {
-    model: Arc<MiniLm>,
+    model: MiniLm,
     _context: DeviceContext,
+}
+
+impl std::fmt::Debug for MiniLmSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MiniLmSession")
+            .field("model", &self.model.net.descriptor.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session for MiniLmSession {
     fn descriptor(&self) -> &ModelDescriptor {
-        &self.model.descriptor
+        &self.model.net.descriptor
     }
 
     fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
-        let (ordered, _) = self.model.descriptor.validate(inputs)?;
+        let (ordered, _) = self.model.net.descriptor.validate(inputs)?;
         let (TensorView::I64(ids), TensorView::I64(mask)) = (ordered[0], ordered[1]) else {
             unreachable!("validated as I64")
         };

@@ -8,6 +8,7 @@
 //! plain loops compiled per SIMD level (`multiversion`). Each model runs on a thread count
 //! of its own: 1 means the caller's thread only.
 
+mod backend;
 pub mod efficientnet;
 pub mod kernels;
 pub mod math;
@@ -16,6 +17,7 @@ pub mod minilm;
 pub mod nhwc;
 pub mod packed;
 
+pub use backend::{Architecture, CpuBackend};
 pub use efficientnet::EfficientNetLite0;
 #[cfg(feature = "text")]
 pub use minilm::{MiniLm, Tokens};

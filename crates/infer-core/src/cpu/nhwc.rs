@@ -11,6 +11,8 @@
 //! more splits the work into that many row ranges on the current rayon pool (run it inside
 //! [`rayon::ThreadPool::install`] to bound it).
 
+use std::sync::Mutex;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -562,12 +564,6 @@ pub struct MbConv<'a> {
 /// (about 256 KiB: well inside the L2 cache).
 const STRIP_FLOATS: usize = 64 * 1024;
 
-thread_local! {
-    /// Each thread's scratch for [`mbconv`], kept between calls (so neither allocated nor
-    /// faulted in again).
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// An inverted-residual block, fused: output rows are made in strips of a few rows, and only
 /// the expanded input rows those need (kept in a rolling buffer, each computed once) and the
 /// strip's depthwise output exist at a time, so the expanded activation (6× the input's
@@ -575,7 +571,19 @@ thread_local! {
 /// [`depthwise`] and [`pointwise`] (project) one after the other.
 /// More threads split each image's output rows (the rows at a split are expanded twice).
 /// Returns the output's shape; `out` is `[n, oh, ow, cout]`.
-pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: usize) -> Nhwc {
+///
+/// `strips` holds the caller's buffers for the rolling rows, one per thread (a session's,
+/// kept between calls so they are neither allocated nor faulted in again): a unit of work
+/// on rayon thread `i` of the pool takes `strips[i % strips.len()]`, on the caller's thread
+/// `strips[0]`. An empty slice is a fresh buffer per unit.
+pub fn mbconv(
+    x: &[f32],
+    shape: Nhwc,
+    b: &MbConv<'_>,
+    out: &mut [f32],
+    threads: usize,
+    strips: &[Mutex<Vec<f32>>],
+) -> Nhwc {
     let Nhwc { n, h, w, c: cin } = shape;
     let (we, be) = b.expand;
     let (taps, bd) = b.depthwise;
@@ -631,8 +639,19 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
     let unit = |img: usize, oy0: usize, dst: &mut [f32]| {
         let image = &x[img * h * w * cin..(img + 1) * h * w * cin];
         let oy1 = oy0 + dst.len() / (ow * cout);
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
+        let slot = match rayon::current_thread_index() {
+            Some(i) if threads > 1 => i,
+            _ => 0,
+        };
+        let mut fresh = Vec::new();
+        let mut held = strips
+            .get(slot % strips.len().max(1))
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
+        {
+            let scratch: &mut Vec<f32> = match held.as_deref_mut() {
+                Some(v) => v,
+                None => &mut fresh,
+            };
             let need = ring * w * mid + strip * ow * mid;
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
@@ -661,7 +680,7 @@ pub fn mbconv(x: &[f32], shape: Nhwc, b: &MbConv<'_>, out: &mut [f32], threads: 
                 let res = b.residual.then(|| &image[a * w * cin..z * w * cin]);
                 gemm((z - a) * ow, dw, mid, wp, bp, Act::Identity, res, o);
             }
-        });
+        }
     };
     let mut units: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(n * parts);
     for (img, o) in out.chunks_mut((oh * ow * cout).max(1)).enumerate() {
