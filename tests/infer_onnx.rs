@@ -263,6 +263,9 @@ fn an_unsupported_operator_is_named_with_the_model() {
     let msg = err.to_string();
     assert!(msg.starts_with("model `custom_op`"), "{msg}");
     assert!(msg.contains("Frobnicate"), "{msg}");
+    // tract's error is kept as the source, not only flattened into the message
+    let source = std::error::Error::source(&err).expect("tract's error as the source");
+    assert!(format!("{source:#}").contains("Frobnicate"), "{source}");
 }
 
 #[test]

@@ -1053,3 +1053,52 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
         }
     }
 }
+
+#[test]
+fn table_errors_carry_the_file_row_column_and_the_underlying_error() {
+    use inferkit::preprocess::Error;
+    // a missing file: the path, and the operating system's error as the source
+    let missing = fixture("no-such-table.parquet");
+    let e = read_parquet(&missing, &ParquetOptions::default()).unwrap_err();
+    let Error::Table {
+        file,
+        row,
+        column,
+        source,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(file.ends_with("no-such-table.parquet"), "{file}");
+    assert_eq!((row, column), (&None, &None));
+    let io = source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("the io::Error is the source");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("no-such-table.parquet"), "{e}");
+
+    // a null under the error policy: row and column as fields, no underlying error
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nulls.csv");
+    std::fs::write(&p, "a,b\n1,2\n3,4\n5,\n").unwrap();
+    let e = read_csv_matrix(
+        &p,
+        &CsvOptions::default(),
+        &Features::new(["a", "b"]),
+        &BufferPool::new(1),
+    )
+    .unwrap_err();
+    let Error::Table {
+        row,
+        column,
+        source,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!((*row, column.as_deref()), (Some(2), Some("b")), "{e}");
+    assert!(source.is_none(), "{e:?}");
+}

@@ -55,13 +55,18 @@ pub enum Error {
         #[source]
         source: crate::weights::Error,
     },
-    /// A backend (tract) failed; the message names the model.
+    /// A backend failed (tract, a native model's loader, a thread pool): the model, what
+    /// went wrong, and the underlying error where there is one.
     #[error("model `{model}`: {message}")]
     Backend {
         /// The model's name.
         model: String,
-        /// The backend's message, with its causes.
+        /// What went wrong (with the underlying error's text and causes, where there is one).
         message: String,
+        /// The underlying error (tract's, for the ONNX backend), kept for callers that
+        /// inspect it.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// No model of that name, or none matching the version requirement.
     #[error("no model `{name}` matching {requirement}")]

@@ -82,6 +82,7 @@ fn wrap(model: &str) -> impl Fn(tract_onnx::prelude::TractError) -> Error + '_ {
     move |e| Error::Backend {
         model: model.to_string(),
         message: format!("{e:#}"),
+        source: Some(e.into()),
     }
 }
 
@@ -167,6 +168,7 @@ fn spec_of(fact: &InferenceFact, name: &str, model: &str) -> Result<TensorSpec> 
     let dtype = match &fact.datum_type {
         GenericFactoid::Only(dt) => dtype_of(*dt).ok_or_else(|| Error::Backend {
             model: model.into(),
+            source: None,
             message: format!(
                 "tensor `{name}` has element type {dt:?}, which inferkit tensors do not hold"
             ),
@@ -381,6 +383,7 @@ fn from_tract(t: &TractTensor, model: &str) -> Result<Tensor> {
         other => {
             return Err(Error::Backend {
                 model: model.into(),
+                source: None,
                 message: format!(
                     "output of element type {other:?}, which inferkit tensors do not hold"
                 ),

@@ -54,15 +54,22 @@ pub enum Error {
     #[error("transform: {0}")]
     Transform(String),
 
-    /// A table (CSV or Parquet) could not be read, or a value could not become a feature:
-    /// `at` names the file and, where known, the row (0-based, across the whole file) and
-    /// the column.
-    #[error("{at}: {message}")]
+    /// A table (CSV or Parquet) could not be read or written, or a value could not become a
+    /// feature. Displayed as `file[, row R][, column `C`]: message`.
+    #[error("{}: {message}", location(.file, .row, .column))]
     Table {
-        /// Where: `file`, `file, row 12`, `file, row 12, column `x``.
-        at: String,
-        /// What was wrong.
+        /// The file.
+        file: String,
+        /// The row, 0-based across the whole file, where one is to blame.
+        row: Option<usize>,
+        /// The column, where one is to blame.
+        column: Option<String>,
+        /// What was wrong (the underlying error's text, where there is one).
         message: String,
+        /// The underlying error (I/O, arrow, parquet, CSV), kept for callers that inspect it
+        /// (`downcast_ref::<std::io::Error>()`).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// An output slot has the wrong length.
@@ -73,4 +80,14 @@ pub enum Error {
         /// What the slot holds.
         got: usize,
     },
+}
+
+/// `file`, `file, row R`, `file, row R, column `C``, `file, column `C``.
+fn location(file: &str, row: &Option<usize>, column: &Option<String>) -> String {
+    match (row, column) {
+        (Some(r), Some(c)) => format!("{file}, row {r}, column `{c}`"),
+        (Some(r), None) => format!("{file}, row {r}"),
+        (None, Some(c)) => format!("{file}, column `{c}`"),
+        (None, None) => file.to_string(),
+    }
 }

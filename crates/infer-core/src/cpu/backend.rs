@@ -59,6 +59,7 @@ impl Architecture {
             let first: Vec<&str> = ckpt.tensors().take(4).map(|t| t.name()).collect();
             Err(Error::Backend {
                 model: file.display().to_string(),
+                source: None,
                 message: format!(
                     "no architecture of the cpu backend has these tensors (first: {}); \
                      EfficientNet-Lite0 has `_conv_stem.weight`, MiniLM \
@@ -166,6 +167,7 @@ impl Backend for CpuBackend {
             return Err(Error::Backend {
                 model: self.name.clone().unwrap_or_else(|| "(bytes)".into()),
                 message: "the cpu backend reads models from files (ModelSource::Path)".into(),
+                source: None,
             });
         };
         let architecture = match self.architecture {
@@ -205,6 +207,7 @@ impl CpuBackend {
         Err(Error::Backend {
             model: path.display().to_string(),
             message: "MiniLM needs inferkit-infer-core's feature `text` (the tokenizer)".into(),
+            source: None,
         })
     }
 }

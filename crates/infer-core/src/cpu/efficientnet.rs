@@ -123,6 +123,7 @@ fn backend_err(message: String) -> Error {
     Error::Backend {
         model: "efficientnet-lite0".into(),
         message,
+        source: None,
     }
 }
 

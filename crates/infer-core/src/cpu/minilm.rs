@@ -108,6 +108,7 @@ fn err(message: String) -> Error {
     Error::Backend {
         model: "minilm".into(),
         message,
+        source: None,
     }
 }
 

@@ -13,7 +13,7 @@ use arrow_schema::DataType;
 
 use super::features::null_error;
 use super::read::{CsvOptions, csv_schema, name, read_csv};
-use super::{FeatureMatrix, Features, Nulls, no_such_column, table_err};
+use super::{FeatureMatrix, Features, Nulls, no_such_column, table_err, table_source};
 use crate::Result;
 use crate::pool::BufferPool;
 
@@ -170,7 +170,7 @@ pub fn read_csv_matrix(
         return arrow_path(path, &file, options, features, pool);
     }
 
-    let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
+    let f = File::open(path).map_err(|e| table_source(&file, None, None, e))?;
     let file_len = f.metadata().map_or(0, |m| m.len()) as usize;
     let mut reader = simd_csv::ZeroCopyReaderBuilder::new()
         .delimiter(options.delimiter)
@@ -179,7 +179,7 @@ pub fn read_csv_matrix(
         .flexible(true)
         .buffer_capacity(1 << 20)
         .from_reader(f);
-    let io = |e: simd_csv::Error| table_err(&file, None, None, e);
+    let io = |e: simd_csv::Error| table_source(&file, None, None, e);
     let header = reader.byte_headers().map_err(io)?;
     if header.as_slice().contains(&b'\r') || header.as_slice().contains(&options.quote) {
         // a bare CR or a stray quote in the header (see `unusual`)

@@ -9,7 +9,7 @@ use arrow_array::{Array, PrimitiveArray, RecordBatch};
 use arrow_schema::DataType;
 use ndarray::ArrayView2;
 
-use super::{no_such_column, table_err};
+use super::{no_such_column, table_err, table_source};
 use crate::Result;
 use crate::pool::{BufferPool, Pooled};
 
@@ -254,7 +254,7 @@ fn fill(array: &dyn Array, ctx: &Ctx<'_>, out: &mut [f32]) -> Result<()> {
         }
         DataType::Dictionary(_, value) if value.is_numeric() => {
             let cast = arrow_cast::cast(array, &DataType::Float32)
-                .map_err(|e| table_err(ctx.file, None, Some(ctx.name), e))?;
+                .map_err(|e| table_source(ctx.file, None, Some(ctx.name), e))?;
             scatter(cast.as_primitive::<Float32Type>(), ctx, out, |v| v)
         }
         other => Err(table_err(

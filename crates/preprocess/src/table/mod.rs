@@ -50,16 +50,7 @@ pub mod __derive {
 
 use crate::Error;
 
-/// `file`, `file, row R`, `file, row R, column `C``.
-pub(crate) fn at(file: &str, row: Option<usize>, column: Option<&str>) -> String {
-    match (row, column) {
-        (Some(r), Some(c)) => format!("{file}, row {r}, column `{c}`"),
-        (Some(r), None) => format!("{file}, row {r}"),
-        (None, Some(c)) => format!("{file}, column `{c}`"),
-        (None, None) => file.to_string(),
-    }
-}
-
+/// A table error with no underlying error: what was wrong, and where.
 pub(crate) fn table_err(
     file: &str,
     row: Option<usize>,
@@ -67,8 +58,28 @@ pub(crate) fn table_err(
     message: impl std::fmt::Display,
 ) -> Error {
     Error::Table {
-        at: at(file, row, column),
+        file: file.to_string(),
+        row,
+        column: column.map(str::to_string),
         message: message.to_string(),
+        source: None,
+    }
+}
+
+/// A table error caused by another (I/O, arrow, parquet, CSV): its text as the message, and
+/// the error itself as the source.
+pub(crate) fn table_source(
+    file: &str,
+    row: Option<usize>,
+    column: Option<&str>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Table {
+        file: file.to_string(),
+        row,
+        column: column.map(str::to_string),
+        message: source.to_string(),
+        source: Some(Box::new(source)),
     }
 }
 

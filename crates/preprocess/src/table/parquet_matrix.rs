@@ -22,7 +22,7 @@ use super::plain_pages::{PlainPages, Stretch};
 use super::read::{
     ParquetOptions, check_column_chunks, check_row_groups, name, open_parquet, read_parquet,
 };
-use super::table_err;
+use super::{table_err, table_source};
 use crate::{BufferPool, Result};
 
 /// Reads `features` of the Parquet file at `path` into one row-major `[rows, width]` matrix:
@@ -91,7 +91,8 @@ pub fn read_parquet_matrix(
     let path = path.as_ref();
     let file = name(path);
     let (source, len) = open_parquet(path, &file, options)?;
-    let reader = SerializedFileReader::new(source).map_err(|e| table_err(&file, None, None, e))?;
+    let reader =
+        SerializedFileReader::new(source).map_err(|e| table_source(&file, None, None, e))?;
     let meta = reader.metadata();
     check_column_chunks(&file, meta, len)?;
     let counts: Vec<usize> = meta
@@ -334,7 +335,7 @@ fn direct<R: ChunkReader + 'static>(
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let rg = reader
             .get_row_group(group.index)
-            .map_err(|e| table_err(file, None, None, e))?;
+            .map_err(|e| table_source(file, None, None, e))?;
         let mut columns = Vec::new();
         let mut col = 0;
         for ((name, policy), d) in features.columns().iter().zip(&plan.direct) {
@@ -408,7 +409,7 @@ fn open_column<'a>(
     if plain && kind != Kind::Bool {
         let pages = rg
             .get_column_page_reader(leaf)
-            .map_err(|e| table_err(file, None, Some(name), e))?;
+            .map_err(|e| table_source(file, None, Some(name), e))?;
         return Ok(Column {
             name,
             policy,
@@ -421,7 +422,7 @@ fn open_column<'a>(
     }
     let reader = match rg
         .get_column_reader(leaf)
-        .map_err(|e| table_err(file, None, Some(name), e))?
+        .map_err(|e| table_source(file, None, Some(name), e))?
     {
         ColumnReader::DoubleColumnReader(r) => Typed::F64(r, Vec::new()),
         ColumnReader::FloatColumnReader(r) => Typed::F32(r, Vec::new()),

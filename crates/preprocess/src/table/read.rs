@@ -11,7 +11,7 @@ use bytes::{Buf as _, Bytes};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use super::{no_such_column, table_err};
+use super::{no_such_column, table_err, table_source};
 use crate::Result;
 
 /// How to read a CSV file.
@@ -158,7 +158,7 @@ impl Iterator for TableReader {
             Err(e) => {
                 // a reader that failed is not asked again: its position is undefined
                 self.failed = true;
-                Some(Err(table_err(&self.file, None, None, e)))
+                Some(Err(table_source(&self.file, None, None, e)))
             }
         }
     }
@@ -179,7 +179,7 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableRea
     let path = path.as_ref();
     let file = name(path);
     let (format, schema) = csv_schema(path, &file, options)?;
-    let open = || File::open(path).map_err(|e| table_err(&file, None, None, e));
+    let open = || File::open(path).map_err(|e| table_source(&file, None, None, e));
     let mut builder = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
         .with_format(format)
         .with_batch_size(options.batch_size.max(1));
@@ -197,13 +197,13 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<TableRea
         schema = Arc::new(
             schema
                 .project(&indices)
-                .map_err(|e| table_err(&file, None, None, e))?,
+                .map_err(|e| table_source(&file, None, None, e))?,
         );
         builder = builder.with_projection(indices);
     }
     let reader = builder
         .build(open()?)
-        .map_err(|e| table_err(&file, None, None, e))?;
+        .map_err(|e| table_source(&file, None, None, e))?;
     Ok(TableReader {
         inner: Inner::Csv(Box::new(reader)),
         file,
@@ -227,10 +227,10 @@ pub(crate) fn csv_schema(
     let schema = match &options.schema {
         Some(s) => Arc::clone(s),
         None => {
-            let f = File::open(path).map_err(|e| table_err(file, None, None, e))?;
+            let f = File::open(path).map_err(|e| table_source(file, None, None, e))?;
             let (schema, _) = format
                 .infer_schema(f, Some(options.infer_rows))
-                .map_err(|e| table_err(file, None, None, e))?;
+                .map_err(|e| table_source(file, None, None, e))?;
             Arc::new(schema)
         }
     };
@@ -249,7 +249,7 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
     let file = name(path);
     let (source, len) = open_parquet(path, &file, options)?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(source)
-        .map_err(|e| table_err(&file, None, None, e))?
+        .map_err(|e| table_source(&file, None, None, e))?
         .with_batch_size(options.batch_size.max(1));
     check_column_chunks(&file, builder.metadata(), len)?;
     if let Some(cols) = &options.columns {
@@ -270,7 +270,7 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ParquetOptions) -> Result<
     }
     let reader = builder
         .build()
-        .map_err(|e| table_err(&file, None, None, e))?;
+        .map_err(|e| table_source(&file, None, None, e))?;
     let schema = arrow_array::RecordBatchReader::schema(&reader);
     Ok(TableReader {
         inner: Inner::Parquet(reader),
@@ -288,10 +288,10 @@ pub(crate) fn open_parquet(
     file: &str,
     options: &ParquetOptions,
 ) -> Result<(Source, u64)> {
-    let f = File::open(path).map_err(|e| table_err(file, None, None, e))?;
+    let f = File::open(path).map_err(|e| table_source(file, None, None, e))?;
     let len = f
         .metadata()
-        .map_err(|e| table_err(file, None, None, e))?
+        .map_err(|e| table_source(file, None, None, e))?
         .len();
     if !options.memory_map {
         return Ok((Source::File(Arc::new(f)), len));
@@ -303,7 +303,7 @@ pub(crate) fn open_parquet(
     // a read of a truncated page raises SIGBUS and rewritten pages change under the reader.
     // `ParquetOptions::memory_map` documents this contract (pyarrow's `memory_map=True` and
     // polars' default have the same one) and `memory_map: false` reads with pread instead.
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| table_err(file, None, None, e))?;
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| table_source(file, None, None, e))?;
     Ok((Source::Mapped(Bytes::from_owner(map)), len))
 }
 
@@ -498,9 +498,9 @@ pub(crate) fn check_row_groups(file: &str, groups: &[usize], n: usize) -> Result
 pub fn parquet_row_groups(path: impl AsRef<Path>) -> Result<Vec<usize>> {
     let path = path.as_ref();
     let file = name(path);
-    let f = File::open(path).map_err(|e| table_err(&file, None, None, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| table_err(&file, None, None, e))?;
+    let f = File::open(path).map_err(|e| table_source(&file, None, None, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| table_source(&file, None, None, e))?;
     Ok(builder
         .metadata()
         .row_groups()

@@ -10,7 +10,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::table_err;
+use super::{table_err, table_source};
 use crate::Result;
 
 /// Writes rows of `key columns…, <name>` to a Parquet file (snappy): `<name>` is `Float32`
@@ -78,7 +78,7 @@ impl PredictionWriter {
         let mut fields: Vec<Field> = keys.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(name, value, true));
         let schema = Arc::new(Schema::new(fields));
-        let f = File::create(path.as_ref()).map_err(|e| table_err(&file, None, None, e))?;
+        let f = File::create(path.as_ref()).map_err(|e| table_source(&file, None, None, e))?;
         // The writer holds a whole row group in memory until it is full: bound it at about
         // 8 MiB of predictions (1M rows of 384 floats would be 1.5 GB).
         let group = (8 << 20) / (4 * width);
@@ -87,7 +87,7 @@ impl PredictionWriter {
             .set_max_row_group_row_count(Some(group.clamp(1024, 1 << 20)))
             .build();
         let writer = ArrowWriter::try_new(f, Arc::clone(&schema), Some(props))
-            .map_err(|e| table_err(&file, None, None, e))?;
+            .map_err(|e| table_source(&file, None, None, e))?;
         Ok(PredictionWriter {
             writer,
             schema,
@@ -150,16 +150,16 @@ impl PredictionWriter {
                     flat,
                     nulls,
                 )
-                .map_err(|e| table_err(&self.file, Some(self.rows), None, e))?,
+                .map_err(|e| table_source(&self.file, Some(self.rows), None, e))?,
             )
         };
         let mut columns: Vec<ArrayRef> = keys.columns().to_vec();
         columns.push(column);
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
-            .map_err(|e| table_err(&self.file, Some(self.rows), None, e))?;
+            .map_err(|e| table_source(&self.file, Some(self.rows), None, e))?;
         self.writer
             .write(&batch)
-            .map_err(|e| table_err(&self.file, Some(self.rows), None, e))?;
+            .map_err(|e| table_source(&self.file, Some(self.rows), None, e))?;
         self.rows += rows;
         Ok(())
     }
@@ -171,7 +171,7 @@ impl PredictionWriter {
     pub fn close(self) -> Result<usize> {
         self.writer
             .close()
-            .map_err(|e| table_err(&self.file, None, None, e))?;
+            .map_err(|e| table_source(&self.file, None, None, e))?;
         Ok(self.rows)
     }
 }
