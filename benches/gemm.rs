@@ -17,8 +17,8 @@ use ndarray::{Array2, linalg::general_mat_mul};
 
 mod common;
 use common::{anchors, median};
+use inferkit::infer_core::cpu::epilogue::Act;
 use inferkit::infer_core::cpu::kernels::{Strides, sgemm, sgemm_strided};
-use inferkit::infer_core::cpu::nhwc::Act;
 use inferkit::infer_core::cpu::packed::{self, Packed};
 
 /// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].

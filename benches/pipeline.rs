@@ -50,9 +50,9 @@ fn bare_two_hops(n: u64) -> u64 {
 /// The same shape as a pipeline: source -> one-worker stage -> caller: 2 hops.
 fn pipeline_two_hops(n: u64) -> u64 {
     let out = Pipeline::builder()
-        .capacity(64)
+        .with_capacity(64)
         .source(0..n)
-        .map("relay", StageOptions::new().workers(1), |v: u64| v + 1)
+        .map("relay", StageOptions::new().with_workers(1), |v: u64| v + 1)
         .outputs();
     out.map(|(_, v)| v).sum()
 }
@@ -60,7 +60,7 @@ fn pipeline_two_hops(n: u64) -> u64 {
 fn cpu_stage(workers: usize) -> u64 {
     Pipeline::builder()
         .source(0..CPU_ITEMS)
-        .map("cpu", StageOptions::new().workers(workers), spin)
+        .map("cpu", StageOptions::new().with_workers(workers), spin)
         .outputs()
         .map(|(_, v)| v)
         .fold(0, u64::wrapping_add)
@@ -106,7 +106,7 @@ fn batch_latency() -> (f64, f64, f64) {
         .batch("batch", BatchOptions::new(32, max_delay))
         .map(
             "serve",
-            StageOptions::new().workers(1),
+            StageOptions::new().with_workers(1),
             move |b: Vec<Instant>| {
                 let t = Instant::now();
                 while t.elapsed() < service {

@@ -86,10 +86,7 @@ fn main() {
         })
     });
     drop(decoded);
-    let draft = Decoder::new(DecodeOptions {
-        draft: Some(256),
-        ..DecodeOptions::default()
-    });
+    let draft = Decoder::new(DecodeOptions::new().with_draft(Some(256)));
     g.bench_function("imagenet_draft_1t", |b| {
         b.iter(|| {
             for bytes in &data {

@@ -126,7 +126,7 @@ fn generate(n: usize) -> (PathBuf, PathBuf) {
 }
 
 fn features() -> Features {
-    Features::new(numeric()).nulls("f64_0", Nulls::Fill(0.0))
+    Features::new(numeric()).with_nulls("f64_0", Nulls::Fill(0.0))
 }
 
 /// The whole file's features through `read_parquet_matrix` on `threads` threads; a pool that
@@ -247,16 +247,11 @@ fn main() {
             black_box(out)
         })
     });
-    let batches: Vec<RecordBatch> = read_parquet(
-        &pq,
-        &ParquetOptions {
-            columns: Some(numeric()),
-            ..ParquetOptions::default()
-        },
-    )
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap();
+    let batches: Vec<RecordBatch> =
+        read_parquet(&pq, &ParquetOptions::new().with_columns(numeric()))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
     g.bench_function("rows_derived", |b| {
         b.iter(|| {
             for batch in &batches {

@@ -183,7 +183,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
     );
 
     let decoder = Decoder::new(DecodeOptions::default());
-    let transform = Transform::imagenet(CROP as u32).resize(Resize::ShorterSide(256));
+    let transform = Transform::imagenet(CROP as u32).with_resize(Resize::ShorterSide(256));
     let per_image = transform
         .output_len()
         .ok_or("the transform has no fixed size")?;
@@ -192,11 +192,13 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
     let batch = args.batch;
     let start = Instant::now();
     let mut outputs = Pipeline::builder()
-        .capacity(2 * batch)
+        .with_capacity(2 * batch)
         .source(files.into_iter().enumerate())
         .map(
             "decode",
-            StageOptions::new().workers(args.threads).ordered(true),
+            StageOptions::new()
+                .with_workers(args.threads)
+                .with_ordered(true),
             move |(index, path): (usize, PathBuf)| {
                 let file = path
                     .file_name()
@@ -222,7 +224,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         .batch("batch", BatchOptions::new(batch, Duration::from_millis(20)))
         .map(
             "infer",
-            StageOptions::new().workers(1),
+            StageOptions::new().with_workers(1),
             move |items: Vec<Item>| classify(&model, &batches, items),
         )
         .unbatch::<Answer>("unbatch")

@@ -126,18 +126,13 @@ fn open(args: &Args) -> Result<(TableReader, Option<u64>), Box<dyn std::error::E
     if parquet {
         let mut columns = vec![args.column.clone()];
         columns.extend(args.id.iter().cloned());
-        let options = ParquetOptions {
-            columns: Some(columns),
-            batch_size: CHUNK,
-            ..ParquetOptions::default()
-        };
+        let options = ParquetOptions::new()
+            .with_columns(columns)
+            .with_batch_size(CHUNK);
         let total = parquet_row_groups(&args.input)?.iter().sum::<usize>() as u64;
         Ok((read_parquet(&args.input, &options)?, Some(total)))
     } else {
-        let options = CsvOptions {
-            batch_size: CHUNK,
-            ..CsvOptions::default()
-        };
+        let options = CsvOptions::new().with_batch_size(CHUNK);
         Ok((read_csv(&args.input, &options)?, None))
     }
 }
@@ -211,11 +206,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (batch, id) = (args.batch, args.id.clone());
     let embed_model = Arc::clone(&model);
     let mut outputs = Pipeline::builder()
-        .capacity(4)
+        .with_capacity(4)
         .source(chunks)
         .stage(
             "tokenize",
-            StageOptions::new().workers(args.threads).ordered(true),
+            StageOptions::new()
+                .with_workers(args.threads)
+                .with_ordered(true),
             move |chunk: Chunk| -> Result<Tokenized, String> {
                 let texts =
                     string_column(&chunk.batch, &column, &tok_file).map_err(|e| e.to_string())?;
@@ -237,7 +234,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .stage(
             "embed",
-            StageOptions::new().workers(1),
+            StageOptions::new().with_workers(1),
             move |t: Tokenized| -> Result<Embedded, String> {
                 let keys = keys(&t.chunk, id.as_deref())?;
                 let rows = t.ids.len();

@@ -94,12 +94,12 @@ fn main() {
     let sink_bar = bar.clone();
     let started = Instant::now();
     let run = Pipeline::builder()
-        .capacity(args.capacity)
+        .with_capacity(args.capacity)
         .source(0..args.items)
         // every item owns a heap payload, so memory in flight shows in the RSS
         .map(
             "make",
-            StageOptions::new().workers(args.workers),
+            StageOptions::new().with_workers(args.workers),
             move |i: u64| {
                 let mut v = vec![0_u8; payload];
                 v[0] = i as u8;

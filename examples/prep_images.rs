@@ -107,7 +107,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         .num_threads(args.threads)
         .build()?;
     let decoder = Decoder::new(DecodeOptions::default());
-    let transform = Transform::imagenet(args.crop).resize(Resize::ShorterSide(args.resize));
+    let transform = Transform::imagenet(args.crop).with_resize(Resize::ShorterSide(args.resize));
     let buffers = BufferPool::new(2);
     let per = transform.output_len().expect("crop set");
     let mut kept: Vec<f32> = Vec::new();

@@ -120,7 +120,7 @@ fn is_parquet(p: &Path) -> bool {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let features = Features::new(args.columns.clone()).nulls("*", args.nulls);
+    let features = Features::new(args.columns.clone()).with_nulls("*", args.nulls);
     let width = features.width();
     let buffers = BufferPool::new(1);
     let start = Instant::now();

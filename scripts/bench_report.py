@@ -183,6 +183,10 @@ def main():
                 png = CHARTS / f"{part}.png"
                 if chart(png, section, header, rows, header.index(ratio_col), labels, meaning):
                     md += [f"![{section}]({png.as_posix()})", ""]
+    # hand-kept design measurements (moved out of the code's doc comments)
+    history = CHARTS / "history.md"
+    if history.exists():
+        md += ["", history.read_text().rstrip()]
     OUT.write_text("\n".join(md).rstrip() + "\n")
     print(f"wrote {OUT} and charts in {CHARTS}/")
 

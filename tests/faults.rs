@@ -123,11 +123,11 @@ fn a_slow_consumer_keeps_memory_bounded() {
     let before = live();
     reset_peak();
     let run = Pipeline::builder()
-        .capacity(4)
+        .with_capacity(4)
         .source((0..2000_u32).map(|i| vec![i as u8; ITEM]))
         .map(
             "touch",
-            StageOptions::new().workers(2).capacity(4),
+            StageOptions::new().with_workers(2).with_capacity(4),
             |mut v: Vec<u8>| {
                 v[0] = v[0].wrapping_add(1);
                 v
@@ -161,16 +161,20 @@ fn one_failure_in_a_hundred_is_reported_exactly() {
     let d = Arc::clone(&delivered);
     let fails = |x: u64| x % 100 == 37;
     let report = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
-        .dead_letter(move |letter| l.lock().unwrap().push((letter.item, letter.stage)))
+        .with_policy(ErrorPolicy::Skip)
+        .with_dead_letter(move |letter| l.lock().unwrap().push((letter.item, letter.stage)))
         .source(0..10_000_u64)
-        .stage("flaky", StageOptions::new().workers(2), move |x: u64| {
-            if fails(x) {
-                Err(format!("item {x} refused"))
-            } else {
-                Ok(x * 3)
-            }
-        })
+        .stage(
+            "flaky",
+            StageOptions::new().with_workers(2),
+            move |x: u64| {
+                if fails(x) {
+                    Err(format!("item {x} refused"))
+                } else {
+                    Ok(x * 3)
+                }
+            },
+        )
         .sink(move |y: u64| {
             d.lock().unwrap().push(y);
             Ok::<(), std::convert::Infallible>(())
@@ -204,12 +208,12 @@ fn a_panicking_stage_under_skip_loses_only_its_item() {
     let letters = Arc::new(Mutex::new(Vec::new()));
     let l = Arc::clone(&letters);
     let out = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
-        .dead_letter(move |letter| l.lock().unwrap().push(letter.error.to_string()))
+        .with_policy(ErrorPolicy::Skip)
+        .with_dead_letter(move |letter| l.lock().unwrap().push(letter.error.to_string()))
         .source(0..1000_u64)
         .map(
             "explode",
-            StageOptions::new().workers(3).ordered(true),
+            StageOptions::new().with_workers(3).with_ordered(true),
             |x: u64| {
                 assert!(x % 250 != 99, "exploded on {x}");
                 x + 1
@@ -286,11 +290,15 @@ fn deadlines_expire_while_queued_behind_a_slow_stage() {
     let d = Arc::clone(&delivered);
     let report = Pipeline::builder()
         .inputs(inputs)
-        .map("slow", StageOptions::new().workers(1), move |x: u64| {
-            r.lock().unwrap().push(x);
-            std::thread::sleep(Duration::from_millis(20));
-            x
-        })
+        .map(
+            "slow",
+            StageOptions::new().with_workers(1),
+            move |x: u64| {
+                r.lock().unwrap().push(x);
+                std::thread::sleep(Duration::from_millis(20));
+                x
+            },
+        )
         .sink(move |x: u64| {
             d.lock().unwrap().push(x);
             Ok::<(), std::convert::Infallible>(())

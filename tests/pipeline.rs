@@ -26,11 +26,11 @@ fn cost_us(i: u64) -> u64 {
 fn backpressure_keeps_in_flight_within_the_bound() {
     // The source is instant; the sink takes 200 µs an item (over 100x slower).
     let run = Pipeline::builder()
-        .capacity(4)
+        .with_capacity(4)
         .source(0..1500_u64)
         .map(
             "work",
-            StageOptions::new().workers(2).capacity(4),
+            StageOptions::new().with_workers(2).with_capacity(4),
             |x: u64| x + 1,
         )
         .sink(|_x: u64| {
@@ -55,7 +55,7 @@ fn ordered_stage_keeps_input_order_with_four_workers() {
         .source(0..400_u64)
         .map(
             "shuffle",
-            StageOptions::new().workers(4).ordered(true),
+            StageOptions::new().with_workers(4).with_ordered(true),
             |x: u64| {
                 std::thread::sleep(Duration::from_micros(cost_us(x)));
                 x * 10
@@ -75,7 +75,7 @@ fn ordered_stage_keeps_input_order_with_four_workers() {
 fn unordered_stage_delivers_everything_once() {
     let out = Pipeline::builder()
         .source(0..400_u64)
-        .map("shuffle", StageOptions::new().workers(4), |x: u64| {
+        .map("shuffle", StageOptions::new().with_workers(4), |x: u64| {
             std::thread::sleep(Duration::from_micros(cost_us(x)));
             x
         })
@@ -150,7 +150,7 @@ fn unbatch_restores_item_ids() {
         .batch("batch", BatchOptions::new(5, Duration::from_secs(3600)))
         .map(
             "double",
-            StageOptions::new().workers(2).ordered(true),
+            StageOptions::new().with_workers(2).with_ordered(true),
             |b: Vec<u64>| b.into_iter().map(|x| 2 * x).collect::<Vec<_>>(),
         )
         .unbatch::<u64>("unbatch")
@@ -180,10 +180,14 @@ fn expired_items_are_not_processed_and_are_reported() {
         .collect();
     let report = Pipeline::builder()
         .inputs(inputs)
-        .map("work", StageOptions::new().workers(2), move |x: u64| {
-            seen.lock().unwrap().push(x);
-            x
-        })
+        .map(
+            "work",
+            StageOptions::new().with_workers(2),
+            move |x: u64| {
+                seen.lock().unwrap().push(x);
+                x
+            },
+        )
         .sink(|_x: u64| Ok::<(), Never>(()))
         .wait()
         .unwrap();
@@ -199,9 +203,9 @@ fn expired_items_are_not_processed_and_are_reported() {
 fn cancelling_stops_an_endless_run() {
     let (count_tx, count_rx) = crossbeam_channel::unbounded();
     let run = Pipeline::builder()
-        .capacity(8)
+        .with_capacity(8)
         .source(0_u64..) // endless
-        .map("work", StageOptions::new().workers(2), |x: u64| x)
+        .map("work", StageOptions::new().with_workers(2), |x: u64| x)
         .sink(move |x: u64| {
             let _ = count_tx.send(x);
             Ok::<(), Never>(())
@@ -221,7 +225,7 @@ fn cancelling_stops_an_endless_run() {
 fn dropping_the_run_cancels_and_joins() {
     let run = Pipeline::builder()
         .source(0_u64..)
-        .map("work", StageOptions::new().workers(2), |x: u64| x)
+        .map("work", StageOptions::new().with_workers(2), |x: u64| x)
         .sink(|_x: u64| Ok::<(), Never>(()));
     let metrics = run.metrics();
     drop(run); // must return (cancel + join), not hang
@@ -234,7 +238,7 @@ fn dropping_the_run_cancels_and_joins() {
 fn fail_fast_returns_the_first_error_with_stage_and_item() {
     let result = Pipeline::builder()
         .source(0..1000_u64)
-        .stage("check", StageOptions::new().workers(1), |x: u64| {
+        .stage("check", StageOptions::new().with_workers(1), |x: u64| {
             if x == 7 {
                 Err(format!("bad value {x}"))
             } else {
@@ -261,14 +265,14 @@ fn skip_policy_counts_and_dead_letters_failures() {
     let dead = Arc::new(Mutex::new(Vec::new()));
     let d = dead.clone();
     let report = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
-        .dead_letter(move |letter| {
+        .with_policy(ErrorPolicy::Skip)
+        .with_dead_letter(move |letter| {
             d.lock()
                 .unwrap()
                 .push((letter.item, letter.stage, letter.error.to_string()))
         })
         .source(0..100_u64)
-        .stage("check", StageOptions::new().workers(3), |x: u64| {
+        .stage("check", StageOptions::new().with_workers(3), |x: u64| {
             if x.is_multiple_of(10) {
                 Err("multiple of ten")
             } else {
@@ -300,7 +304,7 @@ fn skip_policy_counts_and_dead_letters_failures() {
 fn a_panicking_stage_becomes_an_error_not_a_hang() {
     let result = Pipeline::builder()
         .source(0..50_u64)
-        .map("explode", StageOptions::new().workers(2), |x: u64| {
+        .map("explode", StageOptions::new().with_workers(2), |x: u64| {
             if x == 3 {
                 panic!("boom on {x}");
             }
@@ -323,10 +327,10 @@ fn a_panicking_stage_becomes_an_error_not_a_hang() {
     let letters = Arc::new(Mutex::new(Vec::new()));
     let l = letters.clone();
     let report = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
-        .dead_letter(move |d| l.lock().unwrap().push(d))
+        .with_policy(ErrorPolicy::Skip)
+        .with_dead_letter(move |d| l.lock().unwrap().push(d))
         .source(0..50_u64)
-        .map("explode", StageOptions::new().workers(2), |x: u64| {
+        .map("explode", StageOptions::new().with_workers(2), |x: u64| {
             assert!(x != 3, "boom");
             x
         })
@@ -357,7 +361,7 @@ fn a_panicking_sink_is_an_error_too() {
 fn zero_workers_is_a_configuration_error() {
     let result = Pipeline::builder()
         .source(0..10_u64)
-        .map("none", StageOptions::new().workers(0), |x: u64| x)
+        .map("none", StageOptions::new().with_workers(0), |x: u64| x)
         .sink(|_x: u64| Ok::<(), Never>(()))
         .wait();
     assert!(
@@ -372,7 +376,7 @@ fn a_stage_can_own_a_rayon_pool() {
         .source(0..8_u64)
         .map(
             "par",
-            StageOptions::new().workers(1).rayon_threads(2),
+            StageOptions::new().with_workers(1).with_rayon_threads(2),
             |x: u64| {
                 use rayon::prelude::*;
                 let in_pool = rayon::current_num_threads();
@@ -391,9 +395,9 @@ fn a_stage_can_own_a_rayon_pool() {
 #[test]
 fn prometheus_text_parses_with_a_real_parser() {
     let out = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
+        .with_policy(ErrorPolicy::Skip)
         .source(0..30_u64)
-        .stage("odd-one", StageOptions::new().workers(2), |x: u64| {
+        .stage("odd-one", StageOptions::new().with_workers(2), |x: u64| {
             if x.is_multiple_of(3) {
                 Err("no")
             } else {
@@ -561,7 +565,7 @@ fn prometheus_label_values_are_escaped() {
         .source(0..3_u64)
         .map(
             "say \"hi\"\\now",
-            StageOptions::new().workers(1),
+            StageOptions::new().with_workers(1),
             |x: u64| x,
         )
         .collect()

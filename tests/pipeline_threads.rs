@@ -26,7 +26,7 @@ fn no_thread_outlives_a_run_after_1000_runs() {
                     .source(0..50_u64)
                     .map(
                         "a",
-                        StageOptions::new().workers(2).ordered(true),
+                        StageOptions::new().with_workers(2).with_ordered(true),
                         |x: u64| x + 1,
                     )
                     .batch("b", BatchOptions::new(8, Duration::from_millis(1)))
@@ -39,7 +39,7 @@ fn no_thread_outlives_a_run_after_1000_runs() {
             1 => {
                 let run = Pipeline::builder()
                     .source(0_u64..)
-                    .map("a", StageOptions::new().workers(2), |x: u64| x)
+                    .map("a", StageOptions::new().with_workers(2), |x: u64| x)
                     .sink(|_x: u64| Ok::<(), Never>(()));
                 run.cancel();
                 run.wait().unwrap();
@@ -47,14 +47,14 @@ fn no_thread_outlives_a_run_after_1000_runs() {
             2 => {
                 let run = Pipeline::builder()
                     .source(0_u64..)
-                    .map("a", StageOptions::new().workers(3), |x: u64| x)
+                    .map("a", StageOptions::new().with_workers(3), |x: u64| x)
                     .sink(|_x: u64| Ok::<(), Never>(()));
                 drop(run);
             }
             3 => {
                 let r = Pipeline::builder()
                     .source(0..100_u64)
-                    .stage("a", StageOptions::new().workers(2), |x: u64| {
+                    .stage("a", StageOptions::new().with_workers(2), |x: u64| {
                         if x == 10 { Err("no") } else { Ok(x) }
                     })
                     .sink(|_x: u64| Ok::<(), Never>(()))
@@ -63,9 +63,9 @@ fn no_thread_outlives_a_run_after_1000_runs() {
             }
             4 => {
                 let mut out = Pipeline::builder()
-                    .policy(ErrorPolicy::Skip)
+                    .with_policy(ErrorPolicy::Skip)
                     .source(0..100_u64)
-                    .map("a", StageOptions::new().workers(2), |x: u64| {
+                    .map("a", StageOptions::new().with_workers(2), |x: u64| {
                         assert!(x != 5, "boom");
                         x
                     })
@@ -79,7 +79,7 @@ fn no_thread_outlives_a_run_after_1000_runs() {
                     .source(0..4_u64)
                     .map(
                         "par",
-                        StageOptions::new().workers(1).rayon_threads(2),
+                        StageOptions::new().with_workers(1).with_rayon_threads(2),
                         |x: u64| x,
                     )
                     .collect()

@@ -179,19 +179,16 @@ fn grey_output_and_hwc_layout() {
     t.apply_into(&rgb, &mut chw, &mut Scratch::new()).unwrap();
     let mut hwc = vec![0f32; 3 * 224 * 224];
     t.clone()
-        .layout(Layout::Hwc)
+        .with_layout(Layout::Hwc)
         .apply_into(&rgb, &mut hwc, &mut Scratch::new())
         .unwrap();
     let chw = ArrayView3::from_shape((3, 224, 224), &chw).unwrap();
     let hwc = ArrayView3::from_shape((224, 224, 3), &hwc).unwrap();
     assert_eq!(chw, hwc.permuted_axes([2, 0, 1]));
 
-    let grey = Decoder::new(DecodeOptions {
-        grey: true,
-        ..DecodeOptions::default()
-    })
-    .decode(&bytes)
-    .unwrap();
+    let grey = Decoder::new(DecodeOptions::new().with_grey(true))
+        .decode(&bytes)
+        .unwrap();
     assert_eq!(grey.channels(), 1);
     assert!(matches!(
         t.apply_into(&grey, &mut vec![0f32; 3 * 224 * 224], &mut Scratch::new()),
@@ -199,7 +196,7 @@ fn grey_output_and_hwc_layout() {
     ));
     let mut one = vec![0f32; 224 * 224];
     Transform::imagenet(224)
-        .channels(1)
+        .with_channels(1)
         .apply_into(&grey, &mut one, &mut Scratch::new())
         .unwrap();
     assert!(matches!(
@@ -263,10 +260,7 @@ fn draft_mode_downscales_in_the_dct_domain_and_stays_close() {
         ("chelsea_ycck.jpg", 128, (226, 150), 0.15),
         ("chelsea_exif6.jpg", 128, (226, 150), 0.15),
     ] {
-        let decoder = Decoder::new(DecodeOptions {
-            draft: Some(min_side),
-            ..DecodeOptions::default()
-        });
+        let decoder = Decoder::new(DecodeOptions::new().with_draft(Some(min_side)));
         let img = decoder
             .decode(&std::fs::read(dir().join(file)).unwrap())
             .unwrap();
@@ -286,12 +280,9 @@ fn draft_mode_downscales_in_the_dct_domain_and_stays_close() {
     }
     // Too small to downscale: the exact decoder runs.
     let bytes = std::fs::read(dir().join("chelsea_baseline.jpg")).unwrap();
-    let a = Decoder::new(DecodeOptions {
-        draft: Some(256),
-        ..DecodeOptions::default()
-    })
-    .decode(&bytes)
-    .unwrap();
+    let a = Decoder::new(DecodeOptions::new().with_draft(Some(256)))
+        .decode(&bytes)
+        .unwrap();
     let b = Decoder::new(DecodeOptions::default())
         .decode(&bytes)
         .unwrap();
@@ -301,7 +292,7 @@ fn draft_mode_downscales_in_the_dct_domain_and_stays_close() {
 #[test]
 fn zero_sized_output_is_an_error_not_an_empty_batch() {
     let images = vec![std::fs::read(dir().join("chelsea_baseline.jpg")).unwrap()];
-    let t = Transform::imagenet(224).center_crop(0, 224);
+    let t = Transform::imagenet(224).with_center_crop(0, 224);
     let r = Batch::from_encoded(
         &images,
         &Decoder::new(DecodeOptions::default()),

@@ -58,10 +58,8 @@ fn matrix(
 }
 
 fn small_batches() -> ParquetOptions {
-    ParquetOptions {
-        batch_size: 8, // crosses batches and the two row groups
-        ..ParquetOptions::default()
-    }
+    // batches of 8 cross batches and the two row groups
+    ParquetOptions::new().with_batch_size(8)
 }
 
 #[test]
@@ -69,14 +67,14 @@ fn parquet_features_equal_pyarrow_under_fill_and_mask() {
     let names = feature_names();
     let want_fill: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
     let want_mask: Array2<f32> = read_npy(fixture("types.mask.npy")).unwrap();
-    let fill = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
+    let fill = Features::new(names.clone()).with_nulls("*", Nulls::Fill(-1.0));
     let got = matrix(
         read_parquet(fixture("types.parquet"), &small_batches()).unwrap(),
         &fill,
     )
     .unwrap();
     assert_eq!(got, want_fill);
-    let mask = Features::new(names.clone()).nulls("*", Nulls::Mask);
+    let mask = Features::new(names.clone()).with_nulls("*", Nulls::Mask);
     assert_eq!(mask.width(), 2 * names.len());
     assert_eq!(mask.output_names()[1], "i8_is_null");
     let got = matrix(
@@ -95,7 +93,7 @@ fn parquet_straight_to_a_matrix_equals_pyarrow_on_one_and_three_threads() {
     let pool = BufferPool::new(2);
     for threads in [1, 3] {
         for (policy, want) in [(Nulls::Fill(-1.0), &want_fill), (Nulls::Mask, &want_mask)] {
-            let features = Features::new(names.clone()).nulls("*", policy);
+            let features = Features::new(names.clone()).with_nulls("*", policy);
             let m = read_parquet_matrix(
                 fixture("types.parquet"),
                 &small_batches(),
@@ -107,11 +105,8 @@ fn parquet_straight_to_a_matrix_equals_pyarrow_on_one_and_three_threads() {
             assert_eq!(m.view(), want.view(), "{policy:?} on {threads} threads");
         }
         // the row groups chosen, in the order given: group 1 holds file rows 20..37
-        let features = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
-        let options = ParquetOptions {
-            row_groups: Some(vec![1, 0]),
-            ..small_batches()
-        };
+        let features = Features::new(names.clone()).with_nulls("*", Nulls::Fill(-1.0));
+        let options = small_batches().with_row_groups(vec![1, 0]);
         let m = read_parquet_matrix(
             fixture("types.parquet"),
             &options,
@@ -136,10 +131,7 @@ fn parquet_straight_to_a_matrix_equals_pyarrow_on_one_and_three_threads() {
         // a null under the error policy: the row is counted from the file's start
         let e = read_parquet_matrix(
             fixture("types.parquet"),
-            &ParquetOptions {
-                row_groups: Some(vec![1]),
-                ..small_batches()
-            },
+            &small_batches().with_row_groups(vec![1]),
             &Features::new(["f32"]),
             &pool,
             threads,
@@ -149,10 +141,7 @@ fn parquet_straight_to_a_matrix_equals_pyarrow_on_one_and_three_threads() {
         assert!(e.contains("types.parquet, row 23, column `f32`"), "{e}");
         let e = read_parquet_matrix(
             fixture("types.parquet"),
-            &ParquetOptions {
-                row_groups: Some(vec![0, 5]),
-                ..ParquetOptions::default()
-            },
+            &ParquetOptions::new().with_row_groups(vec![0, 5]),
             &features,
             &pool,
             threads,
@@ -196,7 +185,7 @@ fn parquet_of_many_row_groups_splits_evenly_and_equals_the_batch_path() {
     .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let features = Features::new(["k", "x"]).nulls("x", Nulls::Mask);
+    let features = Features::new(["k", "x"]).with_nulls("x", Nulls::Mask);
     let want = matrix(
         read_parquet(&path, &ParquetOptions::default()).unwrap(),
         &features,
@@ -206,10 +195,7 @@ fn parquet_of_many_row_groups_splits_evenly_and_equals_the_batch_path() {
     for threads in [1, 2, 3] {
         let m = read_parquet_matrix(
             &path,
-            &ParquetOptions {
-                batch_size: 10,
-                ..ParquetOptions::default()
-            },
+            &ParquetOptions::new().with_batch_size(10),
             &features,
             &BufferPool::new(0),
             threads,
@@ -223,16 +209,13 @@ fn parquet_of_many_row_groups_splits_evenly_and_equals_the_batch_path() {
 fn csv_features_equal_pyarrow_with_an_inferred_schema() {
     let names = feature_names();
     let want: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
-    let options = CsvOptions {
-        batch_size: 10,
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_batch_size(10);
     let reader = read_csv(fixture("types.csv"), &options).unwrap();
     assert_eq!(
         reader.schema().field_with_name("flag").unwrap().data_type(),
         &DataType::Boolean
     );
-    let fill = Features::new(names).nulls("*", Nulls::Fill(-1.0));
+    let fill = Features::new(names).with_nulls("*", Nulls::Fill(-1.0));
     assert_eq!(matrix(reader, &fill).unwrap(), want);
 }
 
@@ -244,8 +227,8 @@ fn csv_straight_to_a_matrix_equals_pyarrow_and_the_arrow_path() {
         let m = read_csv_matrix(fixture("types.csv"), options, features, &pool).unwrap();
         m.view().to_owned()
     };
-    let fill = Features::new(names.clone()).nulls("*", Nulls::Fill(-1.0));
-    let mask = Features::new(names.clone()).nulls("*", Nulls::Mask);
+    let fill = Features::new(names.clone()).with_nulls("*", Nulls::Fill(-1.0));
+    let mask = Features::new(names.clone()).with_nulls("*", Nulls::Mask);
     // pyarrow's figures (the fixtures) under fill and mask …
     let want_fill: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
     let want_mask: Array2<f32> = read_npy(fixture("types.mask.npy")).unwrap();
@@ -275,10 +258,7 @@ fn csv_straight_to_a_matrix_equals_pyarrow_and_the_arrow_path() {
             })
             .collect::<Vec<_>>(),
     ));
-    let typed = CsvOptions {
-        schema: Some(f32s),
-        ..CsvOptions::default()
-    };
+    let typed = CsvOptions::new().with_schema(f32s);
     assert_eq!(direct(&mask, &typed), arrow(&mask, &typed));
 }
 
@@ -305,10 +285,7 @@ fn csv_straight_to_a_matrix_names_row_and_column_in_errors() {
     );
     // a value that is not a number of its column's type (inferred from the first 2 rows)
     let typed = write("typed.csv", "a,b\n1,2\n3,4\n5,4.5\n");
-    let options = CsvOptions {
-        infer_rows: 2,
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_infer_rows(2);
     let e = read_csv_matrix(&typed, &options, &Features::new(["a", "b"]), &pool)
         .unwrap_err()
         .to_string();
@@ -325,10 +302,7 @@ fn csv_straight_to_a_matrix_names_row_and_column_in_errors() {
         Field::new("a", DataType::Int64, true),
         Field::new("b", DataType::Int64, true),
     ]));
-    let options = CsvOptions {
-        schema: Some(schema),
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_schema(schema);
     let e = read_csv_matrix(&ragged, &options, &Features::new(["a"]), &pool)
         .unwrap_err()
         .to_string();
@@ -357,11 +331,8 @@ fn csv_straight_to_a_matrix_reads_quotes_other_delimiters_and_no_header() {
         "\u{feff}id;\"name\";x\r\n1;\"a;\"\"b\"\"\";\"2.5\"\r\n2;c;\"\"\r\n",
     )
     .unwrap();
-    let options = CsvOptions {
-        delimiter: b';',
-        ..CsvOptions::default()
-    };
-    let features = Features::new(["x", "id"]).nulls("x", Nulls::Fill(-7.0));
+    let options = CsvOptions::new().with_delimiter(b';');
+    let features = Features::new(["x", "id"]).with_nulls("x", Nulls::Fill(-7.0));
     let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
     assert_eq!(m.as_slice(), &[2.5, 1.0, -7.0, 2.0]);
     let arrow = matrix(read_csv(&p, &options).unwrap(), &features).unwrap();
@@ -369,10 +340,7 @@ fn csv_straight_to_a_matrix_reads_quotes_other_delimiters_and_no_header() {
     // no header: columns are column_1, column_2, … (arrow-csv's names)
     let p = dir.path().join("nohead.csv");
     std::fs::write(&p, "1,true,3\n4,FALSE,6\n").unwrap();
-    let options = CsvOptions {
-        header: false,
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_header(false);
     let features = Features::new(["column_3", "column_2"]);
     let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
     assert_eq!(m.as_slice(), &[3.0, 1.0, 6.0, 0.0]);
@@ -384,11 +352,8 @@ fn csv_straight_to_a_matrix_reads_quotes_other_delimiters_and_no_header() {
         Field::new("h", DataType::Float16, true),
         Field::new("x", DataType::Int64, true),
     ]));
-    let options = CsvOptions {
-        schema: Some(schema),
-        ..CsvOptions::default()
-    };
-    let features = Features::new(["h", "x"]).nulls("h", Nulls::Mask);
+    let options = CsvOptions::new().with_schema(schema);
+    let features = Features::new(["h", "x"]).with_nulls("h", Nulls::Mask);
     let m = read_csv_matrix(&p, &options, &features, &pool).unwrap();
     assert_eq!(m.as_slice(), &[0.5, 0.0, 1.0, 0.0, 1.0, 2.0]);
 }
@@ -423,7 +388,7 @@ fn csv_straight_to_a_matrix_agrees_with_arrow_where_the_splitters_differ() {
             .filter(|f| f.data_type().is_numeric())
             .map(|f| f.name().clone())
             .collect();
-        let features = Features::new(names).nulls("*", Nulls::Fill(-1.0));
+        let features = Features::new(names).with_nulls("*", Nulls::Fill(-1.0));
         let arrow = matrix(reader, &features);
         let direct = read_csv_matrix(&p, &options, &features, &pool);
         match (arrow, direct) {
@@ -445,11 +410,7 @@ fn csv_columns_are_parsed_only_when_chosen() {
         Field::new("a", DataType::Int64, true),
         Field::new("b", DataType::Int64, true),
     ]));
-    let options = CsvOptions {
-        schema: Some(schema),
-        columns: Some(vec!["a".into()]),
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_schema(schema).with_columns(["a"]);
     let reader = read_csv(&p, &options).unwrap();
     assert_eq!(reader.schema().fields().len(), 1);
     let m = matrix(reader, &Features::new(["a"])).unwrap();
@@ -461,26 +422,18 @@ fn csv_columns_are_parsed_only_when_chosen() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("row 1, column `b`") && e.contains("۸4"), "{e}");
-    let all = CsvOptions {
-        columns: None,
-        ..options.clone()
-    };
+    let mut all = options.clone();
+    all.columns = None;
     assert!(
         read_csv(&p, &all)
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .is_err()
     );
-    let e = read_csv(
-        &p,
-        &CsvOptions {
-            columns: Some(vec!["zz".into()]),
-            ..options
-        },
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = read_csv(&p, &options.with_columns(["zz"]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         e.contains("column `zz`") && e.contains("no such column"),
         "{e}"
@@ -505,10 +458,7 @@ fn a_null_under_the_error_policy_names_file_row_and_column() {
     let e = matrix(
         read_parquet(
             fixture("types.parquet"),
-            &ParquetOptions {
-                row_groups: Some(vec![1]),
-                ..small_batches()
-            },
+            &small_batches().with_row_groups(vec![1]),
         )
         .unwrap(),
         &Features::new(["f32"]),
@@ -546,12 +496,10 @@ fn missing_and_non_numeric_columns_are_named() {
 
 #[test]
 fn projection_and_row_groups() {
-    let options = ParquetOptions {
-        columns: Some(vec!["id".into(), "f64".into()]),
-        row_groups: Some(vec![1]),
-        batch_size: 100,
-        ..ParquetOptions::default()
-    };
+    let options = ParquetOptions::new()
+        .with_columns(["id", "f64"])
+        .with_row_groups(vec![1])
+        .with_batch_size(100);
     let batches: Vec<RecordBatch> = read_parquet(fixture("types.parquet"), &options)
         .unwrap()
         .collect::<Result<_, _>>()
@@ -568,20 +516,14 @@ fn projection_and_row_groups() {
     );
     let e = read_parquet(
         fixture("types.parquet"),
-        &ParquetOptions {
-            row_groups: Some(vec![5]),
-            ..ParquetOptions::default()
-        },
+        &ParquetOptions::new().with_row_groups(vec![5]),
     )
     .unwrap_err()
     .to_string();
     assert!(e.contains("row group 5 of 2"), "{e}");
     let e = read_parquet(
         fixture("types.parquet"),
-        &ParquetOptions {
-            columns: Some(vec!["zzz".into()]),
-            ..ParquetOptions::default()
-        },
+        &ParquetOptions::new().with_columns(["zzz"]),
     )
     .unwrap_err()
     .to_string();
@@ -700,10 +642,7 @@ fn ragged_and_mistyped_csv_rows_name_file_and_line() {
         Field::new("a", DataType::Int64, true),
         Field::new("b", DataType::Int64, true),
     ]));
-    let options = CsvOptions {
-        schema: Some(Arc::clone(&schema)),
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_schema(Arc::clone(&schema));
     let e = read_csv(&ragged, &options)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
@@ -847,11 +786,9 @@ fn predictions_round_trip_through_parquet_with_their_keys() {
     let out = dir.path().join("pred.parquet");
     let keys = read_parquet(
         fixture("types.parquet"),
-        &ParquetOptions {
-            columns: Some(vec!["id".into(), "text".into()]),
-            batch_size: 16,
-            ..ParquetOptions::default()
-        },
+        &ParquetOptions::new()
+            .with_columns(["id", "text"])
+            .with_batch_size(16),
     )
     .unwrap();
     let mut w = PredictionWriter::create(&out, keys.schema(), "embedding", 4).unwrap();
@@ -917,7 +854,7 @@ fn parquet_matrix_decodes_plain_columns_directly_and_the_rest_through_arrow() {
         .with_ansi(false)
         .finish();
     let want: Array2<f32> = read_npy(fixture("types.fill.npy")).unwrap();
-    let features = Features::new(feature_names()).nulls("*", Nulls::Fill(-1.0));
+    let features = Features::new(feature_names()).with_nulls("*", Nulls::Fill(-1.0));
     let m = tracing::subscriber::with_default(subscriber, || {
         read_parquet_matrix(
             fixture("types.parquet"),
@@ -1007,7 +944,7 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
             w.write(&batch).unwrap();
             w.close().unwrap();
             for policy in [Nulls::Fill(-7.0), Nulls::Mask] {
-                let features = Features::new(names.clone()).nulls("*", policy);
+                let features = Features::new(names.clone()).with_nulls("*", policy);
                 let want = matrix(
                     read_parquet(&path, &ParquetOptions::default()).unwrap(),
                     &features,
@@ -1015,10 +952,7 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
                 .unwrap();
                 for memory_map in [true, false] {
                     for threads in [1, 2] {
-                        let options = ParquetOptions {
-                            memory_map,
-                            ..ParquetOptions::default()
-                        };
+                        let options = ParquetOptions::new().with_memory_map(memory_map);
                         let m = read_parquet_matrix(
                             &path,
                             &options,
@@ -1039,10 +973,7 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
             // start: opt_i8 is null at row 0, and in row group 1 (rows 1100..) at 1100
             let e = read_parquet_matrix(
                 &path,
-                &ParquetOptions {
-                    row_groups: Some(vec![1]),
-                    ..ParquetOptions::default()
-                },
+                &ParquetOptions::new().with_row_groups(vec![1]),
                 &Features::new(["req_f64", "opt_i8"]),
                 &BufferPool::new(0),
                 1,

@@ -350,7 +350,7 @@ fn prefetch_options_open_the_same_tensors() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet-lite0.pth");
     let plain = Checkpoint::open(&path).unwrap();
     for p in [Prefetch::WillNeed, Prefetch::Populate] {
-        let c = Checkpoint::open_with(&path, &OpenOptions::new().prefetch(p)).unwrap();
+        let c = Checkpoint::open_with(&path, &OpenOptions::new().with_prefetch(p)).unwrap();
         assert_eq!(c.len(), plain.len());
         for (a, b) in c.tensors().zip(plain.tensors()) {
             assert_eq!(

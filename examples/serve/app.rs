@@ -322,7 +322,7 @@ impl App {
         let serving = Arc::clone(&model);
         // small channels inside the pipeline: the queue (by priority) is where requests wait
         let run = Pipeline::builder()
-            .capacity(self.config.max_batch)
+            .with_capacity(self.config.max_batch)
             .inputs(Drain(Arc::clone(&queue)))
             .batch(
                 "batch",

@@ -13,11 +13,7 @@ include!("tables.rs");
 fuzz_target!(|bytes: &[u8]| {
     quiet_caught_panics();
     let path = scratch(bytes, "csv");
-    let options = CsvOptions {
-        batch_size: 64,
-        infer_rows: 100,
-        ..CsvOptions::default()
-    };
+    let options = CsvOptions::new().with_batch_size(64).with_infer_rows(100);
     let Ok(reader) = read_csv(&path, &options) else {
         return;
     };
@@ -32,13 +28,10 @@ fuzz_target!(|bytes: &[u8]| {
         .collect();
     let pool = BufferPool::new(1);
     for policy in [Nulls::Fill(-1.0), Nulls::Mask] {
-        let features = Features::new(names.iter().copied()).nulls("*", policy);
+        let features = Features::new(names.iter().copied()).with_nulls("*", policy);
         let direct = read_csv_matrix(&path, &options, &features, &pool);
         // the arrow path parsing the same columns (the direct path never parses the others)
-        let projected = CsvOptions {
-            columns: Some(names.iter().map(|n| n.to_string()).collect()),
-            ..options.clone()
-        };
+        let projected = options.clone().with_columns(names.iter().map(|n| n.to_string()).collect());
         let Ok(reader) = read_csv(&path, &projected) else {
             assert!(direct.is_err(), "the arrow path refused the file, the direct one read it");
             return;

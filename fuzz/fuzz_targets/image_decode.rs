@@ -7,10 +7,7 @@ use inferkit_preprocess::{DecodeOptions, Decoder, Scratch, Transform};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
-    let decoder = Decoder::new(DecodeOptions {
-        max_pixels: 4 << 20,
-        ..DecodeOptions::default()
-    });
+    let decoder = Decoder::new(DecodeOptions::new().with_max_pixels(4 << 20));
     let Ok(img) = decoder.decode(bytes) else {
         return;
     };

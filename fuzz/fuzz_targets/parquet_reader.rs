@@ -17,11 +17,7 @@ fuzz_target!(|bytes: &[u8]| {
     quiet_caught_panics();
     let path = scratch(bytes, "parquet");
     let _ = parquet_row_groups(&path);
-    let options = ParquetOptions {
-        batch_size: 64,
-        memory_map: bytes.len() % 2 == 0,
-        ..ParquetOptions::default()
-    };
+    let options = ParquetOptions::new().with_batch_size(64).with_memory_map(bytes.len() % 2 == 0);
     if let Ok(reader) = read_parquet(&path, &options) {
         let names: Vec<String> = reader
             .schema()
@@ -35,7 +31,7 @@ fuzz_target!(|bytes: &[u8]| {
         let rows: usize = parquet_row_groups(&path).map_or(0, |g| g.iter().sum());
         if rows <= 1 << 16 {
             for policy in [Nulls::Error, Nulls::Mask] {
-                let f = Features::new(names.iter().map(String::as_str)).nulls("*", policy);
+                let f = Features::new(names.iter().map(String::as_str)).with_nulls("*", policy);
                 let _ = read_parquet_matrix(&path, &options, &f, &BufferPool::new(0), 2);
             }
         }

@@ -40,7 +40,7 @@ fn exercise(reader: inferkit_preprocess::table::TableReader) {
         for policy in [Nulls::Error, Nulls::Fill(0.0), Nulls::Mask] {
             let mut f = Features::new(names.iter().map(String::as_str));
             for n in &names {
-                f = f.nulls(n, policy);
+                f = f.with_nulls(n, policy);
             }
             let mut out = vec![0f32; batch.num_rows() * f.width()];
             let _ = f.fill(&batch, &mut out, 0, "fuzz");

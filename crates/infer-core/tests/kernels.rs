@@ -4,10 +4,9 @@
 
 use std::sync::Mutex;
 
-use inferkit_infer_core::cpu::kernels::{
-    Pad, Strides, conv2d, depthwise_conv2d, sgemm, sgemm_strided,
-};
-use inferkit_infer_core::cpu::nhwc::{self, Act, Nhwc};
+use inferkit_infer_core::cpu::epilogue::Act;
+use inferkit_infer_core::cpu::kernels::{Pad, Strides, sgemm, sgemm_strided};
+use inferkit_infer_core::cpu::nhwc::{self, Nhwc};
 use inferkit_infer_core::cpu::packed::{self, Packed};
 use ndarray::{Array1, Array4};
 
@@ -126,47 +125,6 @@ fn naive(
         }
         acc
     })
-}
-
-#[test]
-fn convolutions_match_the_direct_formula() {
-    for &(n, c, h, w, k, stride) in &[
-        (1, 3, 9, 7, 3, 2),
-        (2, 4, 8, 8, 3, 1),
-        (1, 5, 11, 6, 5, 2),
-        (1, 2, 5, 5, 1, 1),
-        (2, 3, 7, 10, 5, 1),
-    ] {
-        let x = Array4::from_shape_fn((n, c, h, w), |(a, b, y, z)| {
-            value(((a * c + b) * h + y) * w + z)
-        });
-        let pad = Pad::same(h, w, k, stride);
-        let wd = Array4::from_shape_fn((c, 1, k, k), |(a, _, y, z)| value(a * 31 + y * 5 + z + 3));
-        let bd = Array1::from_shape_fn(c, |i| value(i + 11));
-        let got = depthwise_conv2d(x.view(), &wd, &bd, stride, pad);
-        let want = naive(&x, &wd, &bd, stride, pad, true);
-        assert_eq!(got.dim(), want.dim());
-        assert!(
-            got.iter()
-                .zip(want.iter())
-                .all(|(a, b)| (a - b).abs() <= 1e-4),
-            "depthwise {n}x{c}x{h}x{w} k{k} s{stride}"
-        );
-        let cout = 6;
-        let wc = Array4::from_shape_fn((cout, c, k, k), |(a, b, y, z)| {
-            value(((a * c + b) * k + y) * k + z + 7)
-        });
-        let bc = Array1::from_shape_fn(cout, |i| value(i + 2));
-        let got = conv2d(x.view(), &wc, &bc, stride, pad);
-        let want = naive(&x, &wc, &bc, stride, pad, false);
-        assert_eq!(got.dim(), want.dim());
-        assert!(
-            got.iter()
-                .zip(want.iter())
-                .all(|(a, b)| (a - b).abs() <= 1e-4),
-            "conv {n}x{c}x{h}x{w} k{k} s{stride}"
-        );
-    }
 }
 
 /// `[n, c, h, w]` → NHWC floats.

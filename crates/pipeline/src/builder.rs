@@ -1,9 +1,8 @@
-//! The entry point: [`Pipeline::builder`], options, and the source.
+//! The entry point: [`Pipeline::builder`] and the source.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
@@ -11,118 +10,8 @@ use crate::envelope::{Envelope, Input, Meta};
 use crate::error::{DeadLetter, Error, panic_message};
 use crate::flow::Flow;
 use crate::metrics::StageCounters;
+use crate::options::ErrorPolicy;
 use crate::shared::{Shared, recv, send};
-
-/// What a run does when a stage fails on an item (returns an error or panics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ErrorPolicy {
-    /// The first error cancels the run; `wait` returns it with the stage name and item id.
-    #[default]
-    FailFast,
-    /// The item is counted, handed to the dead-letter callback with its id and error, and
-    /// the run goes on.
-    Skip,
-}
-
-/// Options of one stage.
-///
-/// ```
-/// use inferkit_pipeline::StageOptions;
-/// let o = StageOptions::new().workers(4).capacity(32).ordered(true);
-/// assert_eq!(o.worker_count(), 4);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct StageOptions {
-    pub(crate) workers: Option<usize>,
-    pub(crate) capacity: Option<usize>,
-    pub(crate) ordered: bool,
-    pub(crate) cores: Option<Vec<usize>>,
-    pub(crate) rayon_threads: Option<usize>,
-}
-
-impl StageOptions {
-    /// Defaults: one worker per CPU this process may use, the pipeline's default capacity,
-    /// unordered.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Worker threads (default: [`available_cpus`], which honours affinity masks and cgroup
-    /// CPU quotas).
-    #[must_use]
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = Some(n);
-        self
-    }
-
-    /// Bound of the channel this stage writes into (default: the pipeline's, see
-    /// [`Builder::capacity`]).
-    #[must_use]
-    pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = Some(n);
-        self
-    }
-
-    /// Emit results in the order the stage received its inputs (default: as they finish).
-    #[must_use]
-    pub fn ordered(mut self, yes: bool) -> Self {
-        self.ordered = yes;
-        self
-    }
-
-    /// Pins worker `i` to core `cores[i % cores.len()]` (best effort; a failure is logged).
-    #[must_use]
-    pub fn pin_to_cores(mut self, cores: Vec<usize>) -> Self {
-        self.cores = Some(cores);
-        self
-    }
-
-    /// Runs the stage's closure inside a rayon pool of `n` threads owned by this stage, so
-    /// that rayon work inside it uses those threads, not the global pool: choose
-    /// `workers × n` ≤ the cores to keep stages from oversubscribing the machine.
-    #[must_use]
-    pub fn rayon_threads(mut self, n: usize) -> Self {
-        self.rayon_threads = Some(n);
-        self
-    }
-
-    /// The worker count this stage will get.
-    pub fn worker_count(&self) -> usize {
-        self.workers.unwrap_or_else(available_cpus)
-    }
-}
-
-/// Options of a batcher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchOptions {
-    /// A batch is sent when it holds this many items.
-    pub max_items: usize,
-    /// … or when its oldest item has been in the pipeline this long (counted from when the
-    /// source sent it, as Triton's `max_queue_delay` counts from enqueue); a partial batch
-    /// is also sent at the end of input. A partial batch leaves a little before this
-    /// (a tenth of it, at most 150 µs) so that it is in the next stage's hands by then:
-    /// waking a parked consumer takes tens of µs.
-    pub max_delay: Duration,
-    /// Bound of the channel the batcher writes into (batches), `None`: the pipeline's.
-    pub capacity: Option<usize>,
-}
-
-impl BatchOptions {
-    /// Batches of up to `max_items`, sent after at most `max_delay`.
-    pub fn new(max_items: usize, max_delay: Duration) -> Self {
-        BatchOptions {
-            max_items,
-            max_delay,
-            capacity: None,
-        }
-    }
-}
-
-/// The CPUs this process may run on: `std::thread::available_parallelism`, which honours
-/// the affinity mask and cgroup CPU quotas (1 if it cannot tell).
-pub fn available_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 /// Builds pipelines: a source, stages, batchers and a sink joined by bounded channels.
 ///
@@ -132,11 +21,11 @@ pub fn available_cpus() -> usize {
 ///
 /// let out = Pipeline::builder()
 ///     .source(1..=10_u32)
-///     .stage("square", StageOptions::new().workers(2).ordered(true), |x: u32| {
+///     .stage("square", StageOptions::new().with_workers(2).with_ordered(true), |x: u32| {
 ///         Ok::<_, std::convert::Infallible>(x * x)
 ///     })
 ///     .batch("batch", BatchOptions::new(4, Duration::from_millis(5)))
-///     .map("sum", StageOptions::new().workers(1), |b: Vec<u32>| vec![b.iter().sum::<u32>()])
+///     .map("sum", StageOptions::new().with_workers(1), |b: Vec<u32>| vec![b.iter().sum::<u32>()])
 ///     .unbatch::<u32>("unbatch")
 ///     .collect()?;
 /// assert_eq!(out.values(), vec![1 + 4 + 9 + 16, 25 + 36 + 49 + 64, 81 + 100]);
@@ -176,20 +65,20 @@ impl std::fmt::Debug for Builder {
 
 impl Builder {
     /// The error policy (default [`ErrorPolicy::FailFast`]).
-    pub fn policy(mut self, policy: ErrorPolicy) -> Self {
+    pub fn with_policy(mut self, policy: ErrorPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Called with every item that fails under [`ErrorPolicy::Skip`], on the failing
     /// stage's thread.
-    pub fn dead_letter(mut self, f: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
+    pub fn with_dead_letter(mut self, f: impl Fn(DeadLetter) + Send + Sync + 'static) -> Self {
         self.dead_letter = Some(Arc::new(f));
         self
     }
 
     /// The default bound of every channel (default 64; at least 1).
-    pub fn capacity(mut self, n: usize) -> Self {
+    pub fn with_capacity(mut self, n: usize) -> Self {
         self.capacity = n.max(1);
         self
     }

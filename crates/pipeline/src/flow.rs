@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::builder::{BatchOptions, StageOptions};
 use crate::envelope::{Envelope, Meta};
 use crate::error::{BoxError, Error};
 use crate::metrics::StageCounters;
+use crate::options::{BatchOptions, StageOptions};
 use crate::shared::{Shared, lock, recv, send};
 
 /// The output of the pipeline built so far, carrying items of type `T`.

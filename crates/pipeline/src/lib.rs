@@ -12,15 +12,15 @@
 //! let failed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
 //! let dead = failed.clone();
 //! let run = Pipeline::builder()
-//!     .policy(ErrorPolicy::Skip)
-//!     .dead_letter(move |d| dead.lock().unwrap().push(d.item))
-//!     .capacity(16)
+//!     .with_policy(ErrorPolicy::Skip)
+//!     .with_dead_letter(move |d| dead.lock().unwrap().push(d.item))
+//!     .with_capacity(16)
 //!     .source(0..100_u64)
-//!     .stage("parse", StageOptions::new().workers(2), |x: u64| {
+//!     .stage("parse", StageOptions::new().with_workers(2), |x: u64| {
 //!         if x == 13 { Err("unlucky".to_string()) } else { Ok(x) }
 //!     })
 //!     .batch("batch", BatchOptions::new(8, Duration::from_millis(2)))
-//!     .map("infer", StageOptions::new().workers(1), |b: Vec<u64>| b.into_iter().map(|x| x * 2).collect::<Vec<_>>())
+//!     .map("infer", StageOptions::new().with_workers(1), |b: Vec<u64>| b.into_iter().map(|x| x * 2).collect::<Vec<_>>())
 //!     .unbatch::<u64>("unbatch")
 //!     .sink(|_y: u64| Ok::<(), std::convert::Infallible>(()));
 //! let report = run.wait()?;
@@ -40,7 +40,7 @@
 //! - Shutdown: the end of input drains and joins every thread; dropping a [`Run`] or
 //!   [`Outputs`] cancels and joins. No thread outlives the run.
 //! - Threads: workers default to [`available_cpus`]; a stage can pin its workers
-//!   ([`StageOptions::pin_to_cores`]) and own a rayon pool ([`StageOptions::rayon_threads`]).
+//!   ([`StageOptions::with_pin_to_cores`]) and own a rayon pool ([`StageOptions::with_rayon_threads`]).
 //! - [`Metrics`]: atomics per stage (received, emitted, errors, expired, cancelled, queue
 //!   depth, busy time, latency histogram); [`Snapshot::to_prometheus`]; with the `metrics`
 //!   feature, the same through the `metrics` facade.
@@ -55,15 +55,17 @@ mod envelope;
 mod error;
 mod flow;
 mod metrics;
+mod options;
 mod redact;
 mod run;
 mod shared;
 
-pub use builder::{BatchOptions, Builder, ErrorPolicy, Pipeline, StageOptions, available_cpus};
+pub use builder::{Builder, Pipeline};
 pub use cancel::CancelToken;
 pub use envelope::{Envelope, Input};
 pub use error::{BoxError, DeadLetter, Error, Result};
 pub use flow::Flow;
 pub use metrics::{LATENCY_BUCKETS, Metrics, Snapshot, StageSnapshot};
+pub use options::{BatchOptions, ErrorPolicy, StageOptions, available_cpus};
 pub use redact::{DEFAULT_REDACTED, Redact, RedactJson};
 pub use run::{Collected, Outputs, Report, Run};

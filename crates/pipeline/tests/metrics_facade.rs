@@ -17,9 +17,9 @@ fn stage_counters_reach_the_installed_recorder() {
         .expect("no other global recorder in this test binary");
 
     let report = Pipeline::builder()
-        .policy(ErrorPolicy::Skip)
+        .with_policy(ErrorPolicy::Skip)
         .source(0..40_u64)
-        .stage("check", StageOptions::new().workers(2), |x: u64| {
+        .stage("check", StageOptions::new().with_workers(2), |x: u64| {
             if x.is_multiple_of(8) {
                 Err("multiple of eight")
             } else {

@@ -39,14 +39,16 @@ mod checkpoint;
 mod convert;
 mod dtype;
 mod error;
+mod layout;
 mod pickle;
 mod safetensors;
 mod source;
 mod write;
 
 pub use arena::F32Weights;
-pub use checkpoint::{Checkpoint, Format, StoredTensor};
+pub use checkpoint::{Checkpoint, StoredTensor};
 pub use dtype::{DType, StoredElement};
 pub use error::{Error, Result};
+pub use layout::Format;
 pub use source::{OpenOptions, Prefetch};
 pub use write::{TensorBytes, convert, save};

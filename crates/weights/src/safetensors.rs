@@ -10,7 +10,7 @@ use std::path::{Component, Path};
 
 use serde::Deserialize;
 
-use crate::checkpoint::{Entry, Format, Parsed, Source};
+use crate::layout::{Entry, Format, Parsed, Source};
 use crate::source::Bytes;
 use crate::{DType, Error, Result};
 

@@ -25,6 +25,7 @@ pub enum Prefetch {
 
 /// Options for [`Checkpoint::open_with`](crate::Checkpoint::open_with).
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct OpenOptions {
     pub(crate) prefetch: Prefetch,
 }
@@ -37,7 +38,7 @@ impl OpenOptions {
 
     /// Sets the prefetch policy.
     #[must_use]
-    pub fn prefetch(mut self, prefetch: Prefetch) -> Self {
+    pub fn with_prefetch(mut self, prefetch: Prefetch) -> Self {
         self.prefetch = prefetch;
         self
     }

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::{Array1, Array2, Array4, ArrayView4, Ix2, Ix4};
 
+use super::epilogue::Act;
 use super::kernels::{Pad, fold_batch_norm};
-use super::nhwc::{
-    Act, MbConv, Nhwc, conv_nchw_to_nhwc, depthwise, global_avg_pool, mbconv, pointwise,
-};
+use super::nhwc::{MbConv, Nhwc, conv_nchw_to_nhwc, depthwise, global_avg_pool, mbconv, pointwise};
 use super::packed::Packed;
 use crate::backend::{Plan, Session};
 use crate::{
@@ -334,11 +333,7 @@ impl EfficientNetLite0 {
     ///
     /// A batch runs as passes of at most [`EfficientNetLite0::pass_size`] images, one after
     /// another: activations stay in cache-sized buffers and memory stays bounded whatever
-    /// the batch. Measured at batch 32 (`cargo bench --bench infer`, this 2-core machine),
-    /// before blocks were fused: one thread 57 img/s in one pass, 72 in passes of 8, 82 in
-    /// passes of 2; two threads 95 in one pass, 150 in passes of 4. With each block's
-    /// expansion, depthwise convolution and projection fused ([`mbconv`]),
-    /// one thread: 96–99 img/s in passes of 2, 4 or 8.
+    /// the batch (the pass sizes measured: BENCHMARKS.md, "Design measurements").
     ///
     /// This brings fresh activation buffers each call (megabytes, faulted in anew); a
     /// [`Session`] (from [`Plan::session`]) keeps its own between calls.

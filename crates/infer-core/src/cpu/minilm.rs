@@ -24,9 +24,10 @@ use ndarray::{Array2, ArrayView2, Ix2};
 use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::epilogue::{Act, add_bias};
 use super::kernels::{Strides, sgemm_strided};
 use super::math::{layer_norm, masked_softmax, mean_pool_l2};
-use super::nhwc::{Act, for_rows};
+use super::nhwc::for_rows;
 use crate::backend::{Plan, Session};
 use crate::weights::Checkpoint;
 use crate::{
@@ -508,9 +509,8 @@ impl MiniLm {
 }
 
 /// Rows per GEMM call of [`linear`]: the GEMM packs the weight once per call, so calls must
-/// be tall (16-row calls spent a third of MiniLM's time packing). Batch 32 × 128 tokens on
-/// one thread (`cargo bench --bench infer`): 256 rows 27.7 seq/s, 512 29.6, 1024 30.3,
-/// 2048 31.1, 4096 31.5; more threads split the rows anyway.
+/// be tall (16-row calls spent a third of MiniLM's time packing; the heights measured:
+/// BENCHMARKS.md, "Design measurements"); more threads split the rows anyway.
 const LINEAR_ROWS: usize = 2048;
 
 /// `act(x · wᵀ + b (+ residual))`: `x` `[rows, in]`, `w` PyTorch's `[out, in]` read in
@@ -537,7 +537,7 @@ fn linear(
             (chunk, n),
         );
         let res = residual.map(|r| &r[first * n..(first + rows) * n]);
-        super::nhwc::add_bias(chunk, b, act, res);
+        add_bias(chunk, b, act, res);
     });
 }
 

@@ -9,12 +9,21 @@
 //! of its own: 1 means the caller's thread only.
 
 mod backend;
-pub mod efficientnet;
-pub mod kernels;
-pub mod math;
+mod efficientnet;
 #[cfg(feature = "text")]
-pub mod minilm;
+mod minilm;
+
+// The kernels: public only for this repository's benches (`benches/gemm.rs`) and kernel tests
+// (`tests/kernels.rs`), hidden from the docs and outside the semver promise.
+#[doc(hidden)]
+pub mod epilogue;
+#[doc(hidden)]
+pub mod kernels;
+#[doc(hidden)]
+pub mod math;
+#[doc(hidden)]
 pub mod nhwc;
+#[doc(hidden)]
 pub mod packed;
 
 pub use backend::{Architecture, CpuBackend};

@@ -13,18 +13,17 @@
 //! store; columns past `n` are masked off. A single row (a classifier at batch 1) runs
 //! four panels side by side, so four weight streams are read at once.
 //!
-//! Measured (`benches/gemm.rs`, one thread, this 2-core AMD EPYC): 1.15–1.25x the `gemm`
-//! crate on EfficientNet's 1×1 convolutions with 24, 40, 320 and 1280 outputs, 1.0–1.03x on
-//! the others (96–116 GFLOP/s); the crate packs the weight again on every call and ends 24,
-//! 40, 80 or 112 outputs in narrower kernels of its own. EfficientNet-Lite0 batch 1, 10.58
-//! → 9.00 ms on this module alone.
+//! Faster than the `gemm` crate on EfficientNet's 1×1 convolutions (`benches/gemm.rs`;
+//! figures in BENCHMARKS.md, "GEMM choice" and "Design measurements"): the crate packs the
+//! weight again on every call and ends 24, 40, 80 or 112 outputs in narrower kernels of its
+//! own.
 //!
 //! Elsewhere (no AVX-512, or [`Packed::portable`]) the weight stays row-major and [`gemm`]
 //! is [`sgemm_strided`] followed by the bias pass: the same results to rounding (the same
 //! products, summed in another grouping).
 
+use super::epilogue::{Act, add_bias};
 use super::kernels::{Strides, sgemm_strided};
-use super::nhwc::{Act, add_bias};
 
 /// Columns of a full panel (two AVX-512 vectors).
 const NR: usize = 32;
@@ -32,8 +31,8 @@ const NR: usize = 32;
 const MR: usize = 12;
 /// Depth of one pass. Every product EfficientNet-Lite0 makes (depth ≤ 1280) is one pass,
 /// so each panel streams through once, start to end: on its 7×7 layers at batch 1 (49
-/// rows, weights read from L3 or memory) passes of 256 cost 0.02–0.05 ms a layer more
-/// (per-block timings, interleaved runs).
+/// rows, weights read from L3 or memory) shorter passes were slower (BENCHMARKS.md,
+/// "Design measurements").
 const KC: usize = 2048;
 /// Rows of `a` per block (kept in L2 across the panels): 192 rows × 1280 deep is 960 KiB.
 const MC: usize = 192;
@@ -42,7 +41,7 @@ const MC: usize = 192;
 /// CPU has it, else row-major. Made once at load.
 ///
 /// ```
-/// use inferkit_infer_core::cpu::nhwc::Act;
+/// use inferkit_infer_core::cpu::epilogue::Act;
 /// use inferkit_infer_core::cpu::packed::{Packed, gemm};
 ///
 /// // [2, 3] weight, one row of input

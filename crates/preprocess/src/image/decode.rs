@@ -82,8 +82,16 @@ impl ImageFormat {
     }
 }
 
-/// Decoding options. `Copy`, with safe defaults.
+/// Decoding options. `Copy`, with safe defaults; set through the `with_*` methods
+/// (`#[non_exhaustive]`: a field added later is not a breaking change).
+///
+/// ```
+/// use inferkit_preprocess::DecodeOptions;
+/// let options = DecodeOptions::new().with_max_pixels(4096 * 4096).with_draft(Some(224));
+/// assert!(options.apply_orientation);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecodeOptions {
     /// Largest `width * height` accepted, checked from the header before any pixel buffer
     /// exists. Default 178,956,970: Pillow's decompression-bomb error threshold
@@ -108,6 +116,41 @@ impl Default for DecodeOptions {
             apply_orientation: true,
             draft: None,
         }
+    }
+}
+
+impl DecodeOptions {
+    /// The defaults: Pillow's pixel limit, RGB, EXIF orientation applied, no draft.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_pixels`](Self::max_pixels).
+    #[must_use]
+    pub fn with_max_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_pixels = max_pixels;
+        self
+    }
+
+    /// Sets [`grey`](Self::grey).
+    #[must_use]
+    pub fn with_grey(mut self, grey: bool) -> Self {
+        self.grey = grey;
+        self
+    }
+
+    /// Sets [`apply_orientation`](Self::apply_orientation).
+    #[must_use]
+    pub fn with_orientation(mut self, apply: bool) -> Self {
+        self.apply_orientation = apply;
+        self
+    }
+
+    /// Sets [`draft`](Self::draft).
+    #[must_use]
+    pub fn with_draft(mut self, min_side: Option<u32>) -> Self {
+        self.draft = min_side;
+        self
     }
 }
 

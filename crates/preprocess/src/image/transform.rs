@@ -142,14 +142,14 @@ impl Transform {
     /// and std, CHW.
     pub fn imagenet(size: u32) -> Self {
         Transform::new()
-            .resize(Resize::ShorterSide(size * 256 / 224))
-            .center_crop(size, size)
-            .normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+            .with_resize(Resize::ShorterSide(size * 256 / 224))
+            .with_center_crop(size, size)
+            .with_normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     }
 
     /// Sets the resize step.
     #[must_use]
-    pub fn resize(mut self, resize: Resize) -> Self {
+    pub fn with_resize(mut self, resize: Resize) -> Self {
         self.resize = Some(resize);
         self
     }
@@ -157,28 +157,28 @@ impl Transform {
     /// Centre-crops to `width` × `height` after resizing (padding with 0 where the image is
     /// smaller, as torchvision does).
     #[must_use]
-    pub fn center_crop(mut self, width: u32, height: u32) -> Self {
+    pub fn with_center_crop(mut self, width: u32, height: u32) -> Self {
         self.crop = Some((width, height));
         self
     }
 
     /// Sets the resampling filter.
     #[must_use]
-    pub fn filter(mut self, filter: Filter) -> Self {
+    pub fn with_filter(mut self, filter: Filter) -> Self {
         self.filter = filter;
         self
     }
 
     /// Multiplies pixel values by `scale` before normalising (default 1/255).
     #[must_use]
-    pub fn scale(mut self, scale: f32) -> Self {
+    pub fn with_scale(mut self, scale: f32) -> Self {
         self.scale = scale;
         self
     }
 
     /// `(x * scale - mean[c]) / std[c]` per channel.
     #[must_use]
-    pub fn normalize(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
+    pub fn with_normalize(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
         self.mean = mean;
         self.std = std;
         self
@@ -186,15 +186,15 @@ impl Transform {
 
     /// Output layout.
     #[must_use]
-    pub fn layout(mut self, layout: Layout) -> Self {
+    pub fn with_layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
     }
 
     /// Output channels: 3 (RGB; grey input is replicated, as `convert('RGB')` does) or 1
-    /// (grey input; decode with `DecodeOptions { grey: true, .. }`).
+    /// (grey input; decode with `DecodeOptions::new().with_grey(true)`).
     #[must_use]
-    pub fn channels(mut self, channels: u8) -> Self {
+    pub fn with_channels(mut self, channels: u8) -> Self {
         self.channels = channels;
         self
     }

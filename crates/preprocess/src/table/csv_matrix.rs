@@ -122,7 +122,7 @@ struct Column<'a> {
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("t.csv");
 /// std::fs::write(&path, "id,a,b\n1,0.5,\n2,1.5,7\n")?;
-/// let features = Features::new(["a", "b"]).nulls("b", Nulls::Mask);
+/// let features = Features::new(["a", "b"]).with_nulls("b", Nulls::Mask);
 /// let m = read_csv_matrix(&path, &CsvOptions::default(), &features, &BufferPool::new(1))?;
 /// assert_eq!(m.as_slice(), &[0.5, 0.0, 1.0, 1.5, 7.0, 0.0]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

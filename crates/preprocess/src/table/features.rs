@@ -46,7 +46,7 @@ impl Features {
     }
 
     /// Sets the null policy of `column` (of every column for `"*"`).
-    pub fn nulls(mut self, column: &str, policy: Nulls) -> Self {
+    pub fn with_nulls(mut self, column: &str, policy: Nulls) -> Self {
         for (c, p) in &mut self.columns {
             if column == "*" || c == column {
                 *p = policy;

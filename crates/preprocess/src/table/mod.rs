@@ -12,7 +12,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("t.csv");
 //! std::fs::write(&path, "id,a,b\n1,0.5,\n2,1.5,7\n")?;
-//! let features = Features::new(["a", "b"]).nulls("b", Nulls::Fill(-1.0));
+//! let features = Features::new(["a", "b"]).with_nulls("b", Nulls::Fill(-1.0));
 //! let pool = BufferPool::new(2);
 //! for batch in read_csv(&path, &CsvOptions::default())? {
 //!     let m = FeatureMatrix::from_batch(&batch?, &features, &pool, 0, "t.csv")?;

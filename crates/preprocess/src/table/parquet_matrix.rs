@@ -45,7 +45,7 @@ use crate::{BufferPool, Result};
 /// Parquet allocates a buffer for every page it decompresses; glibc's malloc returns each
 /// to the system and faults it in again, so a program that reads much Parquet should use
 /// an allocator such as mimalloc or jemalloc, as pyarrow (mimalloc) and polars (jemalloc)
-/// do (the bench file on one thread: 166 ms with glibc's, 101 ms with mimalloc).
+/// do (BENCHMARKS.md, "Design measurements").
 ///
 /// The matrix reuses a buffer of `pool` when one is big enough; otherwise it is allocated
 /// zeroed by the system, so its pages are first touched by the threads that fill them.

@@ -2,8 +2,8 @@
 //! page buffers: fixed-width little-endian values, and for a nullable column the page's
 //! definition levels (RLE / bit-packed hybrid, bit width 1). parquet's column reader would
 //! first copy the values into a vector of its own (and zero it before); reading them where
-//! they lie saves both passes over every value (`read_parquet_matrix` on one thread, the
-//! bench file: 107–110 → 100–104 ms). Chunks with dictionary pages or other encodings go
+//! they lie saves both passes over every value (BENCHMARKS.md, "Design measurements").
+//! Chunks with dictionary pages or other encodings go
 //! through parquet's column reader instead (see `parquet_matrix`).
 
 use bytes::Bytes;

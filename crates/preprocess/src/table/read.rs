@@ -14,8 +14,16 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use super::{no_such_column, table_err, table_source};
 use crate::Result;
 
-/// How to read a CSV file.
+/// How to read a CSV file: [`CsvOptions::new`] (the defaults) and the `with_*` methods
+/// (`#[non_exhaustive]`: a field added later is not a breaking change).
+///
+/// ```
+/// use inferkit_preprocess::table::CsvOptions;
+/// let options = CsvOptions::new().with_delimiter(b';').with_columns(["price", "qty"]);
+/// assert!(options.header);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CsvOptions {
     /// The first line names the columns (default true).
     pub header: bool,
@@ -49,8 +57,16 @@ impl Default for CsvOptions {
     }
 }
 
-/// How to read a Parquet file.
+/// How to read a Parquet file: [`ParquetOptions::new`] (the defaults) and the `with_*`
+/// methods (`#[non_exhaustive]`: a field added later is not a breaking change).
+///
+/// ```
+/// use inferkit_preprocess::table::ParquetOptions;
+/// let options = ParquetOptions::new().with_columns(["id", "score"]).with_row_groups([0, 2]);
+/// assert_eq!(options.batch_size, 8192);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ParquetOptions {
     /// Only these columns (by name), in file order; `None` reads all.
     pub columns: Option<Vec<String>>,
@@ -74,6 +90,98 @@ impl Default for ParquetOptions {
             batch_size: 8192,
             memory_map: true,
         }
+    }
+}
+
+impl CsvOptions {
+    /// The defaults: a header line, `,` and `"`, batches of 8192 rows, the schema inferred
+    /// from 1000 rows, every column.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`header`](Self::header).
+    #[must_use]
+    pub fn with_header(mut self, header: bool) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Sets [`delimiter`](Self::delimiter).
+    #[must_use]
+    pub fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Sets [`quote`](Self::quote).
+    #[must_use]
+    pub fn with_quote(mut self, quote: u8) -> Self {
+        self.quote = quote;
+        self
+    }
+
+    /// Sets [`batch_size`](Self::batch_size).
+    #[must_use]
+    pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows;
+        self
+    }
+
+    /// Sets [`schema`](Self::schema): no inference.
+    #[must_use]
+    pub fn with_schema(mut self, schema: SchemaRef) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Sets [`infer_rows`](Self::infer_rows).
+    #[must_use]
+    pub fn with_infer_rows(mut self, rows: usize) -> Self {
+        self.infer_rows = rows;
+        self
+    }
+
+    /// Sets [`columns`](Self::columns): only these, by name.
+    #[must_use]
+    pub fn with_columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+impl ParquetOptions {
+    /// The defaults: every column and row group, batches of 8192 rows, memory-mapped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`columns`](Self::columns): only these, by name.
+    #[must_use]
+    pub fn with_columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`row_groups`](Self::row_groups): only these.
+    #[must_use]
+    pub fn with_row_groups(mut self, groups: impl IntoIterator<Item = usize>) -> Self {
+        self.row_groups = Some(groups.into_iter().collect());
+        self
+    }
+
+    /// Sets [`batch_size`](Self::batch_size).
+    #[must_use]
+    pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.batch_size = rows;
+        self
+    }
+
+    /// Sets [`memory_map`](Self::memory_map).
+    #[must_use]
+    pub fn with_memory_map(mut self, map: bool) -> Self {
+        self.memory_map = map;
+        self
     }
 }
 

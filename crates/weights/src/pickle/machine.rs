@@ -12,6 +12,69 @@ use crate::{Error, Result};
 
 /// Integers longer than this many bytes (LONG1/LONG4) are refused; torch writes at most 10
 /// (the legacy magic number).
+/// The opcodes this machine knows, by their names in CPython's `pickletools` (protocols 0–5
+/// as `torch.save` writes them). Any other byte is an error naming its offset.
+mod op {
+    pub(super) const PROTO: u8 = 0x80;
+    pub(super) const FRAME: u8 = 0x95;
+    pub(super) const STOP: u8 = b'.';
+    pub(super) const MARK: u8 = b'(';
+    pub(super) const POP: u8 = b'0';
+    pub(super) const POP_MARK: u8 = b'1';
+    pub(super) const DUP: u8 = b'2';
+    pub(super) const BINPUT: u8 = b'q';
+    pub(super) const LONG_BINPUT: u8 = b'r';
+    pub(super) const PUT: u8 = b'p';
+    pub(super) const MEMOIZE: u8 = 0x94;
+    pub(super) const BINGET: u8 = b'h';
+    pub(super) const LONG_BINGET: u8 = b'j';
+    pub(super) const GET: u8 = b'g';
+    pub(super) const NONE: u8 = b'N';
+    pub(super) const NEWTRUE: u8 = 0x88;
+    pub(super) const NEWFALSE: u8 = 0x89;
+    pub(super) const BININT: u8 = b'J';
+    pub(super) const BININT1: u8 = b'K';
+    pub(super) const BININT2: u8 = b'M';
+    pub(super) const LONG1: u8 = 0x8a;
+    pub(super) const LONG4: u8 = 0x8b;
+    pub(super) const INT: u8 = b'I';
+    pub(super) const LONG: u8 = b'L';
+    pub(super) const BINFLOAT: u8 = b'G';
+    pub(super) const FLOAT: u8 = b'F';
+    pub(super) const BINUNICODE: u8 = b'X';
+    pub(super) const SHORT_BINUNICODE: u8 = 0x8c;
+    pub(super) const BINUNICODE8: u8 = 0x8d;
+    pub(super) const UNICODE: u8 = b'V';
+    pub(super) const BINSTRING: u8 = b'T';
+    pub(super) const SHORT_BINSTRING: u8 = b'U';
+    pub(super) const BINBYTES: u8 = b'B';
+    pub(super) const SHORT_BINBYTES: u8 = b'C';
+    pub(super) const BINBYTES8: u8 = 0x8e;
+    pub(super) const BYTEARRAY8: u8 = 0x96;
+    pub(super) const EMPTY_TUPLE: u8 = b')';
+    pub(super) const TUPLE: u8 = b't';
+    pub(super) const TUPLE1: u8 = 0x85;
+    pub(super) const TUPLE3: u8 = 0x87;
+    pub(super) const EMPTY_LIST: u8 = b']';
+    pub(super) const LIST: u8 = b'l';
+    pub(super) const EMPTY_SET: u8 = 0x8f;
+    pub(super) const FROZENSET: u8 = 0x91;
+    pub(super) const EMPTY_DICT: u8 = b'}';
+    pub(super) const DICT: u8 = b'd';
+    pub(super) const APPEND: u8 = b'a';
+    pub(super) const APPENDS: u8 = b'e';
+    pub(super) const ADDITEMS: u8 = 0x90;
+    pub(super) const SETITEM: u8 = b's';
+    pub(super) const SETITEMS: u8 = b'u';
+    pub(super) const GLOBAL: u8 = b'c';
+    pub(super) const STACK_GLOBAL: u8 = 0x93;
+    pub(super) const REDUCE: u8 = b'R';
+    pub(super) const NEWOBJ: u8 = 0x81;
+    pub(super) const BUILD: u8 = b'b';
+    pub(super) const BINPERSID: u8 = b'Q';
+    pub(super) const PERSID: u8 = b'P';
+}
+
 const MAX_LONG_BYTES: usize = 64;
 /// Memo entries; each costs at least two bytes of pickle, so this only bites on abuse.
 const MAX_MEMO: usize = 1 << 24;
@@ -363,41 +426,41 @@ impl<'d> Machine<'d, '_> {
             let op = self.u8(at)?;
             match op {
                 // --- framing and protocol
-                0x80 => {
+                op::PROTO => {
                     let proto = self.u8(at)?;
                     if proto > 5 {
                         return Err(self.err(at, format!("unsupported pickle protocol {proto}")));
                     }
                 }
-                0x95 => {
+                op::FRAME => {
                     self.u64(at)?; // FRAME: a length hint only
                 }
-                b'.' => {
+                op::STOP => {
                     let v = self.pop(at)?;
                     return Ok(v);
                 }
                 // --- stack manipulation
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
+                op::MARK => self.marks.push(self.stack.len()),
+                op::POP => {
                     self.pop(at)?;
                 }
-                b'1' => {
+                op::POP_MARK => {
                     self.pop_mark(at)?;
                 }
-                b'2' => {
+                op::DUP => {
                     let v = self.top(at)?.clone();
                     self.push(v);
                 }
                 // --- memo
-                b'q' => {
+                op::BINPUT => {
                     let i = self.u8(at)?;
                     self.memo_put(i.into(), at)?;
                 }
-                b'r' => {
+                op::LONG_BINPUT => {
                     let i = self.u32(at)?;
                     self.memo_put(i, at)?;
                 }
-                b'p' => {
+                op::PUT => {
                     let i: u32 = self
                         .line(at)?
                         .trim()
@@ -405,20 +468,20 @@ impl<'d> Machine<'d, '_> {
                         .map_err(|_| self.err(at, "PUT index is not a number"))?;
                     self.memo_put(i, at)?;
                 }
-                0x94 => {
+                op::MEMOIZE => {
                     let i =
                         u32::try_from(self.memo.len()).map_err(|_| self.err(at, "memo full"))?;
                     self.memo_put(i, at)?;
                 }
-                b'h' => {
+                op::BINGET => {
                     let i = self.u8(at)?;
                     self.memo_get(i.into(), at)?;
                 }
-                b'j' => {
+                op::LONG_BINGET => {
                     let i = self.u32(at)?;
                     self.memo_get(i, at)?;
                 }
-                b'g' => {
+                op::GET => {
                     let i: u32 = self
                         .line(at)?
                         .trim()
@@ -427,28 +490,28 @@ impl<'d> Machine<'d, '_> {
                     self.memo_get(i, at)?;
                 }
                 // --- constants and numbers
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
-                b'J' => {
+                op::NONE => self.push(Value::None),
+                op::NEWTRUE => self.push(Value::Bool(true)),
+                op::NEWFALSE => self.push(Value::Bool(false)),
+                op::BININT => {
                     let v = self.u32(at)? as i32;
                     self.push(Value::Int(v.into()));
                 }
-                b'K' => {
+                op::BININT1 => {
                     let v = self.u8(at)?;
                     self.push(Value::Int(v.into()));
                 }
-                b'M' => {
+                op::BININT2 => {
                     let v = self.u16(at)?;
                     self.push(Value::Int(v.into()));
                 }
-                0x8a => {
+                op::LONG1 => {
                     let n = self.u8(at)? as usize;
                     let bytes = self.take(n, at)?.to_vec();
                     let v = self.long(&bytes, at)?;
                     self.push(v);
                 }
-                0x8b => {
+                op::LONG4 => {
                     let n = self.u32(at)? as usize;
                     if n > MAX_LONG_BYTES {
                         return Err(self.err(at, format!("integer of {n} bytes is too large")));
@@ -457,7 +520,7 @@ impl<'d> Machine<'d, '_> {
                     let v = self.long(&bytes, at)?;
                     self.push(v);
                 }
-                b'I' | b'L' => {
+                op::INT | op::LONG => {
                     let line = self.line(at)?.trim().trim_end_matches('L').to_owned();
                     let v =
                         match line.as_str() {
@@ -469,11 +532,11 @@ impl<'d> Machine<'d, '_> {
                         };
                     self.push(v);
                 }
-                b'G' => {
+                op::BINFLOAT => {
                     let v = f64::from_be_bytes(self.take(8, at)?.try_into().expect("8 bytes"));
                     self.push(Value::Float(v));
                 }
-                b'F' => {
+                op::FLOAT => {
                     let line = self.line(at)?.trim().to_owned();
                     let v = line
                         .parse()
@@ -481,31 +544,31 @@ impl<'d> Machine<'d, '_> {
                     self.push(Value::Float(v));
                 }
                 // --- strings and bytes
-                b'X' => {
+                op::BINUNICODE => {
                     let n = self.u32(at)? as usize;
                     let b = self.take(n, at)?;
                     let v = self.string(b, at)?;
                     self.push(v);
                 }
-                0x8c => {
+                op::SHORT_BINUNICODE => {
                     let n = self.u8(at)? as usize;
                     let b = self.take(n, at)?;
                     let v = self.string(b, at)?;
                     self.push(v);
                 }
-                0x8d => {
+                op::BINUNICODE8 => {
                     let n = self.len_u64(at)?;
                     let b = self.take(n, at)?;
                     let v = self.string(b, at)?;
                     self.push(v);
                 }
-                b'V' => {
+                op::UNICODE => {
                     let line = self.line(at)?.to_owned();
                     self.push(Value::Str(line.into()));
                 }
                 // Python 2 `str`: torch's legacy files use them for keys; read as latin-1.
-                b'T' | b'U' => {
-                    let n = if op == b'T' {
+                op::BINSTRING | op::SHORT_BINSTRING => {
+                    let n = if op == op::BINSTRING {
                         self.u32(at)? as usize
                     } else {
                         self.u8(at)? as usize
@@ -513,22 +576,22 @@ impl<'d> Machine<'d, '_> {
                     let s: String = self.take(n, at)?.iter().map(|&b| b as char).collect();
                     self.push(Value::Str(s.into()));
                 }
-                b'B' | b'C' | 0x8e | 0x96 => {
+                op::BINBYTES | op::SHORT_BINBYTES | op::BINBYTES8 | op::BYTEARRAY8 => {
                     let n = match op {
-                        b'B' => self.u32(at)? as usize,
-                        b'C' => self.u8(at)? as usize,
+                        op::BINBYTES => self.u32(at)? as usize,
+                        op::SHORT_BINBYTES => self.u8(at)? as usize,
                         _ => self.len_u64(at)?,
                     };
                     let b: Rc<[u8]> = self.take(n, at)?.into();
                     self.push(Value::Bytes(b));
                 }
                 // --- containers
-                b')' => self.push(Value::new_tuple(Vec::new())),
-                b't' => {
+                op::EMPTY_TUPLE => self.push(Value::new_tuple(Vec::new())),
+                op::TUPLE => {
                     let items = self.pop_mark(at)?;
                     self.push(Value::new_tuple(items));
                 }
-                0x85..=0x87 => {
+                op::TUPLE1..=op::TUPLE3 => {
                     let n = (op - 0x84) as usize;
                     if self.stack.len() < n
                         || self.marks.last().is_some_and(|&m| m > self.stack.len() - n)
@@ -538,53 +601,53 @@ impl<'d> Machine<'d, '_> {
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.push(Value::new_tuple(items));
                 }
-                b']' => self.push(Value::new_list(Vec::new())),
-                b'l' => {
+                op::EMPTY_LIST => self.push(Value::new_list(Vec::new())),
+                op::LIST => {
                     let items = self.pop_mark(at)?;
                     self.push(Value::new_list(items));
                 }
                 // Sets become lists: nothing torch stores in a state dict is a set.
-                0x8f => self.push(Value::new_list(Vec::new())),
-                0x91 => {
+                op::EMPTY_SET => self.push(Value::new_list(Vec::new())),
+                op::FROZENSET => {
                     let items = self.pop_mark(at)?;
                     self.push(Value::new_list(items));
                 }
-                b'}' => self.push(Value::new_dict()),
-                b'd' => {
+                op::EMPTY_DICT => self.push(Value::new_dict()),
+                op::DICT => {
                     let items = self.pop_mark(at)?;
                     let d = Value::new_dict();
                     self.set_items(d.clone(), items, at)?;
                     self.push(d);
                 }
-                b'a' => {
+                op::APPEND => {
                     let v = self.pop(at)?;
                     let target = self.top(at)?.clone();
                     self.append(&target, vec![v], at)?;
                 }
-                b'e' | 0x90 => {
+                op::APPENDS | op::ADDITEMS => {
                     let items = self.pop_mark(at)?;
                     let target = self.top(at)?.clone();
                     self.append(&target, items, at)?;
                 }
-                b's' => {
+                op::SETITEM => {
                     let v = self.pop(at)?;
                     let k = self.pop(at)?;
                     let target = self.top(at)?.clone();
                     self.set_items(target, vec![k, v], at)?;
                 }
-                b'u' => {
+                op::SETITEMS => {
                     let items = self.pop_mark(at)?;
                     let target = self.top(at)?.clone();
                     self.set_items(target, items, at)?;
                 }
                 // --- globals and calls: allow-list only, interpreted, never executed
-                b'c' => {
+                op::GLOBAL => {
                     let module = self.line(at)?.to_owned();
                     let name = self.line(at)?.to_owned();
                     let g = self.global(&module, &name, at)?;
                     self.push(Value::Global(g));
                 }
-                0x93 => {
+                op::STACK_GLOBAL => {
                     let name = self.pop(at)?;
                     let module = self.pop(at)?;
                     let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
@@ -593,7 +656,7 @@ impl<'d> Machine<'d, '_> {
                     let g = self.global(module, name, at)?;
                     self.push(Value::Global(g));
                 }
-                b'R' => {
+                op::REDUCE => {
                     let args = self.pop(at)?;
                     let func = self.pop(at)?;
                     let Value::Global(g) = func else {
@@ -611,7 +674,7 @@ impl<'d> Machine<'d, '_> {
                     let v = g.call(&args.0).map_err(|e| self.err(at, e))?;
                     self.push(v);
                 }
-                0x81 => {
+                op::NEWOBJ => {
                     let args = self.pop(at)?;
                     let cls = self.pop(at)?;
                     match (&cls, &args) {
@@ -625,17 +688,17 @@ impl<'d> Machine<'d, '_> {
                         }
                     }
                 }
-                b'b' => {
+                op::BUILD => {
                     // BUILD sets state (attributes such as a state dict's `_metadata`): ignored.
                     self.pop(at)?;
                     self.top(at)?;
                 }
-                b'Q' => {
+                op::BINPERSID => {
                     let pid = self.pop(at)?;
                     let v = persistent(pid).map_err(|e| self.err(at, e))?;
                     self.push(v);
                 }
-                b'P' => {
+                op::PERSID => {
                     let line = self.line(at)?.to_owned();
                     let v = persistent(Value::Str(line.into())).map_err(|e| self.err(at, e))?;
                     self.push(v);

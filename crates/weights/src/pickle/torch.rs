@@ -6,7 +6,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::machine::Value;
-use crate::checkpoint::Entry;
+use crate::layout::Entry;
 use crate::{DType, Error, Result};
 
 /// The allow-list. Anything a pickle names that is not here is refused before it exists.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::machine::{self, Value};
 use super::torch::{self, Placed, StorageRef};
-use crate::checkpoint::{Format, LEGACY_PREFIX, Parsed, Source};
+use crate::layout::{Format, LEGACY_PREFIX, Parsed, Source};
 use crate::source::Bytes;
 use crate::{Error, Result};
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::torch::{self, Placed};
-use crate::checkpoint::{Format, Parsed, Source};
+use crate::layout::{Format, Parsed, Source};
 use crate::source::Bytes;
 use crate::{Error, Result};
 
