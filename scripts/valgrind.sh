@@ -8,7 +8,7 @@
 # and runs MiniLM once), and the fault tests (their heap-counting global allocator is unsafe
 # code). The patched zune-jpeg's AVX2 IDCT (intrinsics) is also reached through the JPEG
 # that fuzzing found (`tests/preprocess_images.rs`, that test alone), and the Parquet table
-# tests (`tests/preprocess_tables.rs`: `read_parquet` and `read_parquet_matrix` map files
+# tests (`tests/preprocess_parquet.rs`: `read_parquet` and `read_parquet_matrix` map files
 # with memmap2). valgrind does not emulate AVX-512 and its CPUID says so: under it
 # infer-core's AVX-512 kernels (`cpu::packed`, the depthwise spans) are not reached and the
 # kernel tests run the portable paths; those kernels' `unsafe` rests on their asserts and
@@ -40,6 +40,6 @@ done
 jpeg=$(exes_of -p inferkit --test preprocess_images)
 echo "== valgrind $(basename "$jpeg") a_jpeg_found_by_fuzzing"
 grind "$jpeg" a_jpeg_found_by_fuzzing --test-threads=1 -q
-tables=$(exes_of -p inferkit --test preprocess_tables)
+tables=$(exes_of -p inferkit --test preprocess_parquet)
 echo "== valgrind $(basename "$tables") parquet"
 grind "$tables" parquet --test-threads=2 -q

@@ -240,19 +240,20 @@ fn a_panicking_stage_under_skip_loses_only_its_item() {
 #[test]
 fn cancelling_while_a_batch_is_filling_accounts_for_it() {
     let _g = serial();
-    let (tx, rx) = crossbeam_channel::unbounded::<u32>();
     let delivered = Arc::new(AtomicUsize::new(0));
     let d = Arc::clone(&delivered);
     // A batch of up to 100 that waits an hour: only cancellation can end it.
-    let run = Pipeline::builder()
-        .channel(rx)
+    let (submitter, flow) = Pipeline::builder().with_capacity(8).submitter::<u32>();
+    let run = flow
         .batch("batch", BatchOptions::new(100, Duration::from_secs(3600)))
         .sink(move |b: Vec<u32>| {
             d.fetch_add(b.len(), Ordering::Relaxed);
             Ok::<(), std::convert::Infallible>(())
         });
     for i in 0..7 {
-        tx.send(i).unwrap();
+        submitter
+            .submit_timeout(Input::new(i), Duration::from_secs(30))
+            .unwrap();
     }
     let metrics = run.metrics();
     let start = Instant::now();
@@ -272,7 +273,8 @@ fn cancelling_while_a_batch_is_filling_accounts_for_it() {
     let batch = report.metrics.stage("batch").unwrap();
     assert_eq!((batch.received, batch.cancelled), (7, 7));
     assert_eq!(report.metrics.in_flight, 0);
-    drop(tx); // the sender outliving the run is fine
+    // the submitter outliving the run is fine: the queue is closed
+    assert!(submitter.try_submit(Input::new(7)).unwrap_err().is_closed());
 }
 
 #[test]

@@ -106,13 +106,12 @@ fn batcher_flushes_by_size_and_at_end_of_input() {
 
 #[test]
 fn batcher_flushes_a_partial_batch_on_delay() {
-    let (tx, rx) = crossbeam_channel::unbounded::<u32>();
-    let mut outputs = Pipeline::builder()
-        .channel(rx)
+    let (submitter, flow) = Pipeline::builder().submitter::<u32>();
+    let mut outputs = flow
         .batch("batch", BatchOptions::new(100, Duration::from_millis(20)))
         .outputs();
     for i in 0..3 {
-        tx.send(i).unwrap();
+        submitter.try_submit(Input::new(i)).unwrap();
     }
     // The input is still open: only the delay can send this batch. A watchdog cancels the
     // run if it never comes, so a broken batcher fails the test instead of hanging it.
@@ -134,9 +133,9 @@ fn batcher_flushes_a_partial_batch_on_delay() {
     watchdog.1.join().unwrap();
     assert_eq!(first.map(|(_, b)| b), Some(vec![0, 1, 2]));
     for i in 3..5 {
-        tx.send(i).unwrap();
+        submitter.try_submit(Input::new(i)).unwrap();
     }
-    drop(tx);
+    drop(submitter);
     let rest: Vec<Vec<u32>> = outputs.by_ref().map(|(_, b)| b).collect();
     assert_eq!(rest, vec![vec![3, 4]]);
     let report = outputs.finish().unwrap();

@@ -4,14 +4,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crossbeam_channel::Receiver;
-
 use crate::envelope::{Envelope, Input, Meta};
 use crate::error::{DeadLetter, Error, panic_message};
 use crate::flow::Flow;
 use crate::metrics::StageCounters;
 use crate::options::ErrorPolicy;
 use crate::shared::{Shared, recv, send};
+use crate::submit::Submitter;
 
 /// Builds pipelines: a source, stages, batchers and a sink joined by bounded channels.
 ///
@@ -109,10 +108,14 @@ impl Builder {
         )
     }
 
-    /// Starts the run with a source thread receiving from `rx` until it disconnects (or the
-    /// run is cancelled).
-    pub fn channel<T: Send + 'static>(self, rx: Receiver<T>) -> Flow<T> {
-        self.start(move |cancel| Ok(recv(&rx, cancel).map(Input::new)))
+    /// Starts the run fed by a [`Submitter`]: items handed in from any thread through an
+    /// intake queue of the pipeline's capacity ([`with_capacity`](Self::with_capacity)).
+    /// The input ends when every clone of the submitter is dropped; a cancelled or failed
+    /// run closes the queue.
+    pub fn submitter<T: Send + 'static>(self) -> (Submitter<T>, Flow<T>) {
+        let (tx, rx) = crossbeam_channel::bounded::<Input<T>>(self.capacity.max(1));
+        let flow = self.start(move |cancel| Ok(recv(&rx, cancel)));
+        (Submitter::new(tx), flow)
     }
 
     fn start<T, F>(self, mut next: F) -> Flow<T>

@@ -61,7 +61,7 @@ impl CancelToken {
 
     /// A channel that becomes ready (disconnected) when the token is cancelled, for
     /// `select!`.
-    pub fn receiver(&self) -> &Receiver<()> {
+    pub(crate) fn receiver(&self) -> &Receiver<()> {
         &self.inner.rx
     }
 }

@@ -118,4 +118,14 @@ impl<T> Input<T> {
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
+
+    /// The value.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// The value, without its deadline and id.
+    pub fn into_value(self) -> T {
+        self.value
+    }
 }

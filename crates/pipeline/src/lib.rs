@@ -59,6 +59,7 @@ mod options;
 mod redact;
 mod run;
 mod shared;
+mod submit;
 
 pub use builder::{Builder, Pipeline};
 pub use cancel::CancelToken;
@@ -69,3 +70,4 @@ pub use metrics::{LATENCY_BUCKETS, Metrics, Snapshot, StageSnapshot};
 pub use options::{BatchOptions, ErrorPolicy, StageOptions, available_cpus};
 pub use redact::{DEFAULT_REDACTED, Redact, RedactJson};
 pub use run::{Collected, Outputs, Report, Run};
+pub use submit::{SubmitError, Submitter};
