@@ -48,8 +48,8 @@
 //! Knock yourself out.
 use alloc::format;
 use alloc::string::ToString;
-use zune_core::log::warn;
 use core::cmp::min;
+use zune_core::log::warn;
 
 use zune_core::bytestream::{ZByteReaderTrait, ZReader};
 
@@ -178,7 +178,7 @@ impl BitStream {
     #[inline(always)] // to many call sites? ( perf improvement by 4%)
     pub fn refill<T>(&mut self, reader: &mut ZReader<T>) -> Result<bool, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         /// Macro version of a single byte refill.
         /// Arguments
@@ -219,8 +219,10 @@ impl BitStream {
                             let marker = Marker::from_u8(next_byte as u8);
                             self.marker = marker;
 
-                            if let Some(Marker::UNKNOWN(_)) = marker{
-                                return Err(DecodeErrors::Format("Unknown marker in bit stream".to_string()));
+                            if let Some(Marker::UNKNOWN(_)) = marker {
+                                return Err(DecodeErrors::Format(
+                                    "Unknown marker in bit stream".to_string(),
+                                ));
                             }
                             if next_byte == 0xD9 {
                                 // special handling for eoi, fill some bytes,even if its zero,
@@ -308,10 +310,13 @@ impl BitStream {
     )]
     #[inline(always)]
     fn decode_dc<T>(
-        &mut self, reader: &mut ZReader<T>, dc_table: &HuffmanTable, dc_prediction: &mut i32
+        &mut self,
+        reader: &mut ZReader<T>,
+        dc_table: &HuffmanTable,
+        dc_prediction: &mut i32,
     ) -> Result<bool, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         let (mut symbol, r);
 
@@ -337,10 +342,12 @@ impl BitStream {
     /// Like `decode_dc` but we do not need the result of the component, we only want to remove it
     /// from the bitstream of the MCU.
     fn discard_dc<T>(
-        &mut self, reader: &mut ZReader<T>, dc_table: &HuffmanTable
+        &mut self,
+        reader: &mut ZReader<T>,
+        dc_table: &HuffmanTable,
     ) -> Result<bool, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         let mut symbol;
 
@@ -376,11 +383,16 @@ impl BitStream {
     )]
     #[inline(never)]
     pub fn decode_mcu_block<T>(
-        &mut self, reader: &mut ZReader<T>, dc_table: &HuffmanTable, ac_table: &HuffmanTable,
-        qt_table: &[i32; DCT_BLOCK], block: &mut [i32; 64], dc_prediction: &mut i32
+        &mut self,
+        reader: &mut ZReader<T>,
+        dc_table: &HuffmanTable,
+        ac_table: &HuffmanTable,
+        qt_table: &[i32; DCT_BLOCK],
+        block: &mut [i32; 64],
+        dc_prediction: &mut i32,
     ) -> Result<u16, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         // Get fast AC table as a reference before we enter the hot path
         let ac_lookup = ac_table.ac_lookup.as_ref().unwrap();
@@ -388,9 +400,9 @@ impl BitStream {
         let (mut symbol, mut r, mut fast_ac);
         // Decode AC coefficients
         let mut pos: usize = 1;
-        if  self.bits_left < 1 && self.marker.is_some() {
+        if self.bits_left < 1 && self.marker.is_some() {
             return Err(DecodeErrors::Format(
-                "No more bytes left in stream before marker".to_string()
+                "No more bytes left in stream before marker".to_string(),
             ));
         }
         // decode DC, dc prediction will contain the value
@@ -444,10 +456,13 @@ impl BitStream {
     /// This updates DC prediction but we never dequantize and we never do any Zig-Zag translation
     /// either. Still returns the index of the last component read.
     pub fn discard_mcu_block<T>(
-        &mut self, reader: &mut ZReader<T>, dc_table: &HuffmanTable, ac_table: &HuffmanTable
+        &mut self,
+        reader: &mut ZReader<T>,
+        dc_table: &HuffmanTable,
+        ac_table: &HuffmanTable,
     ) -> Result<u16, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         // Get fast AC table as a reference before we enter the hot path
         let ac_lookup = ac_table.ac_lookup.as_ref().unwrap();
@@ -527,11 +542,14 @@ impl BitStream {
     #[allow(clippy::cast_possible_truncation)]
     #[inline]
     pub(crate) fn decode_prog_dc_first<T>(
-        &mut self, reader: &mut ZReader<T>, dc_table: &HuffmanTable, block: &mut i16,
-        dc_prediction: &mut i32
+        &mut self,
+        reader: &mut ZReader<T>,
+        dc_table: &HuffmanTable,
+        block: &mut i16,
+        dc_prediction: &mut i32,
     ) -> Result<(), DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         self.decode_dc(reader, dc_table, dc_prediction)?;
         *block = (*dc_prediction as i16).wrapping_mul(self.successive_low_mask);
@@ -539,10 +557,12 @@ impl BitStream {
     }
     #[inline]
     pub(crate) fn decode_prog_dc_refine<T>(
-        &mut self, reader: &mut ZReader<T>, block: &mut i16
+        &mut self,
+        reader: &mut ZReader<T>,
+        block: &mut i16,
     ) -> Result<(), DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         // refinement scan
         if self.bits_left < 1 {
@@ -551,7 +571,7 @@ impl BitStream {
             // So let's confirm again that refill worked
             if self.bits_left < 1 {
                 return Err(DecodeErrors::Format(
-                    "Marker found where not expected in refine bit".to_string()
+                    "Marker found where not expected in refine bit".to_string(),
                 ));
             }
         }
@@ -571,10 +591,13 @@ impl BitStream {
         return k;
     }
     pub(crate) fn decode_mcu_ac_first<T>(
-        &mut self, reader: &mut ZReader<T>, ac_table: &HuffmanTable, block: &mut [i16; 64]
+        &mut self,
+        reader: &mut ZReader<T>,
+        ac_table: &HuffmanTable,
+        block: &mut [i16; 64],
     ) -> Result<bool, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         let fast_ac = ac_table.ac_lookup.as_ref().unwrap();
         let bit = self.successive_low_mask;
@@ -629,10 +652,13 @@ impl BitStream {
     }
     #[allow(clippy::too_many_lines, clippy::op_ref)]
     pub(crate) fn decode_mcu_ac_refine<T>(
-        &mut self, reader: &mut ZReader<T>, table: &HuffmanTable, block: &mut [i16; 64]
+        &mut self,
+        reader: &mut ZReader<T>,
+        table: &HuffmanTable,
+        block: &mut [i16; 64],
     ) -> Result<bool, DecodeErrors>
     where
-        T: ZByteReaderTrait
+        T: ZByteReaderTrait,
     {
         let bit = self.successive_low_mask;
 
@@ -698,8 +724,16 @@ impl BitStream {
                     for _ in 0..r.max(0) {
                         zeros &= zeros.wrapping_sub(1);
                     }
-                    let target = if zeros != 0 { zeros.trailing_zeros() as usize } else { end };
-                    let upto = if target >= 63 { u64::MAX } else { (1_u64 << (target + 1)) - 1 };
+                    let target = if zeros != 0 {
+                        zeros.trailing_zeros() as usize
+                    } else {
+                        end
+                    };
+                    let upto = if target >= 63 {
+                        u64::MAX
+                    } else {
+                        (1_u64 << (target + 1)) - 1
+                    };
                     let mut todo = nz & band & upto;
                     while todo != 0 {
                         let pos = UN_ZIGZAG[todo.trailing_zeros() as usize] & 63;
@@ -708,7 +742,7 @@ impl BitStream {
                             self.refill(reader)?;
                             if self.bits_left < 1 && self.marker.is_some() {
                                 return Err(DecodeErrors::Format(
-                                    "Marker found where not expected in refine bit".to_string()
+                                    "Marker found where not expected in refine bit".to_string(),
                                 ));
                             }
                         }
@@ -749,7 +783,7 @@ impl BitStream {
                 self.refill(reader)?;
                 let nz = match nonzero {
                     Some(nz) => nz,
-                    None => nonzero_mask(block, usize::from(self.spec_start), end)
+                    None => nonzero_mask(block, usize::from(self.spec_start), end),
                 };
                 let band = (u64::MAX << k) & (u64::MAX >> (63 - end));
                 let mut todo = nz & band;
@@ -886,7 +920,7 @@ fn nonzero_mask(block: &[i16; 64], start: usize, end: usize) -> u64 {
 #[inline(always)]
 fn natural_nonzero(block: &[i16; 64]) -> u64 {
     use core::arch::x86_64::{
-        _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128
+        _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128,
     };
     let mut zero = 0_u64;
     for (q, sixteen) in block.chunks_exact(16).enumerate() {
@@ -896,7 +930,10 @@ fn natural_nonzero(block: &[i16; 64]) -> u64 {
             let lo = _mm_loadu_si128(sixteen.as_ptr().cast());
             let hi = _mm_loadu_si128(sixteen.as_ptr().add(8).cast());
             let z = _mm_setzero_si128();
-            _mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(lo, z), _mm_cmpeq_epi16(hi, z)))
+            _mm_movemask_epi8(_mm_packs_epi16(
+                _mm_cmpeq_epi16(lo, z),
+                _mm_cmpeq_epi16(hi, z),
+            ))
         };
         zero |= u64::from(bits as u32 & 0xffff) << (q * 16);
     }

@@ -62,7 +62,8 @@ mod scalar;
 
 #[allow(unused_variables)]
 pub fn choose_ycbcr_to_rgb_convert_func(
-    type_need: ColorSpace, options: &DecoderOptions
+    type_need: ColorSpace,
+    options: &DecoderOptions,
 ) -> Option<ColorConvert16Ptr> {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     #[cfg(feature = "x86")]
@@ -76,7 +77,7 @@ pub fn choose_ycbcr_to_rgb_convert_func(
             match type_need {
                 ColorSpace::RGB => return Some(ycbcr_to_rgb_avx2),
                 ColorSpace::RGBA => return Some(ycbcr_to_rgba_avx2),
-                _ => () // fall through to scalar, which has more types
+                _ => (), // fall through to scalar, which has more types
             };
         }
     }
@@ -87,7 +88,7 @@ pub fn choose_ycbcr_to_rgb_convert_func(
             match type_need {
                 ColorSpace::RGB => return Some(ycbcr_to_rgb_neon),
                 ColorSpace::RGBA => return Some(ycbcr_to_rgba_neon),
-                _ => () // fall through to scalar, which has more types
+                _ => (), // fall through to scalar, which has more types
             };
         }
     }
@@ -97,6 +98,6 @@ pub fn choose_ycbcr_to_rgb_convert_func(
         ColorSpace::RGBA => Some(scalar::ycbcr_to_rgba_inner_16_scalar::<false>),
         ColorSpace::BGRA => Some(scalar::ycbcr_to_rgba_inner_16_scalar::<true>),
         ColorSpace::BGR => Some(scalar::ycbcr_to_rgb_inner_16_scalar::<true>),
-        _ => None
+        _ => None,
     };
 }

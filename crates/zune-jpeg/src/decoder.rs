@@ -23,15 +23,15 @@ use crate::components::{Components, SampleRatios};
 use crate::errors::{DecodeErrors, UnsupportedSchemes};
 use crate::headers::{
     parse_app1, parse_app13, parse_app14, parse_app2, parse_dqt, parse_huffman, parse_sos,
-    parse_start_of_frame
+    parse_start_of_frame,
 };
 use crate::huffman::HuffmanTable;
-use crate::idct::{choose_idct_func, choose_idct_1x1_func, choose_idct_4x4_func};
+use crate::idct::{choose_idct_1x1_func, choose_idct_4x4_func, choose_idct_func};
 use crate::marker::Marker;
 use crate::misc::SOFMarkers;
 use crate::upsampler::{
     choose_horizontal_samp_function, choose_hv_samp_function, choose_v_samp_function,
-    generic_sampler, upsample_no_op
+    generic_sampler, upsample_no_op,
 };
 
 /// Maximum components
@@ -72,59 +72,59 @@ pub type IDCTPtr = fn(&mut [i32; 64], &mut [i16], usize);
 
 /// An encapsulation of an ICC chunk
 pub(crate) struct ICCChunk {
-    pub(crate) seq_no:      u8,
+    pub(crate) seq_no: u8,
     pub(crate) num_markers: u8,
-    pub(crate) data:        Vec<u8>
+    pub(crate) data: Vec<u8>,
 }
 
 /// A JPEG Decoder Instance.
 #[allow(clippy::upper_case_acronyms, clippy::struct_excessive_bools)]
 pub struct JpegDecoder<T> {
     /// Struct to hold image information from SOI
-    pub(crate) info:              ImageInfo,
+    pub(crate) info: ImageInfo,
     ///  Quantization tables, will be set to none and the tables will
     /// be moved to `components` field
-    pub(crate) qt_tables:         [Option<[i32; 64]>; MAX_COMPONENTS],
+    pub(crate) qt_tables: [Option<[i32; 64]>; MAX_COMPONENTS],
     /// DC Huffman Tables with a maximum of 4 tables for each  component
     pub(crate) dc_huffman_tables: [Option<HuffmanTable>; MAX_COMPONENTS],
     /// AC Huffman Tables with a maximum of 4 tables for each component
     pub(crate) ac_huffman_tables: [Option<HuffmanTable>; MAX_COMPONENTS],
     /// Image components, holds information like DC prediction and quantization
     /// tables of a component
-    pub(crate) components:        Vec<Components>,
+    pub(crate) components: Vec<Components>,
     /// maximum horizontal component of all channels in the image
-    pub(crate) h_max:             usize,
+    pub(crate) h_max: usize,
     // maximum vertical component of all channels in the image
-    pub(crate) v_max:             usize,
+    pub(crate) v_max: usize,
     /// mcu's  width (interleaved scans)
-    pub(crate) mcu_width:         usize,
+    pub(crate) mcu_width: usize,
     /// MCU height(interleaved scans
-    pub(crate) mcu_height:        usize,
+    pub(crate) mcu_height: usize,
     /// Number of MCU's in the x plane
-    pub(crate) mcu_x:             usize,
+    pub(crate) mcu_x: usize,
     /// Number of MCU's in the y plane
-    pub(crate) mcu_y:             usize,
+    pub(crate) mcu_y: usize,
     /// Is the image interleaved?
-    pub(crate) is_interleaved:    bool,
+    pub(crate) is_interleaved: bool,
     /// Image input colorspace, should be YCbCr for a sane image, might be
     /// grayscale too
-    pub(crate) input_colorspace:  ColorSpace,
+    pub(crate) input_colorspace: ColorSpace,
     // Progressive image details
     /// Is the image progressive?
-    pub(crate) is_progressive:    bool,
+    pub(crate) is_progressive: bool,
 
     /// Start of spectral scan
-    pub(crate) spec_start:       u8,
+    pub(crate) spec_start: u8,
     /// End of spectral scan
-    pub(crate) spec_end:         u8,
+    pub(crate) spec_end: u8,
     /// Successive approximation bit position high
-    pub(crate) succ_high:        u8,
+    pub(crate) succ_high: u8,
     /// Successive approximation bit position low
-    pub(crate) succ_low:         u8,
+    pub(crate) succ_low: u8,
     /// Number of components.
-    pub(crate) num_scans:        u8,
+    pub(crate) num_scans: u8,
     /// For a scan, check if any component has vertical/horizontal sampling.
-    pub(crate) scan_subsampled:  bool,
+    pub(crate) scan_subsampled: bool,
     // Function pointers, for pointy stuff.
     /// Dequantize and idct function
     // This is determined at runtime which function to run, statically it's
@@ -139,22 +139,22 @@ pub struct JpegDecoder<T> {
     pub(crate) idct_1x1_func: IDCTPtr,
     // Color convert function which acts on 16 YCbCr values
     pub(crate) color_convert_16: ColorConvert16Ptr,
-    pub(crate) z_order:          [usize; MAX_COMPONENTS],
+    pub(crate) z_order: [usize; MAX_COMPONENTS],
     /// restart markers
     pub(crate) restart_interval: usize,
-    pub(crate) todo:             usize,
+    pub(crate) todo: usize,
     // decoder options
-    pub(crate) options:          DecoderOptions,
+    pub(crate) options: DecoderOptions,
     // byte-stream
-    pub(crate) stream:           ZReader<T>,
+    pub(crate) stream: ZReader<T>,
     // Indicate whether headers have been decoded
-    pub(crate) headers_decoded:  bool,
-    pub(crate) seen_sof:         bool,
+    pub(crate) headers_decoded: bool,
+    pub(crate) seen_sof: bool,
 
     // exif data, lifted from app2
     pub(crate) icc_data: Vec<ICCChunk>,
     pub(crate) is_mjpeg: bool,
-    pub(crate) coeff:    usize, // Solves some weird bug :)
+    pub(crate) coeff: usize, // Solves some weird bug :)
     /// Extended XMP segments
     pub(crate) extended_xmp_segments: Vec<ExtendedXmpSegment>,
     /// Spare buffers for reuse (inferkit patch: see `DecoderScratch`).
@@ -163,49 +163,49 @@ pub struct JpegDecoder<T> {
 
 impl<T> JpegDecoder<T>
 where
-    T: ZByteReaderTrait
+    T: ZByteReaderTrait,
 {
     #[allow(clippy::redundant_field_names)]
     fn default(options: DecoderOptions, buffer: T) -> Self {
         let color_convert = choose_ycbcr_to_rgb_convert_func(ColorSpace::RGB, &options).unwrap();
         JpegDecoder {
-            info:              ImageInfo::default(),
-            qt_tables:         [None, None, None, None],
+            info: ImageInfo::default(),
+            qt_tables: [None, None, None, None],
             dc_huffman_tables: [None, None, None, None],
             ac_huffman_tables: [None, None, None, None],
-            components:        vec![],
+            components: vec![],
             // Interleaved information
-            h_max:             1,
-            v_max:             1,
-            mcu_height:        0,
-            mcu_width:         0,
-            mcu_x:             0,
-            mcu_y:             0,
-            is_interleaved:    false,
-            is_progressive:    false,
-            spec_start:        0,
-            spec_end:          0,
-            succ_high:         0,
-            succ_low:          0,
-            num_scans:         0,
-            scan_subsampled:   false, 
-            idct_func:         choose_idct_func(&options),
-            idct_4x4_func:     choose_idct_4x4_func(&options),
-            idct_1x1_func:     choose_idct_1x1_func(&options),
-            color_convert_16:  color_convert,
-            input_colorspace:  ColorSpace::YCbCr,
-            z_order:           [0; MAX_COMPONENTS],
-            restart_interval:  0,
-            todo:              0x7fff_ffff,
-            options:           options,
-            stream:            ZReader::new(buffer),
-            headers_decoded:   false,
-            seen_sof:          false,
-            icc_data:          vec![],
-            is_mjpeg:          false,
-            coeff:             1,
+            h_max: 1,
+            v_max: 1,
+            mcu_height: 0,
+            mcu_width: 0,
+            mcu_x: 0,
+            mcu_y: 0,
+            is_interleaved: false,
+            is_progressive: false,
+            spec_start: 0,
+            spec_end: 0,
+            succ_high: 0,
+            succ_low: 0,
+            num_scans: 0,
+            scan_subsampled: false,
+            idct_func: choose_idct_func(&options),
+            idct_4x4_func: choose_idct_4x4_func(&options),
+            idct_1x1_func: choose_idct_1x1_func(&options),
+            color_convert_16: color_convert,
+            input_colorspace: ColorSpace::YCbCr,
+            z_order: [0; MAX_COMPONENTS],
+            restart_interval: 0,
+            todo: 0x7fff_ffff,
+            options: options,
+            stream: ZReader::new(buffer),
+            headers_decoded: false,
+            seen_sof: false,
+            icc_data: vec![],
+            is_mjpeg: false,
+            coeff: 1,
             extended_xmp_segments: vec![],
-            spare:             vec![],
+            spare: vec![],
         }
     }
 
@@ -215,7 +215,9 @@ where
     /// get the buffers back with [`JpegDecoder::into_scratch`].
     #[must_use]
     pub fn new_with_scratch(
-        stream: T, options: DecoderOptions, scratch: crate::DecoderScratch
+        stream: T,
+        options: DecoderOptions,
+        scratch: crate::DecoderScratch,
     ) -> JpegDecoder<T> {
         let mut d = JpegDecoder::default(options, stream);
         d.spare = scratch.bufs;
@@ -233,7 +235,10 @@ where
             crate::scratch::harvest(&mut spare, c);
         }
         components.clear();
-        crate::DecoderScratch { bufs: spare, components }
+        crate::DecoderScratch {
+            bufs: spare,
+            components,
+        }
     }
     /// Decode a buffer already in memory
     ///
@@ -297,7 +302,7 @@ where
             Some(
                 usize::from(self.width())
                     .checked_mul(usize::from(self.height()))?
-                    .checked_mul(self.options.jpeg_get_out_colorspace().num_components())?
+                    .checked_mul(self.options.jpeg_get_out_colorspace().num_components())?,
             )
         } else {
             None
@@ -339,7 +344,11 @@ where
     /// - None : Indicates the headers weren't decoded
     #[must_use]
     pub fn input_colorspace(&self) -> Option<ColorSpace> {
-        return if self.headers_decoded { Some(self.input_colorspace) } else { None };
+        return if self.headers_decoded {
+            Some(self.input_colorspace)
+        } else {
+            None
+        };
     }
     /// Set decoder options
     ///
@@ -374,7 +383,8 @@ where
         }
 
         // Sort by offset
-        self.extended_xmp_segments.sort_by(|a, b| a.offset.cmp(&b.offset));
+        self.extended_xmp_segments
+            .sort_by(|a, b| a.offset.cmp(&b.offset));
 
         let guid = &self.extended_xmp_segments[0].guid;
         let total_size = self.extended_xmp_segments[0].total_size;
@@ -449,7 +459,7 @@ where
         ) {
             self.color_convert_16 = choose_ycbcr_to_rgb_convert_func(
                 self.options.jpeg_get_out_colorspace(),
-                &self.options
+                &self.options,
             )
             .unwrap();
         }
@@ -497,7 +507,7 @@ where
                         /*No reason to use this*/
                         {
                             return Err(DecodeErrors::FormatStatic(
-                                "[strict-mode]: Extra bytes between headers"
+                                "[strict-mode]: Extra bytes between headers",
                             ));
                         }
 
@@ -650,7 +660,7 @@ where
             Marker::DRI => {
                 if self.stream.get_u16_be_err()? != 4 {
                     return Err(DecodeErrors::Format(
-                        "Bad DRI length, Corrupt JPEG".to_string()
+                        "Bad DRI length, Corrupt JPEG".to_string(),
                     ));
                 }
 
@@ -983,7 +993,7 @@ where
 
 #[derive(Default, Clone, Eq, PartialEq, Debug)]
 pub struct GainMapInfo {
-    pub data: Vec<u8>
+    pub data: Vec<u8>,
 }
 
 #[derive(Default, Clone, Eq, PartialEq, Debug)]

@@ -19,9 +19,9 @@ Half of the complexity comes from the jpeg spec, because progressive decoding,
 is one hell of a ride.
 
 */
+use alloc::format;
 use alloc::string::ToString;
 use alloc::vec::Vec;
-use alloc::format;
 use core::cmp::min;
 
 use zune_core::bytestream::{ZByteReaderTrait, ZReader};
@@ -49,7 +49,8 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     )]
     #[inline(never)]
     pub(crate) fn decode_mcu_ycbcr_progressive(
-        &mut self, pixels: &mut [u8]
+        &mut self,
+        pixels: &mut [u8],
     ) -> Result<(), DecodeErrors> {
         // inferkit patch: the per-call buffers go back to the spares on every exit.
         let mut locals = crate::scratch::Locals::default();
@@ -59,7 +60,9 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     }
 
     fn decode_mcu_ycbcr_progressive_impl(
-        &mut self, pixels: &mut [u8], locals: &mut crate::scratch::Locals
+        &mut self,
+        pixels: &mut [u8],
+        locals: &mut crate::scratch::Locals,
     ) -> Result<(), DecodeErrors> {
         setup_component_params(self)?;
 
@@ -150,7 +153,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         self.succ_high,
                         self.succ_low,
                         self.spec_start,
-                        self.spec_end
+                        self.spec_end,
                     );
                     // after every SOS, marker, parse data for that scan.
                     let result = self.parse_entropy_coded_data(&mut stream, &mut *block);
@@ -224,12 +227,18 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         self.components.iter_mut().for_each(|x| x.dc_pred = 0);
 
         // Also reset JPEG restart intervals
-        self.todo = if self.restart_interval != 0 { self.restart_interval } else { usize::MAX };
+        self.todo = if self.restart_interval != 0 {
+            self.restart_interval
+        } else {
+            usize::MAX
+        };
     }
 
     #[allow(clippy::too_many_lines, clippy::cast_sign_loss)]
     fn parse_entropy_coded_data(
-        &mut self, stream: &mut BitStream, buffer: &mut [Vec<i16>; MAX_COMPONENTS]
+        &mut self,
+        stream: &mut BitStream,
+        buffer: &mut [Vec<i16>; MAX_COMPONENTS],
     ) -> Result<(), DecodeErrors> {
         self.reset_prog_params(stream);
 
@@ -244,7 +253,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             // Safety checks
             if self.spec_end != 0 && self.spec_start == 0 {
                 return Err(DecodeErrors::FormatStatic(
-                    "Can't merge DC and AC corrupt jpeg"
+                    "Can't merge DC and AC corrupt jpeg",
                 ));
             }
             // non interleaved data, process one block at a time in trivial scanline order
@@ -259,8 +268,10 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             // For non-interleaved scans, iterate over the component's actual data-unit grid.
             let component = &self.components[k];
 
-            let mcu_width = (self.info.width as usize * component.horizontal_sample).div_ceil(self.h_max * 8);
-            let mcu_height = (self.info.height as usize * component.vertical_sample).div_ceil(self.v_max * 8);
+            let mcu_width =
+                (self.info.width as usize * component.horizontal_sample).div_ceil(self.h_max * 8);
+            let mcu_height =
+                (self.info.height as usize * component.vertical_sample).div_ceil(self.v_max * 8);
 
             // inferkit patch: the AC table is looked up once per scan, not once per block.
             let ac_table = if self.spec_start != 0 {
@@ -277,7 +288,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                                 "Huffman table at index  {pos} not initialized"
                             ))
                         })?
-                        .clone()
+                        .clone(),
                 )
             } else {
                 None
@@ -307,11 +318,11 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                                 .dc_huffman_tables
                                 .get(pos)
                                 .ok_or(DecodeErrors::FormatStatic(
-                                    "No huffman table for DC component"
+                                    "No huffman table for DC component",
                                 ))?
                                 .as_ref()
                                 .ok_or(DecodeErrors::FormatStatic(
-                                    "Huffman table at index  {} not initialized"
+                                    "Huffman table at index  {} not initialized",
                                 ))?;
 
                             let dc_pred = &mut self.components[k].dc_pred;
@@ -322,14 +333,13 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                                     &mut self.stream,
                                     dc_table,
                                     &mut data[0],
-                                    dc_pred
+                                    dc_pred,
                                 )?;
                             } else {
                                 // refining scans for this MCU
                                 stream.decode_prog_dc_refine(&mut self.stream, &mut data[0])?;
                             }
                         } else if let Some(ac_table) = ac_table {
-
                             if self.succ_high == 0 {
                                 debug_assert!(stream.eob_run == 0, "EOB run is not zero");
 
@@ -355,7 +365,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
         } else {
             if self.spec_end != 0 {
                 return Err(DecodeErrors::HuffmanDecode(
-                    "Can't merge dc and AC corrupt jpeg".to_string()
+                    "Can't merge dc and AC corrupt jpeg".to_string(),
                 ));
             }
             // process scan n elements in order
@@ -405,7 +415,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                             .ok_or(DecodeErrors::FormatStatic("No huffman table for component"))?
                             .as_ref()
                             .ok_or(DecodeErrors::FormatStatic(
-                                "Huffman table at index not initialized"
+                                "Huffman table at index not initialized",
                             ))?;
 
                         for v_samp in 0..component.vertical_sample {
@@ -426,7 +436,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                                         &mut self.stream,
                                         huff_table,
                                         data,
-                                        &mut component.dc_pred
+                                        &mut component.dc_pred,
                                     )?;
                                 } else {
                                     stream.decode_prog_dc_refine(&mut self.stream, data)?;
@@ -500,7 +510,9 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     #[allow(clippy::too_many_lines)]
     #[allow(clippy::needless_range_loop, clippy::cast_sign_loss)]
     fn finish_progressive_decoding(
-        &mut self, block: &[Vec<i16>; MAX_COMPONENTS], pixels: &mut [u8]
+        &mut self,
+        block: &[Vec<i16>; MAX_COMPONENTS],
+        pixels: &mut [u8],
     ) -> Result<(), DecodeErrors> {
         let mut locals = crate::scratch::Locals::default();
         let r = self.finish_progressive_decoding_impl(block, pixels, &mut locals);
@@ -509,8 +521,10 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
     }
 
     fn finish_progressive_decoding_impl(
-        &mut self, block: &[Vec<i16>; MAX_COMPONENTS], pixels: &mut [u8],
-        locals: &mut crate::scratch::Locals
+        &mut self,
+        block: &[Vec<i16>; MAX_COMPONENTS],
+        pixels: &mut [u8],
+        locals: &mut crate::scratch::Locals,
     ) -> Result<(), DecodeErrors> {
         // This function is complicated because we need to replicate
         // the function in mcu.rs
@@ -556,7 +570,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
             // components.
             if min(
                 self.options.jpeg_get_out_colorspace().num_components() - 1,
-                pos
+                pos,
             ) == pos
                 || self.input_colorspace == ColorSpace::YCCK
                 || self.input_colorspace == ColorSpace::CMYK
@@ -616,7 +630,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                         // See https://github.com/etemesi254/zune-image/issues/262 sample 3.
                         let Some(qt_slice) = slice.get(start..start + 64) else {
                             return Err(DecodeErrors::FormatStatic(
-                                "Invalid slice , would panic, invalid image"
+                                "Invalid slice , would panic, invalid image",
                             ));
                         };
                         // dequantize
@@ -651,7 +665,7 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
                 width,
                 padded_width,
                 &mut pixels_written,
-                &mut *upsampler_scratch_space
+                &mut *upsampler_scratch_space,
             )?;
         }
 
@@ -682,10 +696,11 @@ impl<T: ZByteReaderTrait> JpegDecoder<T> {
 ///
 /// This reads until it gets a marker or end of file is encountered
 pub fn get_marker<T>(
-    reader: &mut ZReader<T>, stream: &mut BitStream
+    reader: &mut ZReader<T>,
+    stream: &mut BitStream,
 ) -> Result<Marker, DecodeErrors>
 where
-    T: ZByteReaderTrait
+    T: ZByteReaderTrait,
 {
     if let Some(marker) = stream.marker {
         stream.marker = None;
@@ -714,9 +729,9 @@ where
 }
 
 #[cfg(test)]
-mod tests{
-    use zune_core::bytestream::ZCursor;
+mod tests {
     use crate::JpegDecoder;
+    use zune_core::bytestream::ZCursor;
 
     #[test]
     fn test_progressive_dri_420_color() {
@@ -776,14 +791,44 @@ mod tests{
         );
 
         // Verify first pixel is close to expected (R≈0, G≈0, B≈128)
-        assert!(pixels[2] > 100, "Blue channel should be around 128, got {}", pixels[2]);
+        assert!(
+            pixels[2] > 100,
+            "Blue channel should be around 128, got {}",
+            pixels[2]
+        );
     }
 
     #[test]
-    fn make_test(){
-        let data = ZCursor::new([255, 216, 255, 224, 0, 16, 74, 70, 73, 70, 0, 1, 0, 2, 0, 28, 0, 28, 0, 0, 255, 219, 0, 67, 0, 40, 28, 30, 20, 30, 25, 40, 35, 33, 35, 45, 43, 40, 48, 60, 100, 65, 60, 55, 55, 60, 123, 88, 93, 65, 100, 145, 128, 153, 150, 143, 128, 140, 138, 160, 180, 230, 195, 160, 170, 218, 173, 138, 140, 200, 255, 203, 218, 255, 238, 245, 255, 101, 0, 62, 8, 255, 255, 250, 255, 230, 253, 255, 17, 255, 219, 0, 67, 1, 43, 45, 45, 42, 60, 48, 60, 118, 65, 65, 118, 248, 165, 140, 165, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 241, 255, 255, 255, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 8, 0, 32, 0, 32, 3, 2, 17, 0, 1, 34, 1, 3, 17, 1, 255, 196, 0, 24, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 0, 1, 4, 255, 196, 0, 37, 16, 0, 2, 2, 1, 4, 1, 3, 5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 17, 0, 4, 18, 33, 48, 34, 65, 81, 113, 19, 20, 51, 97, 161, 255, 196, 0, 22, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 255, 196, 0, 26, 17, 1, 0, 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 17, 18, 38, 65, 255, 218, 0, 12, 3, 1, 0, 2, 17, 3, 17, 0, 63, 0, 175, 119, 49, 197, 184, 2, 0, 0, 0, 16, 13, 129, 103, 161, 102, 178, 115, 125, 202, 68, 236, 173, 25, 42, 164, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 38, 0, 0, 0, 0, 250, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 67, 1, 43, 45, 45, 60, 48, 60, 118, 65, 65, 118, 248, 165, 140, 165, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 241, 255, 255, 255, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 8, 0, 32, 0, 32, 3, 1, 34, 0, 2, 17, 1, 3, 17, 1, 255, 196, 0, 24, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 126, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 198]);
+    fn make_test() {
+        let data = ZCursor::new([
+            255, 216, 255, 224, 0, 16, 74, 70, 73, 70, 0, 1, 0, 2, 0, 28, 0, 28, 0, 0, 255, 219, 0,
+            67, 0, 40, 28, 30, 20, 30, 25, 40, 35, 33, 35, 45, 43, 40, 48, 60, 100, 65, 60, 55, 55,
+            60, 123, 88, 93, 65, 100, 145, 128, 153, 150, 143, 128, 140, 138, 160, 180, 230, 195,
+            160, 170, 218, 173, 138, 140, 200, 255, 203, 218, 255, 238, 245, 255, 101, 0, 62, 8,
+            255, 255, 250, 255, 230, 253, 255, 17, 255, 219, 0, 67, 1, 43, 45, 45, 42, 60, 48, 60,
+            118, 65, 65, 118, 248, 165, 140, 165, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            241, 255, 255, 255, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 8, 0, 32, 0, 32, 3, 2, 17, 0, 1, 34, 1,
+            3, 17, 1, 255, 196, 0, 24, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 0,
+            1, 4, 255, 196, 0, 37, 16, 0, 2, 2, 1, 4, 1, 3, 5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 17,
+            0, 4, 18, 33, 48, 34, 65, 81, 113, 19, 20, 51, 97, 161, 255, 196, 0, 22, 1, 1, 1, 1, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 255, 196, 0, 26, 17, 1, 0, 2, 3, 1, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 17, 18, 38, 65, 255, 218, 0, 12, 3, 1, 0, 2, 17, 3,
+            17, 0, 63, 0, 175, 119, 49, 197, 184, 2, 0, 0, 0, 16, 13, 129, 103, 161, 102, 178, 115,
+            125, 202, 68, 236, 173, 25, 42, 164, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0,
+            38, 0, 0, 0, 0, 250, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 67, 1, 43, 45, 45, 60, 48, 60,
+            118, 65, 65, 118, 248, 165, 140, 165, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            241, 255, 255, 255, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 248, 248,
+            248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248, 248,
+            248, 248, 248, 248, 248, 248, 248, 255, 192, 0, 17, 8, 0, 32, 0, 32, 3, 1, 34, 0, 2,
+            17, 1, 3, 17, 1, 255, 196, 0, 24, 0, 1, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            2, 0, 126, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 198,
+        ]);
         let mut decoder = JpegDecoder::new(data);
         decoder.decode().unwrap();
-
     }
 }

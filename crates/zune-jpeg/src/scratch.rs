@@ -30,8 +30,8 @@ const MAX_SPARE: usize = 32;
 /// ```
 #[derive(Default)]
 pub struct DecoderScratch {
-    pub(crate) bufs:       Vec<Vec<i16>>,
-    pub(crate) components: Vec<Components>
+    pub(crate) bufs: Vec<Vec<i16>>,
+    pub(crate) components: Vec<Components>,
 }
 
 impl core::fmt::Debug for DecoderScratch {
@@ -47,7 +47,10 @@ impl DecoderScratch {
     /// An empty scratch (the first decoder that uses it allocates as usual).
     #[must_use]
     pub const fn new() -> Self {
-        DecoderScratch { bufs: Vec::new(), components: Vec::new() }
+        DecoderScratch {
+            bufs: Vec::new(),
+            components: Vec::new(),
+        }
     }
 
     /// Heap bytes held by the spare buffers.
@@ -77,7 +80,7 @@ pub(crate) fn take(spare: &mut Vec<Vec<i16>>, len: usize, fill: i16) -> Vec<i16>
             v.resize(len, fill);
             v
         }
-        None => vec![fill; len]
+        None => vec![fill; len],
     }
 }
 
@@ -113,8 +116,8 @@ pub(crate) fn harvest(spare: &mut Vec<Vec<i16>>, c: &mut Components) {
 /// Per-call buffers of a decoding routine, given back to the spares whatever way it exits.
 #[derive(Default)]
 pub(crate) struct Locals {
-    pub(crate) blocks:  [Vec<i16>; 4],
-    pub(crate) scratch: Vec<i16>
+    pub(crate) blocks: [Vec<i16>; 4],
+    pub(crate) scratch: Vec<i16>,
 }
 
 impl Locals {

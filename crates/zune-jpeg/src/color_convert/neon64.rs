@@ -22,7 +22,7 @@ const C_1: u64 = u64::from_ne_bytes([
     CB_CF.to_ne_bytes()[0],
     CB_CF.to_ne_bytes()[1],
     C_G_CR_COEF_1.to_ne_bytes()[0],
-    C_G_CR_COEF_1.to_ne_bytes()[1]
+    C_G_CR_COEF_1.to_ne_bytes()[1],
 ]);
 const C_2: u64 = u64::from_ne_bytes([
     C_G_CB_COEF_2.to_ne_bytes()[0],
@@ -32,12 +32,14 @@ const C_2: u64 = u64::from_ne_bytes([
     0,
     0,
     0,
-    0
+    0,
 ]);
 
 #[inline(always)]
 unsafe fn ycbcr_to_rgb_baseline_no_clamp(
-    y: &[i16; 16], cb: &[i16; 16], cr: &[i16; 16]
+    y: &[i16; 16],
+    cb: &[i16; 16],
+    cr: &[i16; 16],
 ) -> (uint8x16_t, uint8x16_t, uint8x16_t) {
     unsafe {
         // NEON has 32 registers, so it is good idea to utilize a lot of variables at once
@@ -116,14 +118,18 @@ unsafe fn ycbcr_to_rgb_baseline_no_clamp(
         (
             vcombine_u8(r0, r1),
             vcombine_u8(g0, g1),
-            vcombine_u8(b0, b1)
+            vcombine_u8(b0, b1),
         )
     }
 }
 
 #[inline(always)]
 pub fn ycbcr_to_rgb_neon(
-    y: &[i16; 16], cb: &[i16; 16], cr: &[i16; 16], out: &mut [u8], offset: &mut usize
+    y: &[i16; 16],
+    cb: &[i16; 16],
+    cr: &[i16; 16],
+    out: &mut [u8],
+    offset: &mut usize,
 ) {
     // call this in another function to tell RUST to vectorize this
     // storing
@@ -136,7 +142,11 @@ pub fn ycbcr_to_rgb_neon(
 
 #[inline(always)]
 pub fn ycbcr_to_rgba_neon(
-    y: &[i16; 16], cb: &[i16; 16], cr: &[i16; 16], out: &mut [u8], offset: &mut usize
+    y: &[i16; 16],
+    cb: &[i16; 16],
+    cr: &[i16; 16],
+    out: &mut [u8],
+    offset: &mut usize,
 ) {
     unsafe {
         let (r, g, b) = ycbcr_to_rgb_baseline_no_clamp(y, cb, cr);

@@ -12,7 +12,11 @@ use core::arch::aarch64::*;
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
 pub unsafe fn upsample_horizontal_neon(
-    input: &[i16], in_near: &[i16], in_far: &[i16], scratch: &mut [i16], output: &mut [i16]
+    input: &[i16],
+    in_near: &[i16],
+    in_far: &[i16],
+    scratch: &mut [i16],
+    output: &mut [i16],
 ) {
     assert_eq!(input.len() * 2, output.len());
     assert!(input.len() > 2);
@@ -39,7 +43,7 @@ pub unsafe fn upsample_horizontal_neon(
             (
                 vld1q_s16(in_ptr),
                 vld1q_s16(in_ptr.add(1)),
-                vld1q_s16(in_ptr.add(2))
+                vld1q_s16(in_ptr.add(2)),
             )
         };
 
@@ -81,7 +85,11 @@ pub unsafe fn upsample_horizontal_neon(
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
 pub unsafe fn upsample_vertical_neon(
-    input: &[i16], in_near: &[i16], in_far: &[i16], scratch: &mut [i16], output: &mut [i16]
+    input: &[i16],
+    in_near: &[i16],
+    in_far: &[i16],
+    scratch: &mut [i16],
+    output: &mut [i16],
 ) {
     assert_eq!(input.len() * 2, output.len());
     assert_eq!(in_near.len(), input.len());
@@ -109,7 +117,7 @@ pub unsafe fn upsample_vertical_neon(
             (
                 vld1q_s16(input.as_ptr()),
                 vld1q_s16(in_near.as_ptr()),
-                vld1q_s16(in_far.as_ptr())
+                vld1q_s16(in_far.as_ptr()),
             )
         };
 
@@ -137,7 +145,7 @@ pub unsafe fn upsample_vertical_neon(
             in_near.try_into().unwrap(),
             in_far.try_into().unwrap(),
             out_top.try_into().unwrap(),
-            out_bottom.try_into().unwrap()
+            out_bottom.try_into().unwrap(),
         );
     }
 
@@ -158,7 +166,11 @@ pub unsafe fn upsample_vertical_neon(
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
 pub unsafe fn upsample_hv_neon(
-    input: &[i16], in_near: &[i16], in_far: &[i16], scratch_space: &mut [i16], output: &mut [i16]
+    input: &[i16],
+    in_near: &[i16],
+    in_far: &[i16],
+    scratch_space: &mut [i16],
+    output: &mut [i16],
 ) {
     assert_eq!(input.len() * 4, output.len());
 
