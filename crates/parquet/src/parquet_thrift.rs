@@ -537,7 +537,8 @@ pub(crate) trait ThriftCompactInputProtocol<'a> {
                     element_type,
                     FieldType::BooleanFalse | FieldType::BooleanTrue
                 ) {
-                    let n = usize::try_from(list_ident.size).map_err(|_| ThriftProtocolError::Eof)?;
+                    let n =
+                        usize::try_from(list_ident.size).map_err(|_| ThriftProtocolError::Eof)?;
                     return self.skip_bytes(n);
                 }
                 for _ in 0..list_ident.size {
@@ -553,8 +554,9 @@ pub(crate) trait ThriftCompactInputProtocol<'a> {
                     let key_type = FieldType::from(ElementType::try_from(kv >> 4)?);
                     let val_type = FieldType::from(ElementType::try_from(kv & 0xf)?);
                     // inferkit patch: boolean keys and values are a byte each (see above)
-                    let is_bool =
-                        |t: FieldType| matches!(t, FieldType::BooleanFalse | FieldType::BooleanTrue);
+                    let is_bool = |t: FieldType| {
+                        matches!(t, FieldType::BooleanFalse | FieldType::BooleanTrue)
+                    };
                     for _ in 0..size {
                         if is_bool(key_type) {
                             self.read_i8()?;

@@ -2079,7 +2079,10 @@ fn update_distinct_values_seen(
 #[cfg(test)]
 use crate as parquet_crate;
 
+// inferkit patch: upstream's tests/ folder is not copied (tests are off), so rustfmt must not
+// look for this file.
 #[cfg(test)]
+#[rustfmt::skip]
 #[path = "../../../tests/arrow_writer/roundtrip_helpers.rs"]
 mod roundtrip_helpers;
 

@@ -67,7 +67,7 @@ use crate::arrow::async_reader::{MetadataFetch, MetadataSuffixFetch};
 /// # Example
 /// ```no_run
 /// # use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
-/// # fn open_parquet_file(path: &str) -> std::fs::File { unimplemented!(); }
+/// # fn open_parquet_file(path: &str) -> std::fs::File { std::fs::File::open(path).unwrap() }
 /// // read parquet metadata including page indexes from a file
 /// let file = open_parquet_file("some_path.parquet");
 /// let mut reader = ParquetMetaDataReader::new()
@@ -439,7 +439,7 @@ impl ParquetMetaDataReader {
     /// # Example
     /// ```no_run
     /// # use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
-    /// # fn open_parquet_file(path: &str) -> std::fs::File { unimplemented!(); }
+    /// # fn open_parquet_file(path: &str) -> std::fs::File { std::fs::File::open(path).unwrap() }
     /// // read parquet metadata including page indexes
     /// let file = open_parquet_file("some_path.parquet");
     /// let metadata = ParquetMetaDataReader::new()
@@ -480,8 +480,14 @@ impl ParquetMetaDataReader {
     /// # use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
     /// # use parquet::errors::ParquetError;
     /// # use crate::parquet::file::reader::Length;
-    /// # fn get_bytes(file: &std::fs::File, range: std::ops::Range<u64>) -> bytes::Bytes { unimplemented!(); }
-    /// # fn open_parquet_file(path: &str) -> std::fs::File { unimplemented!(); }
+    /// # fn get_bytes(mut file: &std::fs::File, range: std::ops::Range<u64>) -> bytes::Bytes {
+    /// #     use std::io::{Read, Seek, SeekFrom};
+    /// #     let mut buf = vec![0; (range.end - range.start) as usize];
+    /// #     file.seek(SeekFrom::Start(range.start)).unwrap();
+    /// #     file.read_exact(&mut buf).unwrap();
+    /// #     buf.into()
+    /// # }
+    /// # fn open_parquet_file(path: &str) -> std::fs::File { std::fs::File::open(path).unwrap() }
     /// let file = open_parquet_file("some_path.parquet");
     /// let len = file.len();
     /// // Speculatively read 1 kilobyte from the end of the file
@@ -507,8 +513,14 @@ impl ParquetMetaDataReader {
     /// # use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
     /// # use parquet::errors::ParquetError;
     /// # use crate::parquet::file::reader::Length;
-    /// # fn get_bytes(file: &std::fs::File, range: std::ops::Range<u64>) -> bytes::Bytes { unimplemented!(); }
-    /// # fn open_parquet_file(path: &str) -> std::fs::File { unimplemented!(); }
+    /// # fn get_bytes(mut file: &std::fs::File, range: std::ops::Range<u64>) -> bytes::Bytes {
+    /// #     use std::io::{Read, Seek, SeekFrom};
+    /// #     let mut buf = vec![0; (range.end - range.start) as usize];
+    /// #     file.seek(SeekFrom::Start(range.start)).unwrap();
+    /// #     file.read_exact(&mut buf).unwrap();
+    /// #     buf.into()
+    /// # }
+    /// # fn open_parquet_file(path: &str) -> std::fs::File { std::fs::File::open(path).unwrap() }
     /// let file = open_parquet_file("some_path.parquet");
     /// let len = file.len();
     /// // Speculatively read 1 kilobyte from the end of the file
