@@ -288,15 +288,6 @@ impl EfficientNetLite0 {
         })
     }
 
-    /// The weights, for changes before the model is shared.
-    fn unshared(&mut self, what: &str) -> Result<&mut Net> {
-        Arc::get_mut(&mut self.net).ok_or_else(|| {
-            backend_err(format!(
-                "{what} on a model already shared (clone it after configuring, not before)"
-            ))
-        })
-    }
-
     /// Runs on `threads` threads (0 is taken as 1): 1 on the caller's thread, more on a
     /// rayon pool of exactly that size owned by the model.
     ///
@@ -306,7 +297,7 @@ impl EfficientNetLite0 {
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
         let pool = super::thread_pool(threads, "efficientnet").map_err(backend_err)?;
-        let net = self.unshared("with_threads")?;
+        let net = super::unshared(&mut self.net, "efficientnet-lite0", "with_threads")?;
         net.pool = pool;
         net.threads = threads;
         Ok(self)
@@ -318,7 +309,7 @@ impl EfficientNetLite0 {
     /// # Errors
     /// [`Error::Backend`] when the model is already shared (a clone of it exists).
     pub fn with_name(mut self, name: impl Into<String>, version: semver::Version) -> Result<Self> {
-        let net = self.unshared("with_name")?;
+        let net = super::unshared(&mut self.net, "efficientnet-lite0", "with_name")?;
         net.descriptor.name = name.into();
         net.descriptor.version = version;
         Ok(self)

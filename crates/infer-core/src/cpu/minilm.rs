@@ -253,7 +253,7 @@ impl MiniLm {
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
         let pool = super::thread_pool(threads, "minilm").map_err(err)?;
-        let net = self.unshared("with_threads")?;
+        let net = super::unshared(&mut self.net, "minilm", "with_threads")?;
         net.pool = pool;
         net.threads = threads;
         Ok(self)
@@ -265,19 +265,10 @@ impl MiniLm {
     /// # Errors
     /// [`Error::Backend`] when the model is already shared (a clone of it exists).
     pub fn with_name(mut self, name: impl Into<String>, version: semver::Version) -> Result<Self> {
-        let net = self.unshared("with_name")?;
+        let net = super::unshared(&mut self.net, "minilm", "with_name")?;
         net.descriptor.name = name.into();
         net.descriptor.version = version;
         Ok(self)
-    }
-
-    /// The weights, for changes before the model is shared.
-    fn unshared(&mut self, what: &str) -> Result<&mut Net> {
-        Arc::get_mut(&mut self.net).ok_or_else(|| {
-            err(format!(
-                "{what} on a model already shared (clone it after configuring, not before)"
-            ))
-        })
     }
 
     /// The number of threads a forward pass uses.

@@ -8,6 +8,10 @@
 //! plain loops compiled per SIMD level (`multiversion`). Each model runs on a thread count
 //! of its own: 1 means the caller's thread only.
 
+use std::sync::Arc;
+
+use crate::{Error, Result};
+
 mod backend;
 mod efficientnet;
 #[cfg(feature = "text")]
@@ -30,6 +34,18 @@ pub use backend::{Architecture, CpuBackend};
 pub use efficientnet::EfficientNetLite0;
 #[cfg(feature = "text")]
 pub use minilm::{MiniLm, Tokens};
+
+/// A model's weights for changes before it is shared (its `with_threads`, `with_name`): the
+/// one owner's, or an error naming `model` and the setter `what` when a clone exists.
+pub(crate) fn unshared<'a, T>(net: &'a mut Arc<T>, model: &str, what: &str) -> Result<&'a mut T> {
+    Arc::get_mut(net).ok_or_else(|| Error::Backend {
+        model: model.into(),
+        message: format!(
+            "{what} on a model already shared (clone it after configuring, not before)"
+        ),
+        source: None,
+    })
+}
 
 /// The pool behind a model's `with_threads(n)`: `None` for 1 (the caller's thread alone),
 /// else a rayon pool of exactly `n` threads named `<prefix>-<i>`.

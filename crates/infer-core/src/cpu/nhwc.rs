@@ -531,7 +531,10 @@ const STRIP_FLOATS: usize = 64 * 1024;
 /// `strips` holds the caller's buffers for the rolling rows, one per thread (a session's,
 /// kept between calls so they are neither allocated nor faulted in again): a unit of work
 /// on rayon thread `i` of the pool takes `strips[i % strips.len()]`, on the caller's thread
-/// `strips[0]`. An empty slice is a fresh buffer per unit.
+/// `strips[0]`.
+///
+/// # Panics
+/// As the other kernels, on shapes that do not fit; and when `strips` is empty.
 pub fn mbconv(
     x: &[f32],
     shape: Nhwc,
@@ -559,6 +562,7 @@ pub fn mbconv(
         "mbconv: projection is not mid×cout"
     );
     assert!(b.k > 0 && b.stride > 0, "mbconv: zero kernel or stride");
+    assert!(!strips.is_empty(), "mbconv: no strip buffer");
     assert!(
         !b.residual || (b.stride == 1 && cin == cout),
         "mbconv: a residual needs stride 1 and cin == cout"
@@ -599,15 +603,10 @@ pub fn mbconv(
             Some(i) if threads > 1 => i,
             _ => 0,
         };
-        let mut fresh = Vec::new();
-        let mut held = strips
-            .get(slot % strips.len().max(1))
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         {
-            let scratch: &mut Vec<f32> = match held.as_deref_mut() {
-                Some(v) => v,
-                None => &mut fresh,
-            };
+            let mut scratch = strips[slot % strips.len()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let need = ring * w * mid + strip * ow * mid;
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
