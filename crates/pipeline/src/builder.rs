@@ -11,6 +11,7 @@ use crate::metrics::StageCounters;
 use crate::options::ErrorPolicy;
 use crate::shared::{Shared, recv, send};
 use crate::submit::Submitter;
+use crossbeam_channel::Sender;
 
 /// Builds pipelines: a source, stages, batchers and a sink joined by bounded channels.
 ///
@@ -44,7 +45,7 @@ impl Pipeline {
     }
 }
 
-/// Configures a pipeline, then starts it with a source.
+/// Configures a pipeline, then gives it a source; the pipeline runs once it is ended.
 #[must_use]
 pub struct Builder {
     policy: ErrorPolicy,
@@ -82,7 +83,8 @@ impl Builder {
         self
     }
 
-    /// Starts the run with a source thread pulling `items`; ids count from 0.
+    /// A pipeline whose source thread pulls `items` (once the pipeline is ended, see
+    /// [`Flow`]); ids count from 0.
     pub fn source<I>(self, items: I) -> Flow<I::Item>
     where
         I: IntoIterator + Send + 'static,
@@ -92,7 +94,7 @@ impl Builder {
         self.inputs(items.into_iter().map(Input::new))
     }
 
-    /// Starts the run with items that may carry a deadline and an id.
+    /// A pipeline whose source yields items that may carry a deadline and an id.
     pub fn inputs<I, T>(self, items: I) -> Flow<T>
     where
         I: IntoIterator<Item = Input<T>> + Send + 'static,
@@ -108,17 +110,18 @@ impl Builder {
         )
     }
 
-    /// Starts the run fed by a [`Submitter`]: items handed in from any thread through an
+    /// A pipeline fed by a [`Submitter`]: items handed in from any thread through an
     /// intake queue of the pipeline's capacity ([`with_capacity`](Self::with_capacity)).
-    /// The input ends when every clone of the submitter is dropped; a cancelled or failed
-    /// run closes the queue.
+    /// Items submitted before the pipeline is ended wait in that queue until its threads
+    /// start. The input ends when every clone of the submitter is dropped; a cancelled or
+    /// failed run, or a `Flow` dropped unended, closes the queue.
     pub fn submitter<T: Send + 'static>(self) -> (Submitter<T>, Flow<T>) {
         let (tx, rx) = crossbeam_channel::bounded::<Input<T>>(self.capacity.max(1));
         let flow = self.start(move |cancel| Ok(recv(&rx, cancel)));
         (Submitter::new(tx), flow)
     }
 
-    fn start<T, F>(self, mut next: F) -> Flow<T>
+    fn start<T, F>(self, next: F) -> Flow<T>
     where
         T: Send + 'static,
         F: FnMut(&crate::CancelToken) -> Result<Option<Input<T>>, String> + Send + 'static,
@@ -132,56 +135,11 @@ impl Builder {
             1,
             Box::new(move || depth_rx.len()),
         ));
-        let sh = Arc::clone(&shared);
-        shared.spawn("source", "ik-source".into(), move || {
-            let cancel = sh.cancel.clone();
-            let mut position = 0_u64;
-            loop {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                let input = match next(&cancel) {
-                    Ok(Some(i)) => i,
-                    Ok(None) => break,
-                    Err(message) => {
-                        counters.error();
-                        sh.fail_run(Error::Panic {
-                            stage: "source".into(),
-                            item: position,
-                            message,
-                        });
-                        break;
-                    }
-                };
-                let id = input.id.unwrap_or(position);
-                position += 1;
-                counters.received(1);
-                let meta = Meta {
-                    id,
-                    deadline: input.deadline,
-                    created: std::time::Instant::now(),
-                    cancel: cancel.clone(),
-                    span: tracing::info_span!("item", id),
-                    weight: 1,
-                    members: Vec::new(),
-                };
-                sh.items.fetch_add(1, Relaxed);
-                sh.metrics.enter(1);
-                match send(
-                    &tx,
-                    Envelope {
-                        meta,
-                        value: input.value,
-                    },
-                    &cancel,
-                ) {
-                    Ok(()) => counters.emitted(1),
-                    Err(env) => {
-                        sh.item_cancelled(&counters, &env.meta);
-                        break;
-                    }
-                }
-            }
+        shared.defer(move |shared| {
+            let sh = Arc::clone(shared);
+            shared.spawn("source", "ik-source".into(), move || {
+                source_loop(&sh, &counters, &tx, next)
+            });
         });
         Flow {
             shared,
@@ -189,6 +147,61 @@ impl Builder {
             default_capacity: self.capacity,
             bound: 1 + self.capacity as u64,
             per_envelope: 1,
+        }
+    }
+}
+
+/// The source thread: pulls inputs until they end, the run is cancelled or the puller fails.
+fn source_loop<T, F>(sh: &Shared, counters: &StageCounters, tx: &Sender<Envelope<T>>, mut next: F)
+where
+    F: FnMut(&crate::CancelToken) -> Result<Option<Input<T>>, String>,
+{
+    let cancel = sh.cancel.clone();
+    let mut position = 0_u64;
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let input = match next(&cancel) {
+            Ok(Some(i)) => i,
+            Ok(None) => break,
+            Err(message) => {
+                counters.error();
+                sh.fail_run(Error::Panic {
+                    stage: "source".into(),
+                    item: position,
+                    message,
+                });
+                break;
+            }
+        };
+        let id = input.id.unwrap_or(position);
+        position += 1;
+        counters.received(1);
+        let meta = Meta {
+            id,
+            deadline: input.deadline,
+            created: std::time::Instant::now(),
+            cancel: cancel.clone(),
+            span: tracing::info_span!("item", id),
+            weight: 1,
+            members: Vec::new(),
+        };
+        sh.items.fetch_add(1, Relaxed);
+        sh.metrics.enter(1);
+        match send(
+            tx,
+            Envelope {
+                meta,
+                value: input.value,
+            },
+            &cancel,
+        ) {
+            Ok(()) => counters.emitted(1),
+            Err(env) => {
+                sh.item_cancelled(counters, &env.meta);
+                break;
+            }
         }
     }
 }

@@ -15,9 +15,11 @@ use crate::shared::{Shared, lock, recv, send};
 
 /// The output of the pipeline built so far, carrying items of type `T`.
 ///
-/// Every method appends a stage (its threads start at once) and returns the new output;
-/// [`sink`](Flow::sink), [`outputs`](Flow::outputs) and [`collect`](Flow::collect) end the
-/// pipeline.
+/// Every method appends a part (a stage, a batcher, an unbatcher) and returns the new
+/// output; [`sink`](Flow::sink), [`outputs`](Flow::outputs) and [`collect`](Flow::collect)
+/// end the pipeline. No thread runs and the source is not read until the pipeline is ended:
+/// then every part's threads start, source first. A `Flow` dropped unended starts nothing,
+/// and drops its source (and the closures of its stages) at once.
 #[must_use = "a Flow does nothing until it ends in a sink, outputs() or collect()"]
 pub struct Flow<T> {
     pub(crate) shared: Arc<Shared>,
@@ -86,42 +88,48 @@ impl<T: Send + 'static> Flow<T> {
             });
         }
         let counters = self.counters(name, "stage", workers);
-        let pool = match options.rayon_threads {
-            Some(n) => self.rayon_pool(name, n),
-            None => None,
-        };
         let reorder = (options.ordered && workers > 1).then(|| Arc::new(Reorder::new(workers)));
-        let f = Arc::new(f);
-        for w in 0..workers {
-            let ctx = Worker {
-                shared: Arc::clone(&self.shared),
-                counters: Arc::clone(&counters),
-                rx: self.rx.clone(),
-                tx: tx.clone(),
-                reorder: reorder.clone(),
-            };
-            let f = Arc::clone(&f);
-            let pool = pool.clone();
-            let core = options
-                .cores
-                .as_ref()
-                .and_then(|c| (!c.is_empty()).then(|| c[w % c.len()]));
-            let stage = name.to_string();
-            self.shared.spawn(name, format!("ik-{name}-{w}"), move || {
-                if let Some(id) = core
-                    && !core_affinity::set_for_current(core_affinity::CoreId { id })
-                {
-                    tracing::warn!(stage = %stage, core = id, "could not pin worker to core");
-                }
-                ctx.run(|v| match &pool {
-                    Some(p) => p.install(|| f(v).map_err(Into::into)),
-                    None => f(v).map_err(Into::into),
+        let window = if reorder.is_some() {
+            workers as u64 * self.per_envelope
+        } else {
+            0
+        };
+        let input = self.rx.clone();
+        let stage = name.to_string();
+        self.shared.defer(move |shared| {
+            let pool = options
+                .rayon_threads
+                .and_then(|n| rayon_pool(shared, &stage, n));
+            let f = Arc::new(f);
+            for w in 0..workers {
+                let ctx = Worker {
+                    shared: Arc::clone(shared),
+                    counters: Arc::clone(&counters),
+                    rx: input.clone(),
+                    tx: tx.clone(),
+                    reorder: reorder.clone(),
+                };
+                let f = Arc::clone(&f);
+                let pool = pool.clone();
+                let core = options
+                    .cores
+                    .as_ref()
+                    .and_then(|c| (!c.is_empty()).then(|| c[w % c.len()]));
+                let name = stage.clone();
+                shared.spawn(&stage, format!("ik-{stage}-{w}"), move || {
+                    if let Some(id) = core
+                        && !core_affinity::set_for_current(core_affinity::CoreId { id })
+                    {
+                        tracing::warn!(stage = %name, core = id, "could not pin worker to core");
+                    }
+                    ctx.run(|v| match &pool {
+                        Some(p) => p.install(|| f(v).map_err(Into::into)),
+                        None => f(v).map_err(Into::into),
+                    });
                 });
-            });
-        }
-        let workers = workers as u64;
-        let held = workers * self.per_envelope;
-        let window = if reorder.is_some() { held } else { 0 };
+            }
+        });
+        let held = workers as u64 * self.per_envelope;
         Flow {
             shared: self.shared,
             rx,
@@ -142,31 +150,6 @@ impl<T: Send + 'static> Flow<T> {
         })
     }
 
-    fn rayon_pool(&self, name: &str, n: usize) -> Option<Arc<rayon::ThreadPool>> {
-        let threads = self.shared.pool_threads();
-        let stage = name.to_string();
-        let built = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .spawn_handler(move |t| {
-                let h = std::thread::Builder::new()
-                    .name(format!("ik-{stage}-rayon-{}", t.index()))
-                    .spawn(move || t.run())?;
-                lock(&threads).push(h);
-                Ok(())
-            })
-            .build();
-        match built {
-            Ok(p) => Some(Arc::new(p)),
-            Err(e) => {
-                self.shared.fail_run(Error::Spawn {
-                    stage: name.to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                });
-                None
-            }
-        }
-    }
-
     /// Appends a batcher: groups items into `Vec`s of up to `max_items`, sending a partial
     /// batch when its first item has waited `max_delay` and at the end of input. Items keep
     /// their ids and spans inside the batch (an [`unbatch`](Self::unbatch) restores them);
@@ -176,11 +159,14 @@ impl<T: Send + 'static> Flow<T> {
         let capacity = options.capacity.unwrap_or(self.default_capacity);
         let (tx, rx) = self.channel::<Vec<T>>(capacity);
         let counters = self.counters(name, "batch", 1);
-        let shared = Arc::clone(&self.shared);
         let input = self.rx.clone();
         let max_delay = options.max_delay;
-        self.shared.spawn(name, format!("ik-{name}"), move || {
-            batcher(&shared, &counters, &input, &tx, max_items, max_delay);
+        let stage = name.to_string();
+        self.shared.defer(move |shared| {
+            let sh = Arc::clone(shared);
+            shared.spawn(&stage, format!("ik-{stage}"), move || {
+                batcher(&sh, &counters, &input, &tx, max_items, max_delay);
+            });
         });
         let per_batch = max_items as u64 * self.per_envelope;
         Flow {
@@ -202,10 +188,13 @@ impl<T: Send + 'static> Flow<T> {
         let capacity = self.default_capacity;
         let (tx, rx) = self.channel::<U>(capacity);
         let counters = self.counters(name, "unbatch", 1);
-        let shared = Arc::clone(&self.shared);
         let input = self.rx.clone();
-        self.shared.spawn(name, format!("ik-{name}"), move || {
-            unbatcher(&shared, &counters, &input, &tx);
+        let stage = name.to_string();
+        self.shared.defer(move |shared| {
+            let sh = Arc::clone(shared);
+            shared.spawn(&stage, format!("ik-{stage}"), move || {
+                unbatcher(&sh, &counters, &input, &tx);
+            });
         });
         Flow {
             shared: self.shared,
@@ -213,6 +202,33 @@ impl<T: Send + 'static> Flow<T> {
             default_capacity: self.default_capacity,
             bound: self.bound + self.per_envelope + capacity as u64,
             per_envelope: 1,
+        }
+    }
+}
+
+/// A stage's own rayon pool of `n` threads, named after it; `None` (and the run failed)
+/// when it cannot be built.
+fn rayon_pool(shared: &Shared, name: &str, n: usize) -> Option<Arc<rayon::ThreadPool>> {
+    let threads = shared.pool_threads();
+    let stage = name.to_string();
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .spawn_handler(move |t| {
+            let h = std::thread::Builder::new()
+                .name(format!("ik-{stage}-rayon-{}", t.index()))
+                .spawn(move || t.run())?;
+            lock(&threads).push(h);
+            Ok(())
+        })
+        .build();
+    match built {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            shared.fail_run(Error::Spawn {
+                stage: name.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            });
+            None
         }
     }
 }

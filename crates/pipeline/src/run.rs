@@ -32,8 +32,8 @@ pub struct Report {
 }
 
 impl<T: Send + 'static> Flow<T> {
-    /// Ends the pipeline in a sink thread calling `f` on every item, and returns the running
-    /// pipeline's handle. An `Err` or a panic in `f` follows the error policy, like a stage's.
+    /// Ends the pipeline in a sink thread calling `f` on every item, starts every thread, and
+    /// returns the running pipeline's handle. An `Err` or a panic in `f` follows the error policy, like a stage's.
     pub fn sink<E, F>(self, f: F) -> Run
     where
         E: Into<BoxError>,
@@ -43,10 +43,13 @@ impl<T: Send + 'static> Flow<T> {
         let shared = Arc::clone(&self.shared);
         let bound = self.in_flight_bound();
         let rx = self.rx;
-        let sh = Arc::clone(&shared);
-        shared.spawn("sink", "ik-sink".into(), move || {
-            sink_loop(&sh, &counters, &rx, f)
+        shared.defer(move |shared| {
+            let sh = Arc::clone(shared);
+            shared.spawn("sink", "ik-sink".into(), move || {
+                sink_loop(&sh, &counters, &rx, f)
+            });
         });
+        shared.launch();
         Run {
             shared,
             bound,
@@ -54,10 +57,14 @@ impl<T: Send + 'static> Flow<T> {
         }
     }
 
-    /// Ends the pipeline in the caller's thread: an iterator of `(id, item)` in arrival order.
+    /// Ends the pipeline in the caller's thread and starts every thread: an iterator of
+    /// `(id, item)` in arrival order, which ends when the input has drained through every
+    /// stage, or at once when the run is cancelled or fails
+    /// ([`finish`](Outputs::finish) then says which).
     pub fn outputs(self) -> Outputs<T> {
         let counters = self.counters("outputs", "sink", 1);
         let bound = self.in_flight_bound();
+        self.shared.launch();
         Outputs {
             shared: self.shared,
             counters,

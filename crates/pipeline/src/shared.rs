@@ -15,6 +15,9 @@ use crate::{CancelToken, ErrorPolicy};
 
 pub(crate) type DeadLetterFn = Arc<dyn Fn(DeadLetter) + Send + Sync>;
 
+/// Starts the threads of one part of the pipeline (a source, a stage, a batcher, a sink).
+type Launch = Box<dyn FnOnce(&Arc<Shared>) + Send>;
+
 pub(crate) struct Shared {
     pub(crate) cancel: CancelToken,
     pub(crate) policy: ErrorPolicy,
@@ -23,6 +26,10 @@ pub(crate) struct Shared {
     failure: Mutex<Option<Error>>,
     expired: Mutex<Vec<u64>>,
     threads: Mutex<Vec<(String, JoinHandle<()>)>>,
+    /// What starts the threads of every part appended so far, in order; run by
+    /// [`launch`](Self::launch) when the pipeline is ended (a sink or `outputs()`), and
+    /// dropped unrun, with everything it captured, when an unended pipeline is dropped.
+    pending: Mutex<Vec<Launch>>,
     /// Threads of per-stage rayon pools: joined after every stage thread (whose exit drops
     /// the pools).
     pool_threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -41,10 +48,25 @@ impl Shared {
             failure: Mutex::new(None),
             expired: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
             pool_threads: Arc::default(),
             items: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps `f` to start a part's threads when the pipeline is ended.
+    pub(crate) fn defer(&self, f: impl FnOnce(&Arc<Shared>) + Send + 'static) {
+        lock(&self.pending).push(Box::new(f));
+    }
+
+    /// Starts the threads of every part, source first. Called once, by the end of the
+    /// pipeline.
+    pub(crate) fn launch(self: &Arc<Self>) {
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        for start in pending {
+            start(self);
         }
     }
 
