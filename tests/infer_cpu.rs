@@ -142,6 +142,10 @@ fn cpu_backend_recognises_the_architecture_and_names_what_it_cannot_run() {
         )
         .unwrap();
     assert_eq!(plan.descriptor().outputs[0].name, "sentence_embedding");
+    let plan = CpuBackend::new()
+        .prepare(ModelSource::Path(&minilm), Device::Cpu)
+        .unwrap();
+    assert_eq!(plan.descriptor().name, "minilm");
 
     // a checkpoint of neither: an error naming the file and the tensors it has
     let other = root.join("tests/fixtures/weights/mixed.safetensors");

@@ -39,15 +39,12 @@ impl Architecture {
     /// [`Error::Weights`] when the checkpoint cannot be opened; [`Error::Backend`] when its
     /// tensors match no architecture this backend runs.
     pub fn recognise(path: &Path) -> Result<Architecture> {
-        let file = if path.is_dir() {
-            path.join("model.safetensors")
-        } else {
-            path.to_path_buf()
-        };
-        let ckpt = Checkpoint::open(&file).map_err(|source| Error::Weights {
-            model: file.display().to_string(),
-            source,
-        })?;
+        let (file, ckpt) = open(path)?;
+        Self::of(&ckpt, &file)
+    }
+
+    /// The architecture of an open checkpoint (`file` names it in the error).
+    fn of(ckpt: &Checkpoint, file: &Path) -> Result<Architecture> {
         let has = |name: &str| ckpt.get(name).is_some();
         if has("_conv_stem.weight") && has("_fc.weight") {
             Ok(Architecture::EfficientNetLite0)
@@ -69,6 +66,21 @@ impl Architecture {
             })
         }
     }
+}
+
+/// Opens the checkpoint at `path` (a directory: its `model.safetensors`), once for both
+/// recognising and loading it.
+fn open(path: &Path) -> Result<(std::path::PathBuf, Checkpoint)> {
+    let file = if path.is_dir() {
+        path.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let ckpt = Checkpoint::open(&file).map_err(|source| Error::Weights {
+        model: file.display().to_string(),
+        source,
+    })?;
+    Ok((file, ckpt))
 }
 
 /// The native CPU backend: EfficientNet-Lite0 and MiniLM as [`Plan`]s, the architecture
@@ -170,42 +182,40 @@ impl Backend for CpuBackend {
                 source: None,
             });
         };
+        // Opened once: recognised and loaded from the same mapped/parsed checkpoint.
+        let (file, ckpt) = open(path)?;
         let architecture = match self.architecture {
             Some(a) => a,
-            None => Architecture::recognise(path)?,
+            None => Architecture::of(&ckpt, &file)?,
         };
         match architecture {
             Architecture::EfficientNetLite0 => {
                 let (name, version) = self.naming("efficientnet-lite0");
-                let model = EfficientNetLite0::load(path)?
+                let model = EfficientNetLite0::from_checkpoint(&ckpt)?
                     .with_threads(self.threads)?
                     .with_name(name, version)?;
                 Ok(Arc::new(model))
             }
-            Architecture::MiniLm => self.prepare_minilm(path),
+            Architecture::MiniLm => self.prepare_minilm(&file, ckpt),
         }
     }
 }
 
 impl CpuBackend {
     #[cfg(feature = "text")]
-    fn prepare_minilm(&self, path: &Path) -> Result<Arc<dyn Plan>> {
-        let dir = if path.is_dir() {
-            path
-        } else {
-            path.parent().unwrap_or(Path::new("."))
-        };
+    fn prepare_minilm(&self, file: &Path, ckpt: Checkpoint) -> Result<Arc<dyn Plan>> {
+        let dir = file.parent().unwrap_or(Path::new("."));
         let (name, version) = self.naming("minilm");
-        let model = super::MiniLm::load(dir)?
+        let model = super::MiniLm::from_checkpoint(dir, ckpt)?
             .with_threads(self.threads)?
             .with_name(name, version)?;
         Ok(Arc::new(model))
     }
 
     #[cfg(not(feature = "text"))]
-    fn prepare_minilm(&self, path: &Path) -> Result<Arc<dyn Plan>> {
+    fn prepare_minilm(&self, file: &Path, _ckpt: Checkpoint) -> Result<Arc<dyn Plan>> {
         Err(Error::Backend {
-            model: path.display().to_string(),
+            model: file.display().to_string(),
             message: "MiniLM needs inferkit-infer-core's feature `text` (the tokenizer)".into(),
             source: None,
         })

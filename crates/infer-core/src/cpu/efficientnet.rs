@@ -140,6 +140,15 @@ impl EfficientNetLite0 {
                 model: "efficientnet-lite0".into(),
                 source,
             })?;
+        Self::from_checkpoint(&ckpt)
+    }
+
+    /// [`load`](Self::load) from a checkpoint already open (the weights are copied out:
+    /// folded and repacked, so `ckpt` can be dropped afterwards).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming a missing tensor or a wrong shape.
+    pub fn from_checkpoint(ckpt: &crate::weights::Checkpoint) -> Result<Self> {
         let get = |name: &str| -> Result<ndarray::ArrayD<f32>> {
             Ok(ckpt
                 .tensor(name)

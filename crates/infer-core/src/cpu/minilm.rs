@@ -123,6 +123,21 @@ impl MiniLm {
     /// of the wrong shape or dtype, or one that cannot be used in place.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        let ckpt =
+            Checkpoint::open(dir.join("model.safetensors")).map_err(|source| Error::Weights {
+                model: "minilm".into(),
+                source,
+            })?;
+        Self::from_checkpoint(dir, ckpt)
+    }
+
+    /// [`load`](Self::load) with the weights from a checkpoint already open (used in place,
+    /// so the model keeps it); `config.json` and `tokenizer.json` still come from `dir`.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn from_checkpoint(dir: impl AsRef<Path>, ckpt: Checkpoint) -> Result<Self> {
+        let dir = dir.as_ref();
         let config_path = dir.join("config.json");
         let config: serde_json::Value = std::fs::read_to_string(&config_path)
             .map_err(|e| err(format!("{}: {e}", config_path.display())))
@@ -162,11 +177,6 @@ impl MiniLm {
             }))
             .map_err(|e| err(format!("{}: {e}", tok_path.display())))?;
         tokenizer.with_padding(None);
-        let ckpt =
-            Checkpoint::open(dir.join("model.safetensors")).map_err(|source| Error::Weights {
-                model: "minilm".into(),
-                source,
-            })?;
         let model = MiniLm {
             net: Arc::new(Net {
                 descriptor: descriptor(&config),
