@@ -10,6 +10,9 @@ outputs computed by onnxruntime (CPU), and cases.json listing each case. The mod
   dyn_batch_v2  the same graph, other weights (a second version for the registry test)
   two_inputs a, b ["batch", 4] f32 and ids ["batch", 5] int64 -> prod (ReduceSum(a*b)),
              emb (ReduceMean(Gather(table, ids)) + a)
+  gru        x [6, 2, 3] -> GRU (hidden 4, linear_before_reset=1) -> y [6, 1, 2, 4], y_h [1, 2, 4]
+  lstm       x [6, 2, 3] -> LSTM (hidden 4) -> y [6, 1, 2, 4], y_h, y_c [1, 2, 4]
+             (recurrent: run twice in one session, a carried hidden state would show)
   custom_op  uses an operator no runtime knows (com.example.Frobnicate): a load error
 """
 import json
@@ -134,6 +137,34 @@ g = helper.make_graph(
 )
 p = save(helper.make_model(g, producer_name="inferkit"), "two_inputs")
 run_case("two_inputs", p, {"a": f32(3, 4), "b": f32(3, 4), "ids": rng.integers(0, 10, (3, 5)).astype(np.int64)})
+
+# recurrent layers: their hidden state must not carry from one run into the next
+H = 4
+g = helper.make_graph(
+    [helper.make_node("GRU", ["x", "w", "r", "b"], ["y", "y_h"], hidden_size=H, linear_before_reset=1)],
+    "gru",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 2, 3])],
+    [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 1, 2, H]),
+        helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 2, H]),
+    ],
+    [init("w", f32(1, 3 * H, 3)), init("r", f32(1, 3 * H, H)), init("b", f32(1, 6 * H))],
+)
+p = save(helper.make_model(g, producer_name="inferkit"), "gru")
+run_case("gru", p, {"x": f32(6, 2, 3)})
+g = helper.make_graph(
+    [helper.make_node("LSTM", ["x", "w", "r", "b"], ["y", "y_h", "y_c"], hidden_size=H)],
+    "lstm",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 2, 3])],
+    [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 1, 2, H]),
+        helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [1, 2, H]),
+        helper.make_tensor_value_info("y_c", TensorProto.FLOAT, [1, 2, H]),
+    ],
+    [init("w", f32(1, 4 * H, 3)), init("r", f32(1, 4 * H, H)), init("b", f32(1, 8 * H))],
+)
+p = save(helper.make_model(g, producer_name="inferkit"), "lstm")
+run_case("lstm", p, {"x": f32(6, 2, 3)})
 
 # an operator nobody implements
 g = helper.make_graph(

@@ -48,7 +48,7 @@ fn every_fixture_matches_onnxruntime() {
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("cases.json")).unwrap()).unwrap();
     let cases = cases["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 8);
     for case in cases {
         let plan = prepare(case["model"].as_str().unwrap());
         let inputs: Vec<(String, Tensor)> = case["inputs"]
@@ -58,18 +58,23 @@ fn every_fixture_matches_onnxruntime() {
             .map(|(k, f)| (k.clone(), npy(f.as_str().unwrap())))
             .collect();
         let named: Vec<(&str, _)> = inputs.iter().map(|(k, t)| (k.as_str(), t.view())).collect();
-        let out = plan.session().unwrap().run(&named).unwrap();
-        let d = plan.descriptor();
-        assert_eq!(out.len(), d.outputs.len());
-        for (spec, got) in d.outputs.iter().zip(&out) {
-            let want = npy(case["outputs"][&spec.name].as_str().unwrap());
-            let diff = max_abs_diff(got, &want);
-            assert!(
-                diff <= 1e-5,
-                "{} output {}: max |diff| {diff}",
-                d.name,
-                spec.name
-            );
+        // Three runs in one session: each request is independent, so a recurrent layer's
+        // hidden state (gru, lstm) must not carry from one run into the next.
+        let mut session = plan.session().unwrap();
+        for run in 0..3 {
+            let out = session.run(&named).unwrap();
+            let d = plan.descriptor();
+            assert_eq!(out.len(), d.outputs.len());
+            for (spec, got) in d.outputs.iter().zip(&out) {
+                let want = npy(case["outputs"][&spec.name].as_str().unwrap());
+                let diff = max_abs_diff(got, &want);
+                assert!(
+                    diff <= 1e-5,
+                    "{} output {} (run {run} of the session): max |diff| {diff}",
+                    d.name,
+                    spec.name
+                );
+            }
         }
     }
 }
