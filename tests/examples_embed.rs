@@ -98,7 +98,7 @@ fn input_file_one_text_per_line_and_errors() {
     assert_eq!(run.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
-        stderr.contains("/nonexistent/model/config.json") && stderr.contains("fetch-models"),
+        stderr.contains("/nonexistent/model/model.safetensors") && stderr.contains("fetch-models"),
         "{stderr}"
     );
 }

@@ -108,7 +108,19 @@ fn bad_token_ids_and_shapes_are_errors_naming_the_place() {
 #[test]
 fn a_missing_or_broken_model_folder_is_an_error_naming_the_file() {
     let e = MiniLm::load("/nonexistent").unwrap_err().to_string();
-    assert!(e.contains("/nonexistent/config.json"), "{e}");
+    assert!(e.contains("/nonexistent/model.safetensors"), "{e}");
+    // the checkpoint is there, its config is not
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        model_dir().join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let e = MiniLm::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains(&dir.path().join("config.json").display().to_string()),
+        "{e}"
+    );
     let dir = tempfile::tempdir().unwrap();
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(model_dir().join(f), dir.path().join(f)).unwrap();

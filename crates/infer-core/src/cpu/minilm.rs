@@ -119,8 +119,10 @@ impl MiniLm {
     /// [`with_threads`](Self::with_threads).
     ///
     /// # Errors
-    /// [`Error::Backend`] naming a missing or unreadable file, a missing tensor, a tensor
-    /// of the wrong shape or dtype, or one that cannot be used in place.
+    /// [`Error::Weights`] naming `model.safetensors` when it is missing or not a valid
+    /// checkpoint (it is opened first); [`Error::Backend`] naming a missing or unreadable
+    /// `config.json` or `tokenizer.json`, a missing tensor, a tensor of the wrong shape or
+    /// dtype, or one that cannot be used in place.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let ckpt =
