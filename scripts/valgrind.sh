@@ -9,7 +9,10 @@
 # code). The patched zune-jpeg's AVX2 IDCT (intrinsics) is also reached through the JPEG
 # that fuzzing found (`tests/preprocess_images.rs`, that test alone), and the Parquet table
 # tests (`tests/preprocess_parquet.rs`: `read_parquet` and `read_parquet_matrix` map files
-# with memmap2). valgrind does not emulate AVX-512 and its CPUID says so: under it
+# with memmap2), and the ONNX session tests (`tests/infer_onnx.rs`: an ONNX session keeps
+# tract's run state, which is not `Send`, behind an `unsafe impl Send`, and moves between
+# threads in `a_session_moves_between_threads_and_carries_nothing_between_runs`). valgrind
+# does not emulate AVX-512 and its CPUID says so: under it
 # infer-core's AVX-512 kernels (`cpu::packed`, the depthwise spans) are not reached and the
 # kernel tests run the portable paths; those kernels' `unsafe` rests on their asserts and
 # the kernel tests run natively.
@@ -43,3 +46,6 @@ grind "$jpeg" a_jpeg_found_by_fuzzing --test-threads=1 -q
 tables=$(exes_of -p inferkit --test preprocess_parquet)
 echo "== valgrind $(basename "$tables") parquet"
 grind "$tables" parquet --test-threads=2 -q
+onnx=$(exes_of -p inferkit --test infer_onnx)
+echo "== valgrind $(basename "$onnx") sessions"
+grind "$onnx" a_session_moves every_fixture --test-threads=2 -q

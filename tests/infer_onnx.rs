@@ -79,6 +79,79 @@ fn every_fixture_matches_onnxruntime() {
     }
 }
 
+/// A session keeps tract's run state per input shape between runs and may move to another
+/// thread between them: other inputs and other shapes run in between, on other threads, must
+/// leave no trace in the next answer (a recurrent layer's hidden state, a stale value slot).
+#[test]
+fn a_session_moves_between_threads_and_carries_nothing_between_runs() {
+    // (model, input, outputs, whether its first dim is dynamic)
+    for (model, x, outputs, dynamic) in [
+        (
+            "lstm.onnx",
+            "lstm.x.npy",
+            &["lstm.y.npy", "lstm.y_h.npy", "lstm.y_c.npy"][..],
+            false,
+        ),
+        (
+            "gru.onnx",
+            "gru.x.npy",
+            &["gru.y.npy", "gru.y_h.npy"][..],
+            false,
+        ),
+        (
+            "dyn_batch.onnx",
+            "dyn_batch.b5.x.npy",
+            &["dyn_batch.b5.y.npy"][..],
+            true,
+        ),
+    ] {
+        let plan = prepare(model);
+        let x = npy(x);
+        let wants: Vec<Tensor> = outputs.iter().map(|f| npy(f)).collect();
+        let other: Tensor = x.view_as::<f32>().unwrap().mapv(|v| 3.0 * v - 1.0).into();
+        let shorter: Tensor = x
+            .view_as::<f32>()
+            .unwrap()
+            .slice_axis(ndarray::Axis(0), (0..1).into())
+            .to_owned()
+            .into();
+        let mut session = plan.session().unwrap();
+        for round in 0..3 {
+            // another input, then another shape, each on a thread of its own
+            let others = if dynamic {
+                vec![&other, &shorter]
+            } else {
+                vec![&other]
+            };
+            for t in others {
+                let t = t.clone();
+                session = std::thread::spawn(move || {
+                    session.run(&[("x", t.view())]).unwrap();
+                    session
+                })
+                .join()
+                .unwrap();
+            }
+            let x = x.clone();
+            let (s, out) = std::thread::spawn(move || {
+                let out = session.run(&[("x", x.view())]).unwrap();
+                (session, out)
+            })
+            .join()
+            .unwrap();
+            session = s;
+            assert_eq!(out.len(), wants.len());
+            for ((got, want), file) in out.iter().zip(&wants).zip(outputs) {
+                let diff = max_abs_diff(got, want);
+                assert!(
+                    diff <= 1e-5,
+                    "{model} {file} round {round}: max |diff| {diff}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn descriptor_comes_from_the_graph() {
     let plan = prepare("two_inputs.onnx");

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, TDim,
-    Tensor as TractTensor, TypedModel, TypedRunnableModel, tvec,
+    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, SimpleState,
+    TDim, Tensor as TractTensor, TypedFact, TypedModel, TypedOp, TypedRunnableModel, tvec,
 };
 use tract_onnx::tract_hir::infer::GenericFactoid;
 
@@ -329,16 +329,42 @@ impl Plan for OnnxPlan {
     fn session(&self) -> Result<Box<dyn Session>> {
         Ok(Box::new(OnnxSession {
             plan: Arc::clone(&self.inner),
+            states: Vec::new(),
             _context: Device::Cpu.open()?,
         }))
     }
 }
 
-/// A session of an ONNX plan.
+/// A session of an ONNX plan: keeps tract's run state (value slots, op states, matmul
+/// scratch) for each input shape it has run, so a run does not rebuild it.
 struct OnnxSession {
     plan: Arc<Inner>,
+    /// Per input shapes, most recently used last, at most the plan cache's capacity.
+    states: Vec<(Shapes, KeptState)>,
     _context: DeviceContext,
 }
+
+/// tract's run state for one optimised plan.
+type State = SimpleState<TypedFact, Box<dyn TypedOp>, TypedModel, Arc<Runnable>>;
+
+/// A tract run state kept between runs of a session, which may move to another thread
+/// between runs (`Session: Send`).
+///
+/// tract 0.21's `SimpleState` is not `Send`: values are `TValue`s, which may be
+/// `Rc<Tensor>`, and its session state holds an `anymap3::Map` (no op of tract 0.21 puts
+/// anything in it). Moving an `Rc` to another thread is unsound only while a clone of it stays
+/// behind. Between runs no `Rc` reachable from the state has a clone outside it: the state
+/// is taken out of the session for a run and put back only after the run succeeded and
+/// every output `TValue` was copied into an inferkit tensor and dropped (`SimpleState::run`
+/// clears the value slots before it returns); the inputs the state keeps were made from our
+/// own copies; a failed or panicking run drops its state. tract's thread-locals (linalg
+/// scratch, executor) hold nothing of a state.
+struct KeptState(State);
+
+// SAFETY: see `KeptState`: between runs every `Rc` inside the state is owned by the state
+// alone, and a `KeptState` is only touched through `&mut OnnxSession`, on one thread at a time.
+#[allow(unsafe_code)]
+unsafe impl Send for KeptState {}
 
 fn to_tract(view: &TensorView<'_>, model: &str, input: &str) -> Result<TractTensor> {
     fn make<T: Datum + Copy>(
@@ -408,13 +434,35 @@ impl Session for OnnxSession {
     fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
         let d = &self.plan.descriptor;
         let (ordered, _dynamic) = d.validate(inputs)?;
-        let shapes = ordered.iter().map(|v| v.shape().to_vec()).collect();
-        let runnable = self.plan.plan_for(shapes)?;
+        let shapes: Shapes = ordered.iter().map(|v| v.shape().to_vec()).collect();
         let mut values = tvec![];
         for (spec, view) in d.inputs.iter().zip(&ordered) {
             values.push(to_tract(view, &d.name, &spec.name)?.into());
         }
-        let outputs = runnable.run(values).map_err(wrap(&d.name))?;
-        outputs.iter().map(|t| from_tract(t, &d.name)).collect()
+        // Out of the session for the run: a run that fails or panics drops its state.
+        let mut state = match self.states.iter().position(|(k, _)| *k == shapes) {
+            Some(i) => {
+                let mut kept = self.states.remove(i).1;
+                // Requests are independent: op states (a recurrent layer's hidden state) start
+                // afresh; value slots, constants and scratch are kept.
+                kept.0.reset_op_states().map_err(wrap(&d.name))?;
+                kept
+            }
+            None => {
+                let runnable = self.plan.plan_for(shapes.clone())?;
+                KeptState(State::new(runnable).map_err(wrap(&d.name))?)
+            }
+        };
+        let tract_outputs = state.0.run(values).map_err(wrap(&d.name))?;
+        let outputs = tract_outputs
+            .iter()
+            .map(|t| from_tract(t, &d.name))
+            .collect::<Result<Vec<_>>>()?;
+        drop(tract_outputs);
+        if self.states.len() >= self.plan.capacity {
+            self.states.remove(0);
+        }
+        self.states.push((shapes, state));
+        Ok(outputs)
     }
 }
