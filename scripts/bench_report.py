@@ -52,7 +52,7 @@ PARTS = {
         [("ORT / native speed", [0, 1], "native speed over onnxruntime's (higher is better; 1.0 = parity)")],
     ),
     "serve": (
-        "serve example: HTTP load test vs FastAPI + onnxruntime",
+        "inferkit-serve: HTTP load test vs FastAPI + onnxruntime",
         "scripts/load-serve.sh",
         [("ratio", [0], "inferkit serve over FastAPI + onnxruntime (throughput: higher is better; latency and RSS: lower is better)")],
     ),

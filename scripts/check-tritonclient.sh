@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the `serve` example (two versions of the ONNX fixture model and the bundled
+# Starts the `inferkit-serve` binary (two versions of the ONNX fixture model and the bundled
 # EfficientNet-Lite0) and drives it with NVIDIA's official `tritonclient[http]` package
 # (scripts/tritonclient_check.py, in its own virtualenv), then stops it with SIGTERM and
 # checks it exits 0 (graceful shutdown). Runs in CI. PROFILE=release to use a release build.
@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-debug}
 flag=(); [ "$profile" = release ] && flag=(--release)
-cargo build -q --example serve "${flag[@]}"
+cargo build -q -p inferkit-serve --bin inferkit-serve "${flag[@]}"
 port=${PORT:-18471}
 log=$(mktemp)
-target/$profile/examples/serve --addr "127.0.0.1:$port" \
+target/$profile/inferkit-serve --addr "127.0.0.1:$port" \
   --model dyn=tests/fixtures/onnx/dyn_batch.onnx@1 \
   --model dyn=tests/fixtures/onnx/dyn_batch_v2.onnx@2 \
   --model efficientnet-lite0=assets/models/efficientnet-lite0.pth 2>"$log" &

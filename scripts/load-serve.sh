@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The serve example's load test against its anchor, in one run on one machine: the same
-# EfficientNet-Lite0 behind inferkit's `serve` (release build, native CPU backend, dynamic
+# inferkit-serve's load test against its anchor, in one run on one machine: the same
+# EfficientNet-Lite0 behind `inferkit-serve` (release build, native CPU backend, dynamic
 # batching) and behind a FastAPI + onnxruntime app (scripts/anchors/serve_fastapi.py), each
 # driven by wrk with 16 connections for DURATION seconds (default 30) posting the same
 # Open Inference Protocol JSON request (a bundled photo, preprocessed). Prints a table of
@@ -15,7 +15,7 @@ onnx=.cache/models/efficientnet-lite0/efficientnet-lite0.onnx
 if [ ! -f "$onnx" ]; then
   scripts/pyvenv.sh onnx-export torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy -- scripts/export_efficientnet_onnx.py
 fi
-cargo build -q --release --example serve
+cargo build -q --release -p inferkit-serve --bin inferkit-serve
 out=target/load-serve; mkdir -p "$out"
 py=(scripts/pyvenv.sh serve-anchor fastapi uvicorn onnxruntime numpy pillow --)
 "${py[@]}" scripts/anchors/serve_body.py assets/images/chelsea.jpg "$out/body.json"
@@ -48,7 +48,7 @@ run() {
 }
 
 # SERVE_ARGS: extra options for ours (e.g. --max-batch 8); ONLY=ours skips the anchor
-run ours 18481 target/release/examples/serve --addr 127.0.0.1:18481 \
+run ours 18481 target/release/inferkit-serve --addr 127.0.0.1:18481 \
   --model efficientnet-lite0=assets/models/efficientnet-lite0.pth ${SERVE_ARGS:-}
 [ "${ONLY:-}" = ours ] && exit 0
 run anchor 18482 "${py[@]}" scripts/anchors/serve_fastapi.py "$onnx" 18482

@@ -1,7 +1,7 @@
 """Writes the seed inputs of the fuzz targets that start from real files (committed under
 fuzz/seeds/): tiny images in every format the decoder takes (Pillow), small CSV and Parquet
 tables (pyarrow, snappy and uncompressed, with nulls and a dictionary column), and request
-bodies of the serve example (JSON, nested, binary extension).
+bodies of inferkit-serve (JSON, nested, binary extension).
 
 Run: scripts/pyvenv.sh fuzz-seeds pillow pyarrow numpy -- scripts/make_fuzz_seeds.py
 """

@@ -1,4 +1,4 @@
-"""Drives a running `serve` example with NVIDIA's official `tritonclient[http]` package:
+"""Drives a running `inferkit-serve` with NVIDIA's official `tritonclient[http]` package:
 health, readiness, metadata, and inference (JSON tensors; priority and timeout as the client
 sends them), checking the answers against onnxruntime's outputs committed as fixtures
 (tests/fixtures/onnx, scripts/make_onnx_fixtures.py). Run by scripts/check-tritonclient.sh."""

@@ -15,12 +15,7 @@
 //! The heap is counted by this binary's global allocator (live bytes, process-wide), so the
 //! tests here take one lock and run one at a time.
 
-#[path = "../examples/serve/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "../examples/serve/request.rs"]
-#[allow(dead_code)]
-mod request;
+use inferkit_serve as app;
 #[path = "common/serve_support.rs"]
 #[allow(dead_code)]
 mod serve_support;

@@ -1,16 +1,12 @@
-//! The `serve` example's server, in process (its `app` module compiled into this test): the
+//! inferkit-serve's server, in process (the library, named `app` here): the
 //! Open Inference Protocol endpoints and their errors on the ONNX fixtures
 //! (scripts/make_onnx_fixtures.py, onnxruntime's outputs), batching across concurrent
 //! clients with the same answers, a full queue (503), a passed deadline (504), and a hot
 //! reload under load with no failed request.
 
-#[path = "../examples/serve/app.rs"]
-#[allow(dead_code)]
-mod app;
+use inferkit_serve as app;
 #[path = "common/log.rs"]
 mod log;
-#[path = "../examples/serve/request.rs"]
-mod request;
 #[path = "common/serve_support.rs"]
 mod serve_support;
 
@@ -53,8 +49,8 @@ fn close(a: &[f32], b: &[f32]) -> bool {
 
 fn two_versions() -> Arc<App> {
     let app = App::new(Config::default());
-    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
-    app.load(app::load_threaded("dyn", &fixture("dyn_batch_v2.onnx"), Some("2"), 1).unwrap());
+    app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
+    app.load(app::load_model("dyn", &fixture("dyn_batch_v2.onnx"), Some("2"), 1).unwrap());
     app
 }
 
@@ -162,12 +158,12 @@ async fn endpoints_answer_as_the_protocol_says_and_errors_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_and_get_their_own_rows() {
-    let app = App::new(Config {
-        max_batch: 16,
-        max_delay: Duration::from_millis(50),
-        ..Config::default()
-    });
-    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
+    let app = App::new(
+        Config::default()
+            .with_max_batch(16)
+            .with_max_delay(Duration::from_millis(50)),
+    );
+    app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let y: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
@@ -275,7 +271,7 @@ async fn a_full_queue_is_503_and_a_passed_deadline_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_reload_under_load_fails_no_request() {
     let app = App::new(Config::default());
-    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
+    app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
@@ -423,12 +419,10 @@ async fn ab_route_splits_by_weight_and_sticks_by_header() {
     let app = two_versions();
     app.route(
         "dyn",
-        app::Route {
-            split: vec![
-                (semver::Version::new(1, 0, 0), 3),
-                (semver::Version::new(2, 0, 0), 1),
-            ],
-        },
+        app::Route::new(vec![
+            (semver::Version::new(1, 0, 0), 3),
+            (semver::Version::new(2, 0, 0), 1),
+        ]),
     );
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
@@ -534,7 +528,7 @@ async fn a_client_that_disconnects_cancels_its_queued_request() {
     assert_eq!(ok.status(), 200, "the server goes on");
 }
 
-/// The test binary's global log subscriber: the serve example's JSON format and redaction,
+/// The test binary's global log subscriber: inferkit-serve's JSON format and redaction,
 /// into a buffer.
 fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
     static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
@@ -643,11 +637,8 @@ async fn binary_tensor_data_extension_in_and_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_in_json() {
-    let app = App::new(Config {
-        max_body: 100,
-        ..Config::default()
-    });
-    app.load(app::load_threaded("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
+    let app = App::new(Config::default().with_max_body(100));
+    app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), None, 1).unwrap());
     let base = serve(app).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let r = reqwest::Client::new()

@@ -1,4 +1,4 @@
-//! The `serve` example's request parsing (examples/serve/request.rs: JSON, nested data,
+//! inferkit-serve's request parsing (crates/serve/src/request.rs: JSON, nested data,
 //! the binary tensor data extension, checks against the model's inputs) on arbitrary bytes.
 //! The first byte picks plain JSON or a binary-extension header length. A 400 message is
 //! the expected answer to garbage; a panic, a hang or a huge allocation is a bug.
@@ -6,12 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// request.rs names its types as `inferkit::infer_core::…` (the root crate); the fuzz crate
-// depends on infer-core alone and plays the root crate's part.
-extern crate self as inferkit;
-pub use inferkit_infer_core as infer_core;
-
-#[path = "../../examples/serve/request.rs"]
+#[path = "../../crates/serve/src/request.rs"]
 #[allow(dead_code)]
 mod request;
 

@@ -1,4 +1,4 @@
-"""The anchor of the serve example's load test: what a Python team deploys first — a FastAPI
+"""The anchor of inferkit-serve's load test: what a Python team deploys first — a FastAPI
 app on uvicorn (one process) serving EfficientNet-Lite0 through onnxruntime (default
 session options: intra-op threads = the cores), speaking the same Open Inference Protocol
 JSON as ours: POST /v2/models/{name}/infer with one FP32 input, the logits back as JSON.

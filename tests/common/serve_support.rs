@@ -1,5 +1,5 @@
-//! What the server tests share (`tests/serve.rs`, `tests/faults.rs`, each compiling the
-//! `serve` example's `app` module at its root): serving an [`App`] on a free port, and a
+//! What the server tests share (`tests/serve.rs`, `tests/faults.rs`, each naming
+//! `inferkit_serve` as `app` at its root): serving an [`App`] on a free port, and a
 //! deliberately slow model.
 
 use std::sync::Arc;
@@ -81,12 +81,12 @@ pub(crate) fn slow() -> Model {
 /// A slow model (150 ms a batch) answering one request at a time, and the body of one
 /// request to it.
 pub(crate) async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
-    let app = App::new(Config {
-        max_batch: 1,
-        max_delay: Duration::ZERO,
-        queue,
-        ..Config::default()
-    });
+    let app = App::new(
+        Config::default()
+            .with_max_batch(1)
+            .with_max_delay(Duration::ZERO)
+            .with_queue(queue),
+    );
     app.load(slow());
     let base = serve(Arc::clone(&app)).await;
     let body =

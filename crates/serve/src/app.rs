@@ -1,6 +1,5 @@
-//! The server behind the `serve` example: the KServe v2 / Open Inference Protocol over HTTP
-//! (axum), each model version behind a `pipeline` (bounded queue → batcher → one inference
-//! thread). Kept apart from `main.rs` so the tests can run it in process.
+//! The server: the KServe v2 / Open Inference Protocol over HTTP (axum), each model version
+//! behind a `pipeline` (bounded queue → batcher → one inference thread).
 
 use std::collections::{BTreeMap, BinaryHeap};
 use std::convert::Infallible;
@@ -13,37 +12,47 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use inferkit::infer_core::Router as AbRouter;
-use inferkit::infer_core::cpu::CpuBackend;
-use inferkit::infer_core::onnx::OnnxBackend;
-use inferkit::infer_core::{
+use inferkit_infer_core::Router as AbRouter;
+use inferkit_infer_core::cpu::CpuBackend;
+use inferkit_infer_core::onnx::OnnxBackend;
+use inferkit_infer_core::{
     Backend, Device, Dim, Model, ModelDescriptor, ModelSource, Plan, Registry, Tensor, TensorView,
     Variant,
 };
-use inferkit::pipeline::{BatchOptions, Input, Pipeline, Run};
+use inferkit_pipeline::{BatchOptions, Input, Pipeline, Run};
 use ndarray::Axis;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::Error;
 use crate::request::{HEADER_LENGTH, datatype, parse};
 
 /// Batching, queueing and deadline settings, per model version.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = inferkit_serve::Config::default()
+///     .with_max_batch(16)
+///     .with_max_delay(Duration::from_millis(1));
+/// assert_eq!(config.max_batch, 16);
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+#[non_exhaustive]
+pub struct Config {
     /// Most requests in one batch.
-    pub(crate) max_batch: usize,
+    pub max_batch: usize,
     /// Longest a request waits for others to join its batch.
-    pub(crate) max_delay: Duration,
+    pub max_delay: Duration,
     /// Requests queued per model version before 503.
-    pub(crate) queue: usize,
+    pub queue: usize,
     /// Deadline of a request without `parameters.timeout`.
-    pub(crate) default_timeout: Duration,
+    pub default_timeout: Duration,
     /// The request header whose value keeps a client on one version of an A/B route.
-    pub(crate) sticky_header: String,
+    pub sticky_header: String,
     /// Threads each native model runs a batch on (like onnxruntime's intra-op threads).
-    pub(crate) threads: usize,
+    pub threads: usize,
     /// Largest request body accepted (413 above it).
-    pub(crate) max_body: usize,
+    pub max_body: usize,
 }
 
 impl Default for Config {
@@ -57,6 +66,51 @@ impl Default for Config {
             threads: 1,
             max_body: 64 << 20,
         }
+    }
+}
+
+impl Config {
+    /// Most requests in one batch (at least 1).
+    #[must_use]
+    pub fn with_max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+    /// Longest a request waits for others to join its batch.
+    #[must_use]
+    pub fn with_max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+    /// Requests queued per model version before 503 (at least 1).
+    #[must_use]
+    pub fn with_queue(mut self, n: usize) -> Self {
+        self.queue = n.max(1);
+        self
+    }
+    /// Deadline of a request without `parameters.timeout`.
+    #[must_use]
+    pub fn with_default_timeout(mut self, d: Duration) -> Self {
+        self.default_timeout = d;
+        self
+    }
+    /// The request header whose value keeps a client on one version of an A/B route.
+    #[must_use]
+    pub fn with_sticky_header(mut self, name: impl Into<String>) -> Self {
+        self.sticky_header = name.into();
+        self
+    }
+    /// Threads each native model runs a batch on (at least 1).
+    #[must_use]
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+    /// Largest request body accepted (413 above it).
+    #[must_use]
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 }
 
@@ -220,9 +274,17 @@ impl Drop for Worker {
 
 /// An A/B route: a model name's requests without a version spread over versions by weight.
 #[derive(Debug, Clone)]
-pub(crate) struct Route {
+#[non_exhaustive]
+pub struct Route {
     /// Versions and their weights.
-    pub(crate) split: Vec<(semver::Version, u32)>,
+    pub split: Vec<(semver::Version, u32)>,
+}
+
+impl Route {
+    /// Versions and their weights; all weights 0 removes a route.
+    pub fn new(split: Vec<(semver::Version, u32)>) -> Self {
+        Route { split }
+    }
 }
 
 /// Counters for `/metrics`.
@@ -284,8 +346,10 @@ impl Stats {
     }
 }
 
-/// The server's state.
-pub(crate) struct App {
+/// The server's state: the models it serves, their queues and workers, routes and counters.
+///
+/// Serve it with [`router`].
+pub struct App {
     config: Config,
     registry: Registry,
     workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
@@ -298,9 +362,19 @@ pub(crate) struct App {
     pub(crate) stats: Stats,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("App")
+            .field("config", &self.config)
+            .field("serving", &workers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
     /// An empty server.
-    pub(crate) fn new(config: Config) -> Arc<App> {
+    pub fn new(config: Config) -> Arc<App> {
         Arc::new(App {
             config,
             registry: Registry::new(),
@@ -314,7 +388,7 @@ impl App {
 
     /// Serves `model` (replacing the same name and version): a pipeline of a bounded queue,
     /// a batcher and one inference thread.
-    pub(crate) fn load(self: &Arc<App>, model: Model) {
+    pub fn load(self: &Arc<App>, model: Model) {
         let d = model.descriptor().clone();
         let model = Arc::new(model);
         let queue = Queue::new(self.config.queue);
@@ -351,7 +425,7 @@ impl App {
 
     /// Stops serving a model version (its queued requests are still answered). False if it
     /// was not served.
-    pub(crate) fn unload(&self, name: &str, version: &semver::Version) -> bool {
+    pub fn unload(&self, name: &str, version: &semver::Version) -> bool {
         self.registry.remove(name, version);
         let old = self
             .workers
@@ -362,18 +436,18 @@ impl App {
     }
 
     /// Queued requests skipped because their client went away.
-    pub(crate) fn stats_cancelled(&self) -> u64 {
+    pub fn stats_cancelled(&self) -> u64 {
         self.stats.cancelled.load(Ordering::Relaxed)
     }
 
     /// Stops every model, answering what is queued.
-    pub(crate) fn shutdown(&self) {
+    pub fn shutdown(&self) {
         let all = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         drop(all);
     }
 
     /// Routes `name` over versions by weight (replacing its route); an empty split removes it.
-    pub(crate) fn route(&self, name: &str, route: Route) {
+    pub fn route(&self, name: &str, route: Route) {
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         if route.split.iter().all(|(_, w)| *w == 0) {
             routes.remove(name);
@@ -435,7 +509,7 @@ impl App {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         match version {
             Some(v) => {
-                let v = parse_version(v)?;
+                let v = version_param(v)?;
                 workers
                     .get(&(name.to_owned(), v.clone()))
                     .cloned()
@@ -563,18 +637,24 @@ fn slice_rows(t: &Tensor, at: usize, rows: usize) -> Tensor {
 /// through the ONNX backend, a folder as a MiniLM-layout BERT, any other file as
 /// EfficientNet-Lite0 weights — each on the native CPU backend but ONNX.
 /// The native models run each batch on `threads` threads.
-pub(crate) fn load_threaded(
+///
+/// # Errors
+/// [`Error::Version`] for a version that is not one; [`Error::Model`] (naming the path, the
+/// backend's error as its source) for a model that cannot be prepared.
+pub fn load_model(
     name: &str,
     path: &std::path::Path,
     version: Option<&str>,
     threads: usize,
-) -> Result<Model, String> {
+) -> Result<Model, Error> {
     let version = version
         .map(parse_version)
-        .transpose()
-        .map_err(|e| e.1)?
+        .transpose()?
         .unwrap_or(semver::Version::new(1, 0, 0));
-    let err = |e: inferkit::infer_core::Error| format!("{}: {e}", path.display());
+    let err = |source| Error::Model {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
     let plan: Arc<dyn Plan> = if path.extension().is_some_and(|e| e == "onnx") {
         OnnxBackend::new()
             .with_name(name)
@@ -595,14 +675,30 @@ pub(crate) fn load_threaded(
 }
 
 /// `"1"` or `"1.2"` or `"1.2.3"` as a semver version.
-pub(crate) fn parse_version(v: &str) -> Result<semver::Version, ApiError> {
+///
+/// ```
+/// assert_eq!(inferkit_serve::parse_version("2").unwrap(), semver::Version::new(2, 0, 0));
+/// assert!(inferkit_serve::parse_version("two").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Version`] naming the text.
+pub fn parse_version(v: &str) -> Result<semver::Version, Error> {
     let parts = v.split('.').count();
     let padded = match parts {
         1 => format!("{v}.0.0"),
         2 => format!("{v}.0"),
         _ => v.to_owned(),
     };
-    semver::Version::parse(&padded).map_err(|e| bad(format!("version `{v}`: {e}")))
+    semver::Version::parse(&padded).map_err(|source| Error::Version {
+        version: v.to_owned(),
+        source,
+    })
+}
+
+/// [`parse_version`], its error a 400.
+fn version_param(v: &str) -> Result<semver::Version, ApiError> {
+    parse_version(v).map_err(|e| bad(e.to_string()))
 }
 
 fn shape_json(shape: &[Dim]) -> Vec<i64> {
@@ -616,7 +712,7 @@ fn shape_json(shape: &[Dim]) -> Vec<i64> {
 }
 
 fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
-    let spec = |s: &inferkit::infer_core::TensorSpec| json!({"name": s.name, "datatype": datatype(s.dtype), "shape": shape_json(&s.shape)});
+    let spec = |s: &inferkit_infer_core::TensorSpec| json!({"name": s.name, "datatype": datatype(s.dtype), "shape": shape_json(&s.shape)});
     json!({
         "name": d.name,
         "versions": versions,
@@ -818,8 +914,9 @@ fn answer(json: &Value, tail: Vec<u8>) -> Response {
     r
 }
 
-/// The HTTP routes.
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// The HTTP routes of the KServe v2 / Open Inference Protocol over `app`, to serve with
+/// `axum::serve` or to merge into an application's own router.
+pub fn router(app: Arc<App>) -> Router {
     async fn live() -> Json<Value> {
         Json(json!({"live": true}))
     }
@@ -954,11 +1051,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         let threads = app.config.threads;
         // loading reads and prepares a model: off the async threads
         let model = tokio::task::spawn_blocking(move || {
-            load_threaded(&n, std::path::Path::new(&path), version.as_deref(), threads)
+            load_model(&n, std::path::Path::new(&path), version.as_deref(), threads)
         })
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(bad)?;
+        .map_err(|e| bad(error_chain(&e)))?;
         let v = model.descriptor().version.to_string();
         let app2 = Arc::clone(&app);
         tokio::task::spawn_blocking(move || app2.load(model))
@@ -973,7 +1070,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     ) -> Result<Json<Value>, ApiError> {
         let body = body.map(|Json(b)| b).unwrap_or_default();
         let versions = match body["parameters"]["version"].as_str() {
-            Some(v) => vec![parse_version(v)?],
+            Some(v) => vec![version_param(v)?],
             None => app.registry.versions(&name),
         };
         let app2 = Arc::clone(&app);
@@ -1125,5 +1222,20 @@ fn render_metrics(app: &App) -> String {
         "inferkit_cancelled_total {}",
         app.stats.cancelled.load(Ordering::Relaxed)
     );
+    s
+}
+
+/// An error and its causes, one line (a cause already in the text is not repeated).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
     s
 }

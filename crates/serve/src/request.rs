@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use inferkit::infer_core::{DType, ModelDescriptor, Tensor, TensorView};
+use inferkit_infer_core::{DType, ModelDescriptor, Tensor, TensorView};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 

@@ -1,0 +1,57 @@
+//! inferkit-serve: a model server speaking the KServe v2 / Open Inference Protocol, as a
+//! library an application embeds and as the `inferkit-serve` binary.
+//!
+//! Each model version is served by a [`pipeline`](inferkit_pipeline) of its own: a bounded
+//! queue ordered by Triton's `priority`, a batcher (`max_batch` requests or `max_delay`,
+//! whichever comes first) and one inference thread, never the async runtime's threads.
+//! Versions live in `infer_core`'s `Registry`; A/B routes spread requests that name no
+//! version over versions by weight, sticky by a header. A full queue answers 503 with
+//! `Retry-After`, a passed deadline 504, and a client that disconnects cancels its queued
+//! request.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use inferkit_serve::{App, Config, load_model, router};
+//!
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = App::new(Config::default().with_threads(2));
+//! app.load(load_model("efficientnet-lite0", Path::new("efficientnet-lite0.pth"), None, 2)?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, router(app.clone())).await?;
+//! app.shutdown(); // answers what is queued, joins every model thread
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Endpoints (HTTP): `GET /v2/health/live`, `GET /v2/health/ready`, `GET
+//! /v2/models/{name}[/versions/{v}]` (metadata), `GET …/ready`, `POST …/infer` (JSON tensors
+//! and the binary tensor data extension; `parameters.timeout` in µs and
+//! `parameters.priority` as Triton defines them), `POST /v2/repository/models/{name}/load`
+//! and `…/unload`, `GET /metrics` (Prometheus text).
+
+mod app;
+mod request;
+
+pub use app::{App, Config, Route, load_model, parse_version, router};
+
+/// What can go wrong setting a server up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A version that is not `MAJOR[.MINOR[.PATCH]]`.
+    #[error("version `{version}`: {source}")]
+    Version {
+        /// The text given.
+        version: String,
+        /// Why it is not a version.
+        source: semver::Error,
+    },
+    /// A model that could not be loaded or prepared.
+    #[error("{}: {source}", path.display())]
+    Model {
+        /// Where it was loaded from.
+        path: std::path::PathBuf,
+        /// The backend's error.
+        source: Box<inferkit_infer_core::Error>,
+    },
+}

@@ -1,0 +1,242 @@
+//! `inferkit-serve`: a model server speaking the KServe v2 / Open Inference Protocol over
+//! HTTP/REST.
+//!
+//! ```text
+//! cargo run --release -p inferkit-serve -- [--addr 127.0.0.1:8000] [--model NAME=PATH[@VERSION]]…
+//!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
+//!     [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
+//! ```
+//!
+//! With no `--model`, run from a checkout of inferkit, it serves the bundled EfficientNet-Lite0 on the native CPU backend as
+//! `efficientnet-lite0` and, when fetched, MiniLM as `all-minilm-l6-v2`. A `.onnx` path loads
+//! through the ONNX backend (tract); a `.pth` path as EfficientNet-Lite0 weights; a folder
+//! as a MiniLM-layout BERT.
+//!
+//! Endpoints: `GET /v2/health/live`, `POST /v2/repository/models/{name}/load` (body
+//! `{"parameters": {"path": "…", "version": "2"}}`) and `…/unload` (`{"parameters":
+//! {"version": "2"}}`, or every version) — a new version serves new requests at once while
+//! the old one answers what it has queued, `GET /v2/health/ready`, `GET /v2/models/{name}[/versions/{v}]`
+//! (metadata), `GET …/ready`, `POST …/infer` (JSON tensors; `parameters.timeout` in µs as
+//! Triton's schedule-policy extension defines it), `GET /metrics` (Prometheus text). Errors
+//! are `{"error": …}`: 400 malformed or mismatched input (named), 404 unknown model or
+//! version, 503 with `Retry-After` when a model's queue is full, 504 when a deadline passes.
+//! Requests to one model version are batched together (`--max-batch` requests, waiting at
+//! most `--max-delay-ms`) through `pipeline`'s batcher and run on that model's own thread,
+//! never on the async runtime's. A request's `parameters.priority` (Triton's numbering: 1
+//! is the highest; none or 0 is the default level, below every explicit one) orders the
+//! queue; within a level, first come first served. A client that disconnects before its
+//! answer cancels its queued request (counted in `inferkit_cancelled_total`).
+//!
+//! A/B: `--ab NAME=1:90,2:10` spreads requests to NAME that name no version over versions 1
+//! and 2 by weight; a request with the sticky header (default `x-session-id`) always goes to
+//! the same version for the same value (its hash picks the share); the answer's
+//! `model_version` says which version answered. A request naming a version is not routed.
+//!
+//! Logs: one JSON object per line on stderr (an access line per inference request: model,
+//! version, status, latency), with the `pipeline` crate's redaction: the `authorization`
+//! header and `prompt`, `token`, `password` fields are written as `[REDACTED]`.
+//!
+//! `--threads N` (default: the CPUs this process may use, as onnxruntime's default) is the
+//! thread count each native model runs a batch on.
+//!
+//! SIGINT/SIGTERM: stop accepting, answer what is queued, exit 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use inferkit_pipeline::Redact;
+use inferkit_serve::{App, Config, Route, load_model, parse_version, router};
+
+/// The inferkit checkout this binary was built in (its bundled models, when no `--model`).
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// mimalloc: under load glibc's per-thread arenas held about twice the live heap (request
+/// bodies and batches of megabytes, freed on other threads than allocated them).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Args {
+    addr: String,
+    models: Vec<(String, PathBuf, Option<String>)>,
+    routes: Vec<(String, Route)>,
+    config: Config,
+}
+
+fn parse() -> Result<Args, String> {
+    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        addr: "127.0.0.1:8000".into(),
+        models: Vec::new(),
+        routes: Vec::new(),
+        config: Config::default().with_threads(inferkit_pipeline::available_cpus()),
+    };
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{usage}"));
+        let num = |name: &str, v: String| -> Result<u64, String> {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name}: `{v}` is not a whole number"))
+        };
+        match a.as_str() {
+            "--addr" => args.addr = value("--addr")?,
+            "--model" => {
+                let v = value("--model")?;
+                let (name, rest) = v
+                    .split_once('=')
+                    .ok_or(format!("--model {v}: expected NAME=PATH[@VERSION]"))?;
+                let (path, version) = match rest.rsplit_once('@') {
+                    Some((p, ver)) => (p, Some(ver.to_owned())),
+                    None => (rest, None),
+                };
+                args.models
+                    .push((name.to_owned(), PathBuf::from(path), version));
+            }
+            "--ab" => {
+                let v = value("--ab")?;
+                let (name, split) = v
+                    .split_once('=')
+                    .ok_or(format!("--ab {v}: expected NAME=VERSION:WEIGHT,…"))?;
+                let split = split
+                    .split(',')
+                    .map(|part| {
+                        let (ver, w) = part
+                            .split_once(':')
+                            .ok_or(format!("--ab {v}: `{part}` is not VERSION:WEIGHT"))?;
+                        let ver = parse_version(ver).map_err(|e| format!("--ab {v}: {e}"))?;
+                        Ok((ver, num("--ab weight", w.to_owned())? as u32))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                args.routes.push((name.to_owned(), Route::new(split)));
+            }
+            "--sticky-header" => args.config.sticky_header = value("--sticky-header")?,
+            "--threads" => {
+                args.config.threads = num("--threads", value("--threads")?)?.max(1) as usize
+            }
+            "--max-batch" => {
+                args.config.max_batch = num("--max-batch", value("--max-batch")?)?.max(1) as usize
+            }
+            "--max-delay-ms" => {
+                args.config.max_delay =
+                    Duration::from_millis(num("--max-delay-ms", value("--max-delay-ms")?)?)
+            }
+            "--queue" => args.config.queue = num("--queue", value("--queue")?)?.max(1) as usize,
+            "--timeout-ms" => {
+                args.config.default_timeout =
+                    Duration::from_millis(num("--timeout-ms", value("--timeout-ms")?)?)
+            }
+            "-h" | "--help" => return Err(usage.into()),
+            s => return Err(format!("unexpected argument {s}\n{usage}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // structured JSON logs on stderr; authorization, prompt, token, password redacted
+    let logs = tracing_subscriber::fmt()
+        .fmt_fields(Redact::default())
+        .event_format(Redact::default().json())
+        .with_writer(std::io::stderr)
+        .finish();
+    if let Err(e) = tracing::subscriber::set_global_default(logs) {
+        eprintln!("error: logging: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let app = App::new(args.config.clone());
+    for (name, route) in &args.routes {
+        app.route(name, route.clone());
+    }
+    let mut models = args.models.clone();
+    if models.is_empty() {
+        models.push((
+            "efficientnet-lite0".into(),
+            Path::new(ROOT).join("assets/models/efficientnet-lite0.pth"),
+            None,
+        ));
+        let minilm = Path::new(ROOT).join(".cache/models/all-MiniLM-L6-v2");
+        if minilm.join("model.safetensors").exists() {
+            models.push(("all-minilm-l6-v2".into(), minilm, None));
+        }
+    }
+    for (name, path, version) in &models {
+        match load_model(name, path, version.as_deref(), args.config.threads) {
+            Ok(m) => {
+                tracing::info!(
+                    model = %name,
+                    version = %m.descriptor().version,
+                    path = %path.display(),
+                    "serving"
+                );
+                app.load(m);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .map_err(|e| format!("{}: {e}", args.addr))?;
+        tracing::info!(addr = %args.addr, "listening");
+        axum::serve(listener, router(Arc::clone(&app)))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    // answer what is queued, join every model thread
+    app.shutdown();
+    tracing::info!(
+        cancelled = app.stats_cancelled(),
+        "stopped: every queued request answered"
+    );
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
