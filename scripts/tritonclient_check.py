@@ -1,7 +1,9 @@
-"""Drives a running `inferkit-serve` with NVIDIA's official `tritonclient[http]` package:
-health, readiness, metadata, and inference (JSON tensors; priority and timeout as the client
-sends them), checking the answers against onnxruntime's outputs committed as fixtures
-(tests/fixtures/onnx, scripts/make_onnx_fixtures.py). Run by scripts/check-tritonclient.sh."""
+"""Drives a running `inferkit-serve` with NVIDIA's official `tritonclient[http]` and
+`tritonclient[grpc]` packages: health, readiness, metadata, and inference (JSON tensors, the
+binary extension, gRPC raw tensors; priority and timeout as the clients send them), checking
+the answers against onnxruntime's outputs committed as fixtures (tests/fixtures/onnx,
+scripts/make_onnx_fixtures.py) and HTTP's against gRPC's bit for bit; errors with their
+gRPC codes. Run by scripts/check-tritonclient.sh."""
 
 import argparse
 import sys
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tritonclient.grpc as grpc
 import tritonclient.http as http
 from tritonclient.utils import InferenceServerException
 
@@ -38,7 +41,9 @@ def infer(client, model, x, version="", binary=False, **kw):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="127.0.0.1:8000")
-    url = ap.parse_args().url
+    ap.add_argument("--grpc-url", default="127.0.0.1:8001")
+    args = ap.parse_args()
+    url = args.url
     client = http.InferenceServerClient(url=url)
     wait_live(client)
     checks = 0
@@ -98,7 +103,40 @@ def main():
         check(False, "unknown model answered")
     except InferenceServerException as e:
         check("nope" in str(e), f"unknown model error: {e}")
-    print(f"tritonclient {getattr(http, '__version__', '')}: {checks} checks passed against {url}")
+    # gRPC: the same server, the same answers
+    g = grpc.InferenceServerClient(url=args.grpc_url)
+    check(g.is_server_live() and g.is_server_ready(), "grpc: server live and ready")
+    check(g.is_model_ready("dyn") and g.is_model_ready("dyn", "2"), "grpc: model dyn ready")
+    check(not g.is_model_ready("nope"), "grpc: unknown model not ready")
+    gmeta = g.get_model_metadata("dyn", as_json=True)
+    check(gmeta["name"] == "dyn" and gmeta["versions"] == ["1.0.0", "2.0.0"], f"grpc metadata: {gmeta}")
+    check([int(d) for d in gmeta["inputs"][0]["shape"]] == [-1, 8], f"grpc input shape: {gmeta}")
+    for version, stem in [("1", "dyn_batch"), ("2", "dyn_batch_v2")]:
+        x = np.load(FIX / f"{stem}.b5.x.npy")
+        want = np.load(FIX / f"{stem}.b5.y.npy")
+        inp = grpc.InferInput("x", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        r = g.infer("dyn", [inp], model_version=version, request_id=f"g{version}",
+                    outputs=[grpc.InferRequestedOutput("y")], priority=1, timeout=5_000_000)
+        got = r.as_numpy("y")
+        check(float(np.abs(got - want).max()) <= 1e-5, f"grpc version {version}: outputs")
+        resp = r.get_response(as_json=True)
+        check(resp["model_version"] == f"{version}.0.0" and resp["id"] == f"g{version}", f"grpc response: {resp}")
+        over_http = infer(client, "dyn", x, version, True).as_numpy("y")
+        check(got.tobytes() == over_http.tobytes(), f"grpc and http answers differ bit for bit (version {version})")
+    try:
+        inp = grpc.InferInput("x", [2, 7], "FP32")
+        inp.set_data_from_numpy(np.zeros((2, 7), np.float32))
+        g.infer("dyn", [inp])
+        check(False, "grpc: a wrong shape was accepted")
+    except InferenceServerException as e:
+        check(e.status() == "StatusCode.INVALID_ARGUMENT", f"grpc wrong shape: {e.status()} {e}")
+    try:
+        g.get_model_metadata("nope")
+        check(False, "grpc: unknown model answered")
+    except InferenceServerException as e:
+        check(e.status() == "StatusCode.NOT_FOUND" and "nope" in str(e), f"grpc unknown model: {e}")
+    print(f"tritonclient {getattr(http, '__version__', '')}: {checks} checks passed against {url} (HTTP) and {args.grpc_url} (gRPC)")
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ impl Config {
     }
 }
 
-/// An API error: its status and message, sent as `{"error": …}`.
+/// An API error: its status and message, sent as `{"error": …}` over HTTP and as the
+/// status's gRPC code over gRPC.
 #[derive(Debug)]
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
@@ -129,7 +130,27 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+/// What a full queue's error says (its gRPC code is RESOURCE_EXHAUSTED, another 503's
+/// UNAVAILABLE).
+pub(crate) const QUEUE_FULL: &str = "queue full";
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        use tonic::Code;
+        let code = match e.0 {
+            StatusCode::BAD_REQUEST => Code::InvalidArgument,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE if e.1.contains(QUEUE_FULL) => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+            _ => Code::Internal,
+        };
+        tonic::Status::new(code, e.1)
+    }
+}
+
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
@@ -256,8 +277,8 @@ impl Iterator for Drain {
 }
 
 /// A model version and the pipeline that serves it.
-struct Worker {
-    model: Arc<Model>,
+pub(crate) struct Worker {
+    pub(crate) model: Arc<Model>,
     queue: Arc<Queue>,
     run: Option<Run>,
 }
@@ -310,7 +331,7 @@ const LATENCY_BOUNDS_US: [u64; 12] = [
 ];
 
 impl Stats {
-    fn response(&self, model: &str, version: &str, code: StatusCode) {
+    pub(crate) fn response(&self, model: &str, version: &str, code: StatusCode) {
         *self
             .responses
             .lock()
@@ -350,9 +371,9 @@ impl Stats {
 ///
 /// Serve it with [`router`].
 pub struct App {
-    config: Config,
-    registry: Registry,
-    workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
     routes: Mutex<BTreeMap<String, Route>>,
     /// Requests routed without a sticky key (spread round-robin by weight).
     unsticky: AtomicU64,
@@ -505,7 +526,26 @@ impl App {
         Some(router.variants()[pick].model.descriptor().version.clone())
     }
 
-    fn worker(&self, name: &str, version: Option<&str>) -> Result<Arc<Worker>, ApiError> {
+    /// The worker a request goes to: the version it names, else its A/B route's pick
+    /// (sticky by `sticky`), else the latest.
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        sticky: Option<&[u8]>,
+    ) -> Result<Arc<Worker>, ApiError> {
+        let routed = match version {
+            Some(_) => None,
+            None => self.routed(name, sticky).map(|v| v.to_string()),
+        };
+        self.worker(name, version.or(routed.as_deref()))
+    }
+
+    pub(crate) fn worker(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<Worker>, ApiError> {
         let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         match version {
             Some(v) => {
@@ -701,7 +741,7 @@ fn version_param(v: &str) -> Result<semver::Version, ApiError> {
     parse_version(v).map_err(|e| bad(e.to_string()))
 }
 
-fn shape_json(shape: &[Dim]) -> Vec<i64> {
+pub(crate) fn shape_json(shape: &[Dim]) -> Vec<i64> {
     shape
         .iter()
         .map(|d| match d {
@@ -723,7 +763,7 @@ fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
 }
 
 /// An output's values as little-endian bytes, appended to `out`; its byte count.
-fn output_binary(t: &Tensor, out: &mut Vec<u8>) -> usize {
+pub(crate) fn output_binary(t: &Tensor, out: &mut Vec<u8>) -> usize {
     let start = out.len();
     match t {
         Tensor::F32(a) => a
@@ -791,11 +831,7 @@ fn prepare(
     raw: axum::body::Bytes,
     json_len: Option<usize>,
 ) -> Result<Prepared, ApiError> {
-    let routed = match version {
-        Some(_) => None,
-        None => app.routed(name, sticky).map(|v| v.to_string()),
-    };
-    let worker = app.worker(name, version.or(routed.as_deref()))?;
+    let worker = app.resolve(name, version, sticky)?;
     let r = parse(worker.model.descriptor(), &raw, json_len).map_err(bad)?;
     drop(raw);
     Ok(Prepared {
@@ -811,22 +847,32 @@ fn prepare(
     })
 }
 
-async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
+/// Queues a checked request on `worker` and waits for its answer (at most `timeout`): the
+/// outputs. Every protocol's requests go through here. A caller dropped while waiting (its
+/// client went away) cancels the request.
+pub(crate) async fn run_request(
+    app: &App,
+    name: &str,
+    worker: &Worker,
+    inputs: Vec<(String, Tensor)>,
+    rows: usize,
+    timeout: Duration,
+    priority: u64,
+) -> Result<Vec<(String, Tensor)>, ApiError> {
     let started = Instant::now();
-    let deadline = started + p.timeout;
+    let deadline = started + timeout;
     let (reply, rx) = oneshot::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let mut guard = CancelOnDrop(Arc::clone(&cancelled), false);
     let job = Job {
-        inputs: p.inputs,
-        rows: p.rows,
+        inputs,
+        rows,
         reply,
         cancelled,
     };
-    match p
-        .worker
+    match worker
         .queue
-        .push(p.priority, Input::new(job).with_deadline(deadline))
+        .push(priority, Input::new(job).with_deadline(deadline))
     {
         Ok(()) => {
             app.queued.fetch_add(1, Ordering::Relaxed);
@@ -834,7 +880,10 @@ async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), A
         Err(Refused::Full) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("model `{name}`: queue full ({} requests)", app.config.queue),
+                format!(
+                    "model `{name}`: {QUEUE_FULL} ({} requests)",
+                    app.config.queue
+                ),
             ));
         }
         Err(Refused::Closed) => {
@@ -853,16 +902,25 @@ async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), A
         Ok(Err(_)) | Err(_) => {
             return Err(ApiError(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("deadline of {} µs passed", p.timeout.as_micros()),
+                format!("deadline of {} µs passed", timeout.as_micros()),
             ));
         }
     };
-    let d = p.worker.model.descriptor();
+    let d = worker.model.descriptor();
     app.stats.latency(
         &d.name,
         &d.version.to_string(),
         started.elapsed().as_micros() as u64,
     );
+    Ok(outputs)
+}
+
+async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
+    let outputs = run_request(
+        app, name, &p.worker, p.inputs, p.rows, p.timeout, p.priority,
+    )
+    .await?;
+    let d = p.worker.model.descriptor();
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();
     let mut outs: Vec<Value> = Vec::new();

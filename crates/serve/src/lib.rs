@@ -1,5 +1,5 @@
-//! inferkit-serve: a model server speaking the KServe v2 / Open Inference Protocol, as a
-//! library an application embeds and as the `inferkit-serve` binary.
+//! inferkit-serve: a model server speaking the KServe v2 / Open Inference Protocol over HTTP
+//! and gRPC, as a library an application embeds and as the `inferkit-serve` binary.
 //!
 //! Each model version is served by a [`pipeline`](inferkit_pipeline) of its own: a bounded
 //! queue ordered by Triton's `priority`, a batcher (`max_batch` requests or `max_delay`,
@@ -27,12 +27,16 @@
 //! /v2/models/{name}[/versions/{v}]` (metadata), `GET …/ready`, `POST …/infer` (JSON tensors
 //! and the binary tensor data extension; `parameters.timeout` in µs and
 //! `parameters.priority` as Triton defines them), `POST /v2/repository/models/{name}/load`
-//! and `…/unload`, `GET /metrics` (Prometheus text).
+//! and `…/unload`, `GET /metrics` (Prometheus text). gRPC: [`grpc`] (`ModelInfer` and the
+//! health and metadata methods of `inference.GRPCInferenceService`), through
+//! [`grpc_router`] on the same port or another.
 
 mod app;
+pub mod grpc;
 mod request;
 
 pub use app::{App, Config, Route, load_model, parse_version, router};
+pub use grpc::{grpc_router, grpc_service};
 
 /// What can go wrong setting a server up.
 #[derive(Debug, thiserror::Error)]

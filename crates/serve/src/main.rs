@@ -2,7 +2,7 @@
 //! HTTP/REST.
 //!
 //! ```text
-//! cargo run --release -p inferkit-serve -- [--addr 127.0.0.1:8000] [--model NAME=PATH[@VERSION]]…
+//! cargo run --release -p inferkit-serve -- [--addr 127.0.0.1:8000] [--grpc-addr 127.0.0.1:8001|none] [--model NAME=PATH[@VERSION]]…
 //!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
 //!     [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
 //! ```
@@ -11,6 +11,13 @@
 //! `efficientnet-lite0` and, when fetched, MiniLM as `all-minilm-l6-v2`. A `.onnx` path loads
 //! through the ONNX backend (tract); a `.pth` path as EfficientNet-Lite0 weights; a folder
 //! as a MiniLM-layout BERT.
+//!
+//! gRPC (`--grpc-addr`, 127.0.0.1:8001 by default, as Triton's ports; `none` turns it off;
+//! both ports answer both protocols):
+//! the KServe v2 `inference.GRPCInferenceService` — ServerLive/Ready/Metadata, ModelReady,
+//! ModelMetadata, ModelInfer with typed or raw contents (raw outputs); `grpc-timeout` and
+//! the `timeout` parameter set the request's deadline. Same models, queues and batches as
+//! HTTP.
 //!
 //! Endpoints: `GET /v2/health/live`, `POST /v2/repository/models/{name}/load` (body
 //! `{"parameters": {"path": "…", "version": "2"}}`) and `…/unload` (`{"parameters":
@@ -46,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferkit_pipeline::Redact;
-use inferkit_serve::{App, Config, Route, load_model, parse_version, router};
+use inferkit_serve::{App, Config, Route, grpc_router, load_model, parse_version, router};
 
 /// The inferkit checkout this binary was built in (its bundled models, when no `--model`).
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -58,16 +65,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Args {
     addr: String,
+    grpc_addr: Option<String>,
     models: Vec<(String, PathBuf, Option<String>)>,
     routes: Vec<(String, Route)>,
     config: Config,
 }
 
 fn parse() -> Result<Args, String> {
-    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
+    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--grpc-addr HOST:PORT|none] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         addr: "127.0.0.1:8000".into(),
+        grpc_addr: Some("127.0.0.1:8001".into()),
         models: Vec::new(),
         routes: Vec::new(),
         config: Config::default().with_threads(inferkit_pipeline::available_cpus()),
@@ -80,6 +89,10 @@ fn parse() -> Result<Args, String> {
         };
         match a.as_str() {
             "--addr" => args.addr = value("--addr")?,
+            "--grpc-addr" => {
+                let v = value("--grpc-addr")?;
+                args.grpc_addr = (v != "none").then_some(v);
+            }
             "--model" => {
                 let v = value("--model")?;
                 let (name, rest) = v
@@ -194,14 +207,38 @@ fn main() -> std::process::ExitCode {
         }
     };
     let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.addr)
-            .await
-            .map_err(|e| format!("{}: {e}", args.addr))?;
-        tracing::info!(addr = %args.addr, "listening");
-        axum::serve(listener, router(Arc::clone(&app)))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
+        // one signal stops both protocols
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        // both protocols on each port (axum serves HTTP/1.1 and h2c side by side)
+        let routes = router(Arc::clone(&app)).merge(grpc_router(Arc::clone(&app)));
+        let serve_on = |addr: Option<String>, protocol: &'static str| {
+            let routes = routes.clone();
+            let stopped = stopped.clone();
+            async move {
+                let Some(addr) = addr else {
+                    return Ok(());
+                };
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))?;
+                tracing::info!(addr = %addr, protocol, "listening");
+                axum::serve(listener, routes)
+                    .with_graceful_shutdown(wait(stopped))
+                    .await
+                    .map_err(|e| format!("{addr}: {e}"))
+            }
+        };
+        let http = serve_on(Some(args.addr.clone()), "http");
+        let grpc = serve_on(args.grpc_addr.clone(), "grpc");
+        // the first to fail (a port taken) stops the other
+        tokio::try_join!(http, grpc).map(|_| ())
     });
     // answer what is queued, join every model thread
     app.shutdown();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use inferkit_infer_core::{DType, ModelDescriptor, Tensor, TensorView};
+use inferkit_infer_core::{DType, ModelDescriptor, Tensor, TensorSpec, TensorView};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 
@@ -65,18 +65,7 @@ pub(crate) fn parse(
             rest.len()
         ));
     }
-    // validate before queueing, so one bad request cannot fail a batch
-    {
-        let views: Vec<(&str, TensorView<'_>)> =
-            inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
-        d.validate(&views).map_err(|e| e.to_string())?;
-    }
-    let rows = inputs
-        .first()
-        .map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(0));
-    if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
-        return Err("inputs differ in their first (batch) dimension".into());
-    }
+    let rows = check_inputs(d, &inputs)?;
     let timeout = match &body.parameters["timeout"] {
         Value::Null => None,
         t => Some(Duration::from_micros(t.as_u64().ok_or_else(|| {
@@ -277,16 +266,8 @@ fn parse_input(
         .name
         .as_str()
         .ok_or_else(|| bad("an input has no `name`"))?;
-    let spec = d.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
-        bad(format!(
-            "unknown input `{name}` (model inputs: {})",
-            d.inputs
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
+    let dt = v.datatype.as_str().unwrap_or("");
+    let spec = input_spec(d, name, dt)?;
     let shape: Vec<usize> = v
         .shape
         .as_array()
@@ -299,13 +280,6 @@ fn parse_input(
                 "input `{name}`: shape must be non-negative integers"
             ))
         })?;
-    let dt = v.datatype.as_str().unwrap_or("");
-    if dt != datatype(spec.dtype) {
-        return Err(bad(format!(
-            "input `{name}`: datatype {dt:?}, the model takes {}",
-            datatype(spec.dtype)
-        )));
-    }
     let n = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -321,23 +295,7 @@ fn parse_input(
         }
         let (bytes, rest) = binary.split_at(size);
         *binary = rest;
-        let width = spec.dtype.size();
-        if n.checked_mul(width) != Some(size) {
-            return Err(bad(format!(
-                "input `{name}`: {size} bytes of binary data for shape {shape:?} of {dt} ({n} values of {width} bytes)"
-            )));
-        }
-        let shape = IxDyn(&shape);
-        let t = match spec.dtype {
-            DType::F32 => Tensor::F32(from_le(shape, bytes, f32::from_le_bytes)),
-            DType::I64 => Tensor::I64(from_le(shape, bytes, i64::from_le_bytes)),
-            DType::I32 => Tensor::I32(from_le(shape, bytes, i32::from_le_bytes)),
-            other => {
-                return Err(bad(format!(
-                    "input `{name}`: datatype {other:?} is not served"
-                )));
-            }
-        };
+        let t = tensor_from_le(name, spec.dtype, &shape, bytes)?;
         return Ok((name.to_owned(), t));
     }
     let flat = &v.data;
@@ -385,6 +343,82 @@ fn parse_input(
         }
     };
     Ok((name.to_owned(), t))
+}
+
+/// The model's input `name`, checked to take datatype `dt` (the protocol's name).
+pub(crate) fn input_spec<'a>(
+    d: &'a ModelDescriptor,
+    name: &str,
+    dt: &str,
+) -> Result<&'a TensorSpec, String> {
+    let spec = d.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
+        bad(format!(
+            "unknown input `{name}` (model inputs: {})",
+            d.inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if dt != datatype(spec.dtype) {
+        return Err(bad(format!(
+            "input `{name}`: datatype {dt:?}, the model takes {}",
+            datatype(spec.dtype)
+        )));
+    }
+    Ok(spec)
+}
+
+/// Checks inputs against the model (before queueing, so one bad request cannot fail a
+/// batch): their common first (batch) dimension.
+pub(crate) fn check_inputs(
+    d: &ModelDescriptor,
+    inputs: &[(String, Tensor)],
+) -> Result<usize, String> {
+    let views: Vec<(&str, TensorView<'_>)> =
+        inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+    d.validate(&views).map_err(|e| e.to_string())?;
+    let rows = inputs
+        .first()
+        .map_or(0, |(_, t)| t.shape().first().copied().unwrap_or(0));
+    if inputs.iter().any(|(_, t)| t.shape().first() != Some(&rows)) {
+        return Err("inputs differ in their first (batch) dimension".into());
+    }
+    Ok(rows)
+}
+
+/// Input `name`'s values as little-endian bytes (the binary data extension, gRPC's
+/// `raw_input_contents`) into a tensor of `shape`, the byte count checked.
+pub(crate) fn tensor_from_le(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    bytes: &[u8],
+) -> Result<Tensor, String> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("input `{name}`: shape {shape:?} is too large")))?;
+    let width = dtype.size();
+    if n.checked_mul(width) != Some(bytes.len()) {
+        return Err(bad(format!(
+            "input `{name}`: {} bytes of data for shape {shape:?} of {} ({n} values of {width} bytes)",
+            bytes.len(),
+            datatype(dtype)
+        )));
+    }
+    let shape = IxDyn(shape);
+    Ok(match dtype {
+        DType::F32 => Tensor::F32(from_le(shape, bytes, f32::from_le_bytes)),
+        DType::I64 => Tensor::I64(from_le(shape, bytes, i64::from_le_bytes)),
+        DType::I32 => Tensor::I32(from_le(shape, bytes, i32::from_le_bytes)),
+        other => {
+            return Err(bad(format!(
+                "input `{name}`: datatype {other:?} is not served"
+            )));
+        }
+    })
 }
 
 /// Little-endian values of `N` bytes each into an array of `shape` (the caller checked the

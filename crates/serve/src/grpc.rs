@@ -1,0 +1,328 @@
+//! The KServe v2 / Open Inference Protocol over gRPC (tonic): the `inference.GRPCInferenceService`
+//! of `proto/inference.proto`, on the same [`App`] as the HTTP routes — the same models,
+//! queues, batches and A/B routes, one code path from a checked request to its outputs.
+//! `ModelInfer` answers with `raw_output_contents`, as Triton does; requests may carry
+//! typed contents or `raw_input_contents`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use inferkit_infer_core::{DType, Tensor};
+use tonic::{Request, Response, Status};
+
+use crate::app::{ApiError, App, bad, output_binary, run_request, shape_json};
+use crate::request::{check_inputs, datatype, input_spec, tensor_from_le};
+
+/// The protocol's messages and the generated service (server and client).
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all
+)]
+pub mod proto {
+    tonic::include_proto!("inference");
+}
+
+use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use proto::infer_parameter::ParameterChoice;
+use proto::model_infer_response::InferOutputTensor;
+use proto::model_metadata_response::TensorMetadata;
+use proto::*;
+
+/// The gRPC service as axum routes (`/inference.GRPCInferenceService/…`), to serve alone or
+/// merged with [`router`](crate::router) on one port: axum serves HTTP/1.1 and HTTP/2 (gRPC's
+/// prior-knowledge h2c) side by side. This is how the binary serves it: a request whose
+/// deadline (`grpc-timeout`) passes gets DEADLINE_EXCEEDED from the server (tonic's own
+/// transport server would answer CANCELLED first).
+///
+/// ```no_run
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+/// use inferkit_serve::{App, Config, grpc_router, router};
+/// let app = App::new(Config::default());
+/// let both = router(app.clone()).merge(grpc_router(app.clone()));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
+/// axum::serve(listener, both).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn grpc_router(app: Arc<App>) -> axum::Router {
+    tonic::service::Routes::new(grpc_service(app)).into_axum_router()
+}
+
+/// The gRPC service over `app`, for a `tonic::transport::Server` or other tower stacks.
+/// Messages up to `app`'s `max_body` bytes are accepted both ways.
+pub fn grpc_service(app: Arc<App>) -> GrpcInferenceServiceServer<Grpc> {
+    let limit = app.config.max_body;
+    GrpcInferenceServiceServer::new(Grpc { app })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit)
+}
+
+/// The gRPC service's handler: see [`grpc_service`].
+#[derive(Debug, Clone)]
+pub struct Grpc {
+    app: Arc<App>,
+}
+
+fn some(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// `grpc-timeout`: digits and a unit (H, M, S, m, u, n).
+fn grpc_timeout<T>(r: &Request<T>) -> Option<Duration> {
+    let v = r.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn int_param(
+    params: &std::collections::HashMap<String, InferParameter>,
+    key: &str,
+) -> Result<Option<u64>, ApiError> {
+    match params.get(key).and_then(|p| p.parameter_choice.as_ref()) {
+        None => Ok(None),
+        Some(ParameterChoice::Int64Param(v)) if *v >= 0 => Ok(Some(*v as u64)),
+        Some(other) => Err(bad(format!(
+            "parameters.{key}: {other:?} is not a whole number >= 0"
+        ))),
+    }
+}
+
+/// A request's inputs as tensors (typed contents or `raw_input_contents`).
+fn inputs(
+    d: &inferkit_infer_core::ModelDescriptor,
+    r: &ModelInferRequest,
+) -> Result<Vec<(String, Tensor)>, ApiError> {
+    if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
+        return Err(bad(format!(
+            "{} raw_input_contents for {} inputs",
+            r.raw_input_contents.len(),
+            r.inputs.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(r.inputs.len());
+    for (i, t) in r.inputs.iter().enumerate() {
+        let name = t.name.as_str();
+        let spec = input_spec(d, name, &t.datatype).map_err(bad)?;
+        let shape = t
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                bad(format!(
+                    "input `{name}`: shape {:?} has a negative dim",
+                    t.shape
+                ))
+            })?;
+        let tensor = match (r.raw_input_contents.get(i), &t.contents) {
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "input `{name}`: both contents and raw_input_contents"
+                )));
+            }
+            (Some(raw), None) => tensor_from_le(name, spec.dtype, &shape, raw).map_err(bad)?,
+            (None, Some(c)) => typed(name, spec.dtype, &shape, c)?,
+            (None, None) => return Err(bad(format!("input `{name}`: no contents"))),
+        };
+        out.push((name.to_owned(), tensor));
+    }
+    Ok(out)
+}
+
+/// Typed contents into a tensor of `shape`.
+fn typed(
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    c: &InferTensorContents,
+) -> Result<Tensor, ApiError> {
+    let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e} (shape {shape:?})"));
+    let shape = ndarray::IxDyn(shape);
+    Ok(match dtype {
+        DType::F32 => Tensor::F32(
+            ndarray::ArrayD::from_shape_vec(shape, c.fp32_contents.clone()).map_err(shaped)?,
+        ),
+        DType::I64 => Tensor::I64(
+            ndarray::ArrayD::from_shape_vec(shape, c.int64_contents.clone()).map_err(shaped)?,
+        ),
+        DType::I32 => Tensor::I32(
+            ndarray::ArrayD::from_shape_vec(shape, c.int_contents.clone()).map_err(shaped)?,
+        ),
+        other => {
+            return Err(bad(format!(
+                "input `{name}`: datatype {other:?} is not served"
+            )));
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Grpc {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
+        let n = self
+            .app
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        Ok(Response::new(ServerReadyResponse { ready: n > 0 }))
+    }
+
+    async fn model_ready(
+        &self,
+        r: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
+        let r = r.into_inner();
+        let ready = self.app.worker(&r.name, some(&r.version)).is_ok();
+        Ok(Response::new(ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        Ok(Response::new(ServerMetadataResponse {
+            name: "inferkit-serve".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: vec![
+                "model_repository".into(),
+                "schedule_policy".into(),
+                "binary_tensor_data".into(),
+            ],
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        r: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        let r = r.into_inner();
+        let w = self.app.worker(&r.name, some(&r.version))?;
+        let d = w.model.descriptor();
+        let spec = |s: &inferkit_infer_core::TensorSpec| TensorMetadata {
+            name: s.name.clone(),
+            datatype: datatype(s.dtype).into(),
+            shape: shape_json(&s.shape),
+        };
+        Ok(Response::new(ModelMetadataResponse {
+            name: d.name.clone(),
+            versions: self
+                .app
+                .registry
+                .versions(&d.name)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            platform: format!(
+                "inferkit/{}",
+                d.metadata.get("backend").map_or("cpu", String::as_str)
+            ),
+            inputs: d.inputs.iter().map(spec).collect(),
+            outputs: d.outputs.iter().map(spec).collect(),
+        }))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
+        let started = std::time::Instant::now();
+        let name = request.get_ref().model_name.clone();
+        let asked = request.get_ref().model_version.clone();
+        let result = self.infer(request).await;
+        let (status, version) = match &result {
+            Ok(r) => (axum::http::StatusCode::OK, r.model_version.clone()),
+            Err(e) => (e.0, asked),
+        };
+        // the same counters and access log as HTTP (the code: HTTP's, or its equivalent)
+        self.app.stats.response(&name, &version, status);
+        tracing::info!(
+            target: "serve::access",
+            protocol = "grpc",
+            model = %name,
+            version = %version,
+            status = status.as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            "infer"
+        );
+        Ok(Response::new(result?))
+    }
+}
+
+impl Grpc {
+    async fn infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<ModelInferResponse, ApiError> {
+        let app = &self.app;
+        let deadline = grpc_timeout(&request);
+        let sticky = request
+            .metadata()
+            .get(app.config.sticky_header.as_str())
+            .map(|v| v.as_bytes().to_vec());
+        let r = request.into_inner();
+        let name = r.model_name.clone();
+        let worker = app.resolve(&name, some(&r.model_version), sticky.as_deref())?;
+        let d = worker.model.descriptor();
+        let inputs = inputs(d, &r)?;
+        let rows = check_inputs(d, &inputs).map_err(bad)?;
+        // the sooner of the client's deadline and Triton's `timeout` parameter (µs)
+        let timeout = int_param(&r.parameters, "timeout")?.map(Duration::from_micros);
+        let timeout = [deadline, timeout]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(app.config.default_timeout);
+        let priority = int_param(&r.parameters, "priority")?.unwrap_or(0);
+        let outputs = run_request(app, &name, &worker, inputs, rows, timeout, priority).await?;
+        let wanted: Option<Vec<&str>> =
+            (!r.outputs.is_empty()).then(|| r.outputs.iter().map(|o| o.name.as_str()).collect());
+        let mut tensors = Vec::new();
+        let mut raw = Vec::new();
+        for (n, t) in &outputs {
+            if wanted.as_ref().is_some_and(|w| !w.contains(&n.as_str())) {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            output_binary(t, &mut bytes);
+            raw.push(Bytes::from(bytes));
+            tensors.push(InferOutputTensor {
+                name: n.clone(),
+                datatype: datatype(t.dtype()).into(),
+                shape: t.shape().iter().map(|&d| d as i64).collect(),
+                parameters: Default::default(),
+                contents: None,
+            });
+        }
+        Ok(ModelInferResponse {
+            model_name: d.name.clone(),
+            model_version: d.version.to_string(),
+            id: r.id,
+            parameters: Default::default(),
+            outputs: tensors,
+            raw_output_contents: raw,
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! inferkit-serve over gRPC, driven by a tonic client generated from the same proto: the
+//! same request over HTTP JSON, HTTP binary and gRPC (raw and typed contents) gives
+//! bit-identical outputs; metadata; errors with the gRPC codes Triton uses
+//! (INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED).
+
+#[path = "common/serve_support.rs"]
+#[allow(dead_code)]
+mod serve_support;
+
+use inferkit_serve as app;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use app::grpc::proto::infer_parameter::ParameterChoice;
+use app::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
+use app::grpc::proto::{
+    InferParameter, InferTensorContents, ModelInferRequest, ModelMetadataRequest,
+    ModelReadyRequest, ServerLiveRequest, ServerMetadataRequest, ServerReadyRequest,
+};
+use app::{App, Config};
+use ndarray::Array2;
+use ndarray_npy::read_npy;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn fixture(f: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(f)
+}
+
+/// Serves `app`'s gRPC routes on a free port, as the binary does: a connected client.
+async fn grpc(app: Arc<App>) -> GrpcInferenceServiceClient<Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app::grpc_router(app)).await.unwrap();
+    });
+    GrpcInferenceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
+
+fn dyn_app() -> Arc<App> {
+    let app = App::new(Config::default());
+    app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
+    app
+}
+
+fn raw_f32(x: &Array2<f32>) -> Vec<u8> {
+    x.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn infer_request(x: &Array2<f32>, raw: bool) -> ModelInferRequest {
+    let shape = x.shape().iter().map(|&d| d as i64).collect();
+    ModelInferRequest {
+        model_name: "dyn".into(),
+        id: "req-7".into(),
+        inputs: vec![InferInputTensor {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape,
+            parameters: Default::default(),
+            contents: (!raw).then(|| InferTensorContents {
+                fp32_contents: x.iter().copied().collect(),
+                ..Default::default()
+            }),
+        }],
+        raw_input_contents: if raw { vec![raw_f32(x).into()] } else { vec![] },
+        ..Default::default()
+    }
+}
+
+fn f32s(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_three_ways_gives_the_same_bits() {
+    let app = dyn_app();
+    let base = serve_support::serve(Arc::clone(&app)).await;
+    let mut client = grpc(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let want: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
+
+    // gRPC, raw contents in and out
+    let r = client
+        .model_infer(infer_request(&x, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.model_name.as_str(), r.model_version.as_str()),
+        ("dyn", "1.0.0")
+    );
+    assert_eq!(r.id, "req-7");
+    assert_eq!(r.outputs.len(), 1);
+    assert_eq!(r.outputs[0].name, "y");
+    assert_eq!(r.outputs[0].datatype, "FP32");
+    assert_eq!(r.outputs[0].shape, vec![5, 3]);
+    let grpc_raw = f32s(&r.raw_output_contents[0]);
+    // against onnxruntime's answer
+    for (got, want) in grpc_raw.iter().zip(want.iter()) {
+        assert!((f32::from_bits(*got) - want).abs() <= 1e-5);
+    }
+    // gRPC, typed contents
+    let r = client
+        .model_infer(infer_request(&x, false))
+        .await
+        .unwrap()
+        .into_inner();
+    let grpc_typed = f32s(&r.raw_output_contents[0]);
+
+    // HTTP JSON and HTTP binary
+    let http = reqwest::Client::new();
+    let url = format!("{base}/v2/models/dyn/infer");
+    let json_body = json!({"inputs": [{"name": "x", "shape": [5, 8], "datatype": "FP32",
+        "data": x.iter().copied().collect::<Vec<f32>>()}]});
+    let v: Value = http
+        .post(&url)
+        .json(&json_body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let http_json: Vec<u32> = v["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v.as_f64().unwrap() as f32).to_bits())
+        .collect();
+    let header = serde_json::to_vec(&json!({
+        "inputs": [{"name": "x", "shape": [5, 8], "datatype": "FP32",
+                    "parameters": {"binary_data_size": 160}}],
+        "outputs": [{"name": "y", "parameters": {"binary_data": true}}]
+    }))
+    .unwrap();
+    let mut body = header.clone();
+    body.extend(raw_f32(&x));
+    let resp = http
+        .post(&url)
+        .header("inference-header-content-length", header.len())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let len: usize = resp.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = resp.bytes().await.unwrap();
+    let http_binary = f32s(&bytes[len..]);
+
+    assert_eq!(grpc_raw.len(), 15);
+    assert_eq!(grpc_raw, grpc_typed, "gRPC raw vs typed");
+    assert_eq!(grpc_raw, http_json, "gRPC vs HTTP JSON");
+    assert_eq!(grpc_raw, http_binary, "gRPC vs HTTP binary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metadata() {
+    let app = dyn_app();
+    let mut client = grpc(app).await;
+    assert!(
+        client
+            .server_live(ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+    assert!(
+        client
+            .server_ready(ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    for (name, version, want) in [
+        ("dyn", "", true),
+        ("dyn", "1", true),
+        ("dyn", "9", false),
+        ("nope", "", false),
+    ] {
+        let r = ModelReadyRequest {
+            name: name.into(),
+            version: version.into(),
+        };
+        let ready = client.model_ready(r).await.unwrap().into_inner().ready;
+        assert_eq!(ready, want, "{name} version {version:?}");
+    }
+    let s = client
+        .server_metadata(ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.name, "inferkit-serve");
+    let m = client
+        .model_metadata(ModelMetadataRequest {
+            name: "dyn".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(m.name, "dyn");
+    assert_eq!(m.versions, vec!["1.0.0"]);
+    assert_eq!(m.inputs.len(), 1);
+    assert_eq!(
+        (m.inputs[0].name.as_str(), m.inputs[0].datatype.as_str()),
+        ("x", "FP32")
+    );
+    assert_eq!(m.inputs[0].shape, vec![-1, 8]);
+    assert_eq!(m.outputs[0].name, "y");
+    let e = client
+        .model_metadata(ModelMetadataRequest {
+            name: "nope".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().contains("nope"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_invalid_argument_naming_what_is_wrong() {
+    let app = dyn_app();
+    let mut client = grpc(app).await;
+    let x = Array2::<f32>::zeros((2, 8));
+    let check = |r: ModelInferRequest, code: Code, says: &'static str| {
+        let mut client = client.clone();
+        async move {
+            let e = client.model_infer(r).await.unwrap_err();
+            assert_eq!(e.code(), code, "{e:?}");
+            assert!(
+                e.message().contains(says),
+                "{:?} lacks {says:?}",
+                e.message()
+            );
+        }
+    };
+    let mut r = infer_request(&x, true);
+    r.model_name = "nope".into();
+    check(r, Code::NotFound, "nope").await;
+    let mut r = infer_request(&x, true);
+    r.inputs[0].datatype = "INT64".into();
+    check(r, Code::InvalidArgument, "input `x`: datatype").await;
+    let mut r = infer_request(&x, true);
+    r.raw_input_contents[0] = vec![0u8; 63].into();
+    check(r, Code::InvalidArgument, "63 bytes").await;
+    let mut r = infer_request(&x, true);
+    r.inputs[0].shape = vec![2, 4, 2];
+    r.raw_input_contents[0] = vec![0u8; 64].into();
+    check(r, Code::InvalidArgument, "x").await;
+    let mut r = infer_request(&x, true);
+    r.inputs[0].name = "z".into();
+    check(r, Code::InvalidArgument, "unknown input `z`").await;
+    let mut r = infer_request(&x, false);
+    r.inputs[0].contents.as_mut().unwrap().fp32_contents.pop();
+    check(r, Code::InvalidArgument, "input `x`").await;
+    let mut r = infer_request(&x, true);
+    r.parameters.insert(
+        "timeout".into(),
+        InferParameter {
+            parameter_choice: Some(ParameterChoice::StringParam("soon".into())),
+        },
+    );
+    check(r, Code::InvalidArgument, "parameters.timeout").await;
+    // and the server still answers
+    let mut r = infer_request(&x, true);
+    r.outputs = vec![InferRequestedOutputTensor {
+        name: "y".into(),
+        parameters: Default::default(),
+    }];
+    let ok = client.model_infer(r).await.unwrap().into_inner();
+    assert_eq!(ok.outputs[0].shape, vec![2, 3]);
+}
+
+/// The slow model (150 ms a request, one at a time) with a queue of one: a second request
+/// waits, a third is refused; a request whose deadline passes in the queue is never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_queue_and_passed_deadlines_have_their_codes() {
+    let (app, base, _) = serve_support::slow_server(1).await;
+    let client = grpc(Arc::clone(&app)).await;
+    let request = |timeout_us: Option<i64>| {
+        let mut r = ModelInferRequest {
+            model_name: "slow".into(),
+            inputs: vec![InferInputTensor {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 2],
+                parameters: Default::default(),
+                contents: None,
+            }],
+            raw_input_contents: vec![raw_f32(&Array2::from_elem((1, 2), 1.0)).into()],
+            ..Default::default()
+        };
+        if let Some(t) = timeout_us {
+            r.parameters.insert(
+                "timeout".into(),
+                InferParameter {
+                    parameter_choice: Some(ParameterChoice::Int64Param(t)),
+                },
+            );
+        }
+        r
+    };
+    // many at once: the one running and the one queued are answered, the rest refused
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let mut c = client.clone();
+            let r = request(None);
+            tokio::spawn(async move { c.model_infer(r).await.map(|_| ()).map_err(|e| e.code()) })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for c in calls {
+        codes.push(c.await.unwrap());
+    }
+    let ok = codes.iter().filter(|c| c.is_ok()).count();
+    let full = codes
+        .iter()
+        .filter(|c| **c == Err(Code::ResourceExhausted))
+        .count();
+    assert!(ok >= 1 && full >= 1 && ok + full == 6, "{codes:?}");
+
+    // Triton's `timeout` parameter: behind a running request, 20 ms is too short
+    let batches_before = batches(&base).await;
+    let mut c = client.clone();
+    let busy = tokio::spawn(async move { c.model_infer(request(None)).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let e = client
+        .clone()
+        .model_infer(request(Some(20_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    busy.await.unwrap().unwrap();
+
+    // the client's own deadline (grpc-timeout) the same way; tonic's client gives up on its
+    // own too, so the code it reports is its own (CANCELLED) or the server's
+    let mut c = client.clone();
+    let busy = tokio::spawn(async move { c.model_infer(request(None)).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut r = tonic::Request::new(request(None));
+    r.set_timeout(Duration::from_millis(20));
+    let e = client.clone().model_infer(r).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    busy.await.unwrap().unwrap();
+    // neither expired request ran: two batches, the two busy requests
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(batches(&base).await - batches_before, 2);
+    assert!(client.clone().model_infer(request(None)).await.is_ok());
+}
+
+/// Batches the server has run (`inferkit_batch_size_count` in `/metrics`).
+async fn batches(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("inferkit_batch_size_count "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
