@@ -3,7 +3,7 @@
 binary extension, gRPC raw tensors; priority and timeout as the clients send them), checking
 the answers against onnxruntime's outputs committed as fixtures (tests/fixtures/onnx,
 scripts/make_onnx_fixtures.py) and HTTP's against gRPC's bit for bit; errors with their
-gRPC codes. Run by scripts/check-tritonclient.sh."""
+gRPC codes; async_stream_infer (ModelStreamInfer) with a bad request answered in band. Run by scripts/check-tritonclient.sh."""
 
 import argparse
 import sys
@@ -124,6 +124,30 @@ def main():
         check(resp["model_version"] == f"{version}.0.0" and resp["id"] == f"g{version}", f"grpc response: {resp}")
         over_http = infer(client, "dyn", x, version, True).as_numpy("y")
         check(got.tobytes() == over_http.tobytes(), f"grpc and http answers differ bit for bit (version {version})")
+    # Triton's streaming extension: async_stream_infer, answers through the callback
+    import queue
+    answers = queue.Queue()
+    g.start_stream(callback=lambda result, error: answers.put((result, error)))
+    x = np.load(FIX / "dyn_batch.b5.x.npy")
+    want = np.load(FIX / "dyn_batch.b5.y.npy")
+    for i in range(4):
+        inp = grpc.InferInput("x", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        g.async_stream_infer("dyn", [inp], model_version="1", request_id=f"s{i}")
+    bad = grpc.InferInput("x", [2, 7], "FP32")
+    bad.set_data_from_numpy(np.zeros((2, 7), np.float32))
+    g.async_stream_infer("dyn", [bad], model_version="1", request_id="bad")
+    got_ids, errors = set(), []
+    for _ in range(5):
+        result, error = answers.get(timeout=60)
+        if error is not None:
+            errors.append(str(error))
+        else:
+            got_ids.add(result.get_response().id)
+            check(float(np.abs(result.as_numpy("y") - want).max()) <= 1e-5, "stream: outputs")
+    g.stop_stream()
+    check(got_ids == {f"s{i}" for i in range(4)}, f"stream answers: {got_ids}")
+    check(len(errors) == 1 and "x" in errors[0], f"stream error in band: {errors}")
     try:
         inp = grpc.InferInput("x", [2, 7], "FP32")
         inp.set_data_from_numpy(np.zeros((2, 7), np.float32))

@@ -287,6 +287,23 @@ async fn bad_requests_are_invalid_argument_naming_what_is_wrong() {
     assert_eq!(ok.outputs[0].shape, vec![2, 3]);
 }
 
+/// A request to the slow model of `serve_support` (one row of two values).
+fn slow_request(id: &str) -> ModelInferRequest {
+    ModelInferRequest {
+        model_name: "slow".into(),
+        id: id.into(),
+        inputs: vec![InferInputTensor {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 2],
+            parameters: Default::default(),
+            contents: None,
+        }],
+        raw_input_contents: vec![raw_f32(&Array2::from_elem((1, 2), 1.0)).into()],
+        ..Default::default()
+    }
+}
+
 /// The slow model (150 ms a request, one at a time) with a queue of one: a second request
 /// waits, a third is refused; a request whose deadline passes in the queue is never run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -294,18 +311,7 @@ async fn full_queue_and_passed_deadlines_have_their_codes() {
     let (app, base, _) = serve_support::slow_server(1).await;
     let client = grpc(Arc::clone(&app)).await;
     let request = |timeout_us: Option<i64>| {
-        let mut r = ModelInferRequest {
-            model_name: "slow".into(),
-            inputs: vec![InferInputTensor {
-                name: "x".into(),
-                datatype: "FP32".into(),
-                shape: vec![1, 2],
-                parameters: Default::default(),
-                contents: None,
-            }],
-            raw_input_contents: vec![raw_f32(&Array2::from_elem((1, 2), 1.0)).into()],
-            ..Default::default()
-        };
+        let mut r = slow_request("");
         if let Some(t) = timeout_us {
             r.parameters.insert(
                 "timeout".into(),
@@ -369,6 +375,11 @@ async fn full_queue_and_passed_deadlines_have_their_codes() {
 
 /// Batches the server has run (`inferkit_batch_size_count` in `/metrics`).
 async fn batches(base: &str) -> u64 {
+    metric(base, "inferkit_batch_size_count").await
+}
+
+/// Reads a gauge or counter of `/metrics`.
+async fn metric(base: &str, name: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
@@ -376,9 +387,156 @@ async fn batches(base: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("inferkit_batch_size_count "))
-        .unwrap()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
         .trim()
         .parse()
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_answers_each_request_and_reports_bad_ones_in_band() {
+    let app = dyn_app();
+    let mut client = grpc(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let mut good = infer_request(&x, true);
+    good.id = "good".into();
+    let mut typed = infer_request(&x, false);
+    typed.id = "typed".into();
+    let mut bad = infer_request(&x, true);
+    bad.id = "bad".into();
+    bad.inputs[0].datatype = "INT64".into();
+    let unary = client.model_infer(good.clone()).await.unwrap().into_inner();
+    let requests = tonic::codegen::tokio_stream::iter(vec![good, bad, typed]);
+    let mut answers = client
+        .model_stream_infer(requests)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_id = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    while let Some(m) = answers.message().await.unwrap() {
+        match m.infer_response {
+            Some(r) if m.error_message.is_empty() => {
+                by_id.insert(r.id.clone(), r);
+            }
+            _ => errors.push(m.error_message),
+        }
+    }
+    assert_eq!(by_id.len(), 2, "{:?}", by_id.keys());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("input `x`: datatype"), "{errors:?}");
+    for id in ["good", "typed"] {
+        assert_eq!(
+            by_id[id].raw_output_contents, unary.raw_output_contents,
+            "{id}"
+        );
+    }
+}
+
+/// A client that sends on a stream and never reads: the stream's buffer fills, the model's
+/// worker goes on serving others; when the client leaves, the stream ends and what it had in
+/// flight is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_blocks_no_worker_and_its_stream_ends_when_it_leaves() {
+    let app = dyn_app();
+    let base = serve_support::serve(Arc::clone(&app)).await;
+    let mut client = grpc(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let (send, requests) = tokio::sync::mpsc::channel(1024);
+    let answers = client
+        .model_stream_infer(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
+            requests,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    for i in 0..1000 {
+        let mut r = infer_request(&x, true);
+        r.id = i.to_string();
+        send.send(r).await.unwrap();
+    }
+    assert_eq!(metric(&base, "inferkit_grpc_streams").await, 1);
+    // the worker still answers others, again and again, while nobody reads the stream
+    // (a full queue answers RESOURCE_EXHAUSTED, and a client tries again, as Triton's do)
+    let mut answered = 0;
+    for _ in 0..400 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.clone().model_infer(infer_request(&x, true)),
+        )
+        .await
+        .expect("a unary request waited behind a stalled stream");
+        match r {
+            Ok(r) => {
+                assert_eq!(r.into_inner().outputs[0].shape, vec![5, 3]);
+                answered += 1;
+                if answered == 20 {
+                    break;
+                }
+            }
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(answered, 20);
+    // the client leaves: the server's side of the stream ends (bounded wait, no wall-time claim)
+    drop(answers);
+    drop(send);
+    let mut open = 1;
+    for _ in 0..200 {
+        open = metric(&base, "inferkit_grpc_streams").await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 0, "the stream outlived its client");
+}
+
+/// A stream's `grpc-timeout` ends it with its queued work cancelled: of five requests to the
+/// slow model (150 ms each, one at a time), those still queued at the deadline never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_past_its_deadline_ends_and_its_queued_requests_never_run() {
+    let (app, base, _) = serve_support::slow_server(8).await;
+    let mut client = grpc(Arc::clone(&app)).await;
+    let before = batches(&base).await;
+    let requests: Vec<ModelInferRequest> = (0..5).map(|i| slow_request(&i.to_string())).collect();
+    let mut request = tonic::Request::new(tonic::codegen::tokio_stream::iter(requests));
+    request.set_timeout(Duration::from_millis(300));
+    let mut answered = 0;
+    let mut ended = None;
+    match client.model_stream_infer(request).await {
+        Ok(r) => {
+            let mut answers = r.into_inner();
+            loop {
+                match answers.message().await {
+                    Ok(Some(m)) if m.error_message.is_empty() => answered += 1,
+                    // a request's own deadline (the stream's) passed in the queue
+                    Ok(Some(m)) if m.error_message.contains("deadline") => {}
+                    Ok(Some(m)) => panic!("{}", m.error_message),
+                    Ok(None) => break,
+                    Err(e) => {
+                        ended = Some(e.code());
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => ended = Some(e.code()),
+    }
+    assert!(answered < 5, "every request ran past the deadline");
+    // the stream itself ends with the deadline, unless every request was answered (in
+    // band, some with their own deadline's error) first
+    assert!(
+        matches!(ended, None | Some(Code::DeadlineExceeded | Code::Cancelled)),
+        "{ended:?}"
+    );
+    // what was queued at the deadline never runs
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ran = batches(&base).await - before;
+    assert!(ran < 5, "{ran} of 5 requests ran");
+    assert_eq!(metric(&base, "inferkit_grpc_streams").await, 0);
 }

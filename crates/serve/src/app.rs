@@ -319,6 +319,8 @@ pub(crate) struct Stats {
     /// Latency of answered requests per (model, version): bucket counts, sum (µs), count.
     latency: Mutex<BTreeMap<(String, String), Latency>>,
     cancelled: AtomicU64,
+    /// gRPC ModelStreamInfer streams open.
+    pub(crate) streams: AtomicU64,
 }
 
 const BATCH_BOUNDS: [u64; 6] = [1, 2, 4, 8, 16, 32];
@@ -1279,6 +1281,16 @@ fn render_metrics(app: &App) -> String {
         s,
         "inferkit_cancelled_total {}",
         app.stats.cancelled.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        s,
+        "# HELP inferkit_grpc_streams Open gRPC ModelStreamInfer streams."
+    );
+    let _ = writeln!(s, "# TYPE inferkit_grpc_streams gauge");
+    let _ = writeln!(
+        s,
+        "inferkit_grpc_streams {}",
+        app.stats.streams.load(Ordering::Relaxed)
     );
     s
 }

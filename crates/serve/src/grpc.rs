@@ -5,6 +5,7 @@
 //! typed contents or `raw_input_contents`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -168,8 +169,129 @@ fn typed(
     })
 }
 
+/// Responses a ModelStreamInfer stream holds for a client that reads slowly; past them the
+/// stream's requests wait (and so does reading more of them), never a model's worker.
+pub const STREAM_BUFFER: usize = 16;
+/// Requests of one stream in flight at once (queued, running or waiting to be sent); the
+/// stream reads no more until one is sent. A default batch's worth: one stream can fill a
+/// batch but not, alone, a model's queue.
+pub const STREAM_IN_FLIGHT: usize = 32;
+
+/// Counts an open stream for as long as it lives.
+struct StreamOpen(Arc<App>);
+
+impl StreamOpen {
+    fn new(app: Arc<App>) -> Self {
+        app.stats.streams.fetch_add(1, Ordering::Relaxed);
+        StreamOpen(app)
+    }
+}
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        self.0.stats.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one ModelStreamInfer stream: reads its requests, runs each as a unary ModelInfer
+/// (at most [`STREAM_IN_FLIGHT`] at once), sends each answer as it finishes into a channel of
+/// [`STREAM_BUFFER`]. The stream ends, and every request of it still queued or running is
+/// cancelled, when the client goes away, when the stream's `grpc-timeout` passes, or when the
+/// client ends its side and every answer was sent.
+async fn stream(
+    grpc: Grpc,
+    mut requests: tonic::Streaming<ModelInferRequest>,
+    metadata: tonic::metadata::MetadataMap,
+    deadline: Option<tokio::time::Instant>,
+    tx: tokio::sync::mpsc::Sender<Result<ModelStreamInferResponse, Status>>,
+) {
+    let _open = StreamOpen::new(Arc::clone(&grpc.app));
+    let slots = Arc::new(tokio::sync::Semaphore::new(STREAM_IN_FLIGHT));
+    // dropped with this function: aborts every request of the stream still in flight
+    let mut running = tokio::task::JoinSet::new();
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    let mut reading = true;
+    loop {
+        if !reading && running.is_empty() {
+            return; // the client's side ended and every answer was sent
+        }
+        tokio::select! {
+            // the client went away (its response stream was dropped)
+            () = tx.closed() => return,
+            () = &mut expired => {
+                let _ = tx.try_send(Err(Status::deadline_exceeded("the stream's deadline passed")));
+                return;
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if done.is_err() {
+                    return; // a request's task panicked: end the stream
+                }
+            }
+            permit = Arc::clone(&slots).acquire_owned(), if reading => {
+                let Ok(permit) = permit else { return };
+                let next = tokio::select! {
+                    () = tx.closed() => return,
+                    () = &mut expired => {
+                        let _ = tx.try_send(Err(Status::deadline_exceeded("the stream's deadline passed")));
+                        return;
+                    }
+                    m = requests.message() => m,
+                };
+                match next {
+                    Ok(Some(r)) => {
+                        let (grpc, tx) = (grpc.clone(), tx.clone());
+                        let mut request = Request::new(r);
+                        *request.metadata_mut() = metadata.clone();
+                        running.spawn(async move {
+                            let answer = match grpc.infer_counted(request).await {
+                                Ok(r) => ModelStreamInferResponse {
+                                    error_message: String::new(),
+                                    infer_response: Some(r),
+                                },
+                                Err(e) => ModelStreamInferResponse {
+                                    error_message: e.message().to_owned(),
+                                    infer_response: None,
+                                },
+                            };
+                            // waits while a slow client's buffer is full
+                            let _ = tx.send(Ok(answer)).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => reading = false,
+                    Err(status) => {
+                        let _ = tx.try_send(Err(status));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl GrpcInferenceService for Grpc {
+    type ModelStreamInferStream = tonic::codegen::BoxStream<ModelStreamInferResponse>;
+
+    async fn model_stream_infer(
+        &self,
+        request: Request<tonic::Streaming<ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        let deadline = grpc_timeout(&request).map(|t| tokio::time::Instant::now() + t);
+        let (metadata, _, requests) = request.into_parts();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(stream(self.clone(), requests, metadata, deadline, tx));
+        Ok(Response::new(Box::pin(
+            tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn server_live(
         &self,
         _: Request<ServerLiveRequest>,
@@ -248,6 +370,16 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
+        Ok(Response::new(self.infer_counted(request).await?))
+    }
+}
+
+impl Grpc {
+    /// [`Grpc::infer`], counted in `/metrics` and logged like an HTTP request.
+    async fn infer_counted(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<ModelInferResponse, Status> {
         let started = std::time::Instant::now();
         let name = request.get_ref().model_name.clone();
         let asked = request.get_ref().model_version.clone();
@@ -267,11 +399,9 @@ impl GrpcInferenceService for Grpc {
             latency_us = started.elapsed().as_micros() as u64,
             "infer"
         );
-        Ok(Response::new(result?))
+        Ok(result?)
     }
-}
 
-impl Grpc {
     async fn infer(
         &self,
         request: Request<ModelInferRequest>,

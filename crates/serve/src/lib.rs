@@ -27,8 +27,9 @@
 //! /v2/models/{name}[/versions/{v}]` (metadata), `GET …/ready`, `POST …/infer` (JSON tensors
 //! and the binary tensor data extension; `parameters.timeout` in µs and
 //! `parameters.priority` as Triton defines them), `POST /v2/repository/models/{name}/load`
-//! and `…/unload`, `GET /metrics` (Prometheus text). gRPC: [`grpc`] (`ModelInfer` and the
-//! health and metadata methods of `inference.GRPCInferenceService`), through
+//! and `…/unload`, `GET /metrics` (Prometheus text). gRPC: [`grpc`] (`ModelInfer`,
+//! `ModelStreamInfer` and the health and metadata methods of
+//! `inference.GRPCInferenceService`), through
 //! [`grpc_router`] on the same port or another.
 
 mod app;
