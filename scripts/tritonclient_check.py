@@ -124,6 +124,15 @@ def main():
         check(resp["model_version"] == f"{version}.0.0" and resp["id"] == f"g{version}", f"grpc response: {resp}")
         over_http = infer(client, "dyn", x, version, True).as_numpy("y")
         check(got.tobytes() == over_http.tobytes(), f"grpc and http answers differ bit for bit (version {version})")
+    # the repository index, both protocols
+    hidx = client.get_model_repository_index()
+    check(sorted((m["name"], m["version"], m["state"]) for m in hidx)
+          == [("dyn", "1.0.0", "READY"), ("dyn", "2.0.0", "READY"), ("efficientnet-lite0", "1.0.0", "READY")],
+          f"http repository index: {hidx}")
+    gidx = g.get_model_repository_index(as_json=True)["models"]
+    check(sorted((m["name"], m["version"]) for m in gidx) == sorted((m["name"], m["version"]) for m in hidx),
+          f"grpc repository index: {gidx}")
+
     # Triton's streaming extension: async_stream_infer, answers through the callback
     import queue
     answers = queue.Queue()

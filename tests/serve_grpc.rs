@@ -32,16 +32,23 @@ fn fixture(f: &str) -> std::path::PathBuf {
         .join(f)
 }
 
-/// Serves `app`'s gRPC routes on a free port, as the binary does: a connected client.
-async fn grpc(app: Arc<App>) -> GrpcInferenceServiceClient<Channel> {
+/// Serves `app`'s gRPC routes on a free port, as the binary does: a channel to them.
+async fn channel(app: Arc<App>) -> Channel {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(listener, app::grpc_router(app)).await.unwrap();
     });
-    GrpcInferenceServiceClient::connect(format!("http://{addr}"))
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
         .await
         .unwrap()
+}
+
+/// A client of `app`'s inference service.
+async fn grpc(app: Arc<App>) -> GrpcInferenceServiceClient<Channel> {
+    GrpcInferenceServiceClient::new(channel(app).await)
 }
 
 fn dyn_app() -> Arc<App> {
@@ -539,4 +546,128 @@ async fn a_stream_past_its_deadline_ends_and_its_queued_requests_never_run() {
     let ran = batches(&base).await - before;
     assert!(ran < 5, "{ran} of 5 requests ran");
     assert_eq!(metric(&base, "inferkit_grpc_streams").await, 0);
+}
+
+/// Triton's repository extension over gRPC: index, load (a new version served at once),
+/// unload; errors named. And grpc.health.v1 following what is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_and_health_over_grpc() {
+    use app::grpc::proto::model_repository_parameter::ParameterChoice as P;
+    use app::grpc::proto::{
+        ModelRepositoryParameter, RepositoryIndexRequest, RepositoryModelLoadRequest,
+        RepositoryModelUnloadRequest,
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let app = dyn_app();
+    let ch = channel(Arc::clone(&app)).await;
+    let mut client = GrpcInferenceServiceClient::new(ch.clone());
+    let health = HealthClient::new(ch);
+    let param = |v: &str| ModelRepositoryParameter {
+        parameter_choice: Some(P::StringParam(v.into())),
+    };
+    let index = |mut c: GrpcInferenceServiceClient<Channel>| async move {
+        c.repository_index(RepositoryIndexRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .models
+            .into_iter()
+            .map(|m| (m.name, m.version, m.state))
+            .collect::<Vec<_>>()
+    };
+    let ready = |v: &str| ("dyn".to_string(), v.to_string(), "READY".to_string());
+    assert_eq!(index(client.clone()).await, vec![ready("1.0.0")]);
+
+    let load = |path: std::path::PathBuf, version: &str| RepositoryModelLoadRequest {
+        model_name: "dyn".into(),
+        parameters: [
+            ("path".to_string(), param(path.to_str().unwrap())),
+            ("version".to_string(), param(version)),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    client
+        .repository_model_load(load(fixture("dyn_batch_v2.onnx"), "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        index(client.clone()).await,
+        vec![ready("1.0.0"), ready("2.0.0")]
+    );
+    let x: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.x.npy")).unwrap();
+    let want: Array2<f32> = read_npy(fixture("dyn_batch_v2.b5.y.npy")).unwrap();
+    let mut r = infer_request(&x, true);
+    r.model_version = "2".into();
+    let got = client.model_infer(r).await.unwrap().into_inner();
+    for (g, w) in f32s(&got.raw_output_contents[0]).iter().zip(want.iter()) {
+        assert!((f32::from_bits(*g) - w).abs() <= 1e-5);
+    }
+    // a file that is not a model: named, and the served versions untouched
+    let e = client
+        .repository_model_load(load(fixture("cases.json"), "3"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("cases.json"), "{}", e.message());
+    let e = client
+        .repository_model_load(RepositoryModelLoadRequest {
+            model_name: "dyn".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("path"), "{}", e.message());
+
+    let unload = |version: Option<&str>| RepositoryModelUnloadRequest {
+        model_name: "dyn".into(),
+        parameters: version
+            .map(|v| [("version".to_string(), param(v))].into())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    client
+        .repository_model_unload(unload(Some("1")))
+        .await
+        .unwrap();
+    assert_eq!(index(client.clone()).await, vec![ready("2.0.0")]);
+
+    // health: the server and the inference service serve while a model is loaded
+    let status = |mut h: HealthClient<Channel>, service: &'static str| async move {
+        h.check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status())
+    };
+    let service = "inference.GRPCInferenceService";
+    // bounded waits: the status follows a load or unload as soon as it is noticed
+    let wait_for = async |want: ServingStatus| {
+        let mut now = None;
+        for _ in 0..100 {
+            now = Some(status(health.clone(), service).await.unwrap());
+            if now == Some(want) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(now, Some(want));
+    };
+    wait_for(ServingStatus::Serving).await;
+    assert_eq!(
+        status(health.clone(), "").await.unwrap(),
+        ServingStatus::Serving
+    );
+    client.repository_model_unload(unload(None)).await.unwrap();
+    wait_for(ServingStatus::NotServing).await;
+    assert!(index(client.clone()).await.is_empty());
+    let e = client
+        .repository_model_unload(unload(None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = status(health.clone(), "nope").await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
 }

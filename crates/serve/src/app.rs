@@ -383,6 +383,8 @@ pub struct App {
     queued: AtomicU64,
     /// `/metrics` counters.
     pub(crate) stats: Stats,
+    /// Signalled when a model version is loaded or unloaded (the gRPC health status follows).
+    pub(crate) changed: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for App {
@@ -406,6 +408,7 @@ impl App {
             unsticky: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             stats: Stats::default(),
+            changed: Arc::default(),
         })
     }
 
@@ -442,6 +445,7 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((d.name.clone(), d.version.clone()), worker);
+        self.changed.notify_one();
         // the old version finishes its queue on this thread
         drop(old);
     }
@@ -455,6 +459,7 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(name.to_owned(), version.clone()));
+        self.changed.notify_one();
         old.is_some()
     }
 
@@ -974,6 +979,67 @@ fn answer(json: &Value, tail: Vec<u8>) -> Response {
     r
 }
 
+/// The repository extension's load, for both protocols: the model at `path` (see
+/// [`load_model`]) served as `name` at `version`; its version. Loading runs off the async
+/// threads; a model that cannot be prepared is a 400 naming the path and the cause, and the
+/// versions already served stay untouched.
+pub(crate) async fn load_version(
+    app: &Arc<App>,
+    name: &str,
+    path: String,
+    version: Option<String>,
+) -> Result<String, ApiError> {
+    let n = name.to_owned();
+    let threads = app.config.threads;
+    let model = tokio::task::spawn_blocking(move || {
+        load_model(&n, std::path::Path::new(&path), version.as_deref(), threads)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| bad(error_chain(&e)))?;
+    let v = model.descriptor().version.to_string();
+    let app2 = Arc::clone(app);
+    tokio::task::spawn_blocking(move || app2.load(model))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(v)
+}
+
+/// The repository extension's unload, for both protocols: `version` of `name`, or every
+/// version; how many were unloaded (404 when none).
+pub(crate) async fn unload_versions(
+    app: &Arc<App>,
+    name: &str,
+    version: Option<&str>,
+) -> Result<usize, ApiError> {
+    let versions = match version {
+        Some(v) => vec![version_param(v)?],
+        None => app.registry.versions(name),
+    };
+    let app2 = Arc::clone(app);
+    let n = name.to_owned();
+    let removed =
+        tokio::task::spawn_blocking(move || versions.iter().filter(|v| app2.unload(&n, v)).count())
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if removed == 0 {
+        return Err(not_found(format!("no model `{name}` to unload")));
+    }
+    Ok(removed)
+}
+
+impl App {
+    /// The repository index: every model version served (name, version), in order.
+    pub(crate) fn index(&self) -> Vec<(String, String)> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .map(|(n, v)| (n.clone(), v.to_string()))
+            .collect()
+    }
+}
+
 /// The HTTP routes of the KServe v2 / Open Inference Protocol over `app`, to serve with
 /// `axum::serve` or to merge into an application's own router.
 pub fn router(app: Arc<App>) -> Router {
@@ -1096,6 +1162,14 @@ pub fn router(app: Arc<App>) -> Router {
             Err(e) => e.into_response(),
         }
     }
+    async fn repo_index(State(app): State<Arc<App>>) -> Json<Value> {
+        let models: Vec<Value> = app
+            .index()
+            .into_iter()
+            .map(|(name, version)| json!({"name": name, "version": version, "state": "READY"}))
+            .collect();
+        Json(Value::Array(models))
+    }
     async fn repo_load(
         State(app): State<Arc<App>>,
         Path(name): Path<String>,
@@ -1107,20 +1181,7 @@ pub fn router(app: Arc<App>) -> Router {
             .ok_or_else(|| bad("load needs parameters.path"))?
             .to_owned();
         let version = body["parameters"]["version"].as_str().map(str::to_owned);
-        let n = name.clone();
-        let threads = app.config.threads;
-        // loading reads and prepares a model: off the async threads
-        let model = tokio::task::spawn_blocking(move || {
-            load_model(&n, std::path::Path::new(&path), version.as_deref(), threads)
-        })
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| bad(error_chain(&e)))?;
-        let v = model.descriptor().version.to_string();
-        let app2 = Arc::clone(&app);
-        tokio::task::spawn_blocking(move || app2.load(model))
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let v = load_version(&app, &name, path, version).await?;
         Ok(Json(json!({"name": name, "version": v, "loaded": true})))
     }
     async fn repo_unload(
@@ -1129,20 +1190,7 @@ pub fn router(app: Arc<App>) -> Router {
         body: Option<Json<Value>>,
     ) -> Result<Json<Value>, ApiError> {
         let body = body.map(|Json(b)| b).unwrap_or_default();
-        let versions = match body["parameters"]["version"].as_str() {
-            Some(v) => vec![version_param(v)?],
-            None => app.registry.versions(&name),
-        };
-        let app2 = Arc::clone(&app);
-        let n = name.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            versions.iter().filter(|v| app2.unload(&n, v)).count()
-        })
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        if removed == 0 {
-            return Err(not_found(format!("no model `{name}` to unload")));
-        }
+        let removed = unload_versions(&app, &name, body["parameters"]["version"].as_str()).await?;
         Ok(Json(json!({"name": name, "unloaded": removed})))
     }
     async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -1168,6 +1216,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v2/models/{name}/versions/{version}/infer",
             post(infer_route),
         )
+        .route("/v2/repository/index", post(repo_index))
         .route("/v2/repository/models/{name}/load", post(repo_load))
         .route("/v2/repository/models/{name}/unload", post(repo_unload))
         .route("/metrics", get(metrics))

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use inferkit_infer_core::{DType, Tensor};
 use tonic::{Request, Response, Status};
 
-use crate::app::{ApiError, App, bad, output_binary, run_request, shape_json};
+use crate::app::{
+    ApiError, App, bad, load_version, output_binary, run_request, shape_json, unload_versions,
+};
 use crate::request::{check_inputs, datatype, input_spec, tensor_from_le};
 
 /// The protocol's messages and the generated service (server and client).
@@ -32,7 +34,9 @@ use proto::model_infer_response::InferOutputTensor;
 use proto::model_metadata_response::TensorMetadata;
 use proto::*;
 
-/// The gRPC service as axum routes (`/inference.GRPCInferenceService/…`), to serve alone or
+/// The gRPC services as axum routes (`/inference.GRPCInferenceService/…` and the standard
+/// health service `grpc.health.v1.Health`, whose status follows the models served), to serve
+/// alone or
 /// merged with [`router`](crate::router) on one port: axum serves HTTP/1.1 and HTTP/2 (gRPC's
 /// prior-knowledge h2c) side by side. This is how the binary serves it: a request whose
 /// deadline (`grpc-timeout`) passes gets DEADLINE_EXCEEDED from the server (tonic's own
@@ -49,7 +53,48 @@ use proto::*;
 /// # }
 /// ```
 pub fn grpc_router(app: Arc<App>) -> axum::Router {
-    tonic::service::Routes::new(grpc_service(app)).into_axum_router()
+    let (reporter, health) = tonic_health::server::health_reporter();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(report_health(
+            Arc::downgrade(&app),
+            Arc::clone(&app.changed),
+            reporter,
+        ));
+    }
+    tonic::service::Routes::new(grpc_service(app))
+        .add_service(health)
+        .into_axum_router()
+}
+
+/// Keeps `grpc.health.v1` true to `app`: the server ("") is SERVING while it lives, and
+/// `inference.GRPCInferenceService` is SERVING while at least one model is served,
+/// NOT_SERVING otherwise. Ends when the app is dropped.
+async fn report_health(
+    app: std::sync::Weak<App>,
+    changed: Arc<tokio::sync::Notify>,
+    reporter: tonic_health::server::HealthReporter,
+) {
+    loop {
+        let Some(ready) = app.upgrade().map(|a| {
+            !a.workers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        }) else {
+            return;
+        };
+        if ready {
+            reporter
+                .set_serving::<GrpcInferenceServiceServer<Grpc>>()
+                .await;
+        } else {
+            reporter
+                .set_not_serving::<GrpcInferenceServiceServer<Grpc>>()
+                .await;
+        }
+        // a load or unload, or now and then to notice the app is gone
+        let _ = tokio::time::timeout(Duration::from_secs(5), changed.notified()).await;
+    }
 }
 
 /// The gRPC service over `app`, for a `tonic::transport::Server` or other tower stacks.
@@ -85,6 +130,19 @@ fn grpc_timeout<T>(r: &Request<T>) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// A repository request's string parameter `key`.
+fn repo_param(
+    params: &std::collections::HashMap<String, ModelRepositoryParameter>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
+    use proto::model_repository_parameter::ParameterChoice as P;
+    match params.get(key).and_then(|p| p.parameter_choice.as_ref()) {
+        None => Ok(None),
+        Some(P::StringParam(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(bad(format!("parameter `{key}`: {other:?} is not a string"))),
+    }
 }
 
 fn int_param(
@@ -278,6 +336,48 @@ async fn stream(
 #[tonic::async_trait]
 impl GrpcInferenceService for Grpc {
     type ModelStreamInferStream = tonic::codegen::BoxStream<ModelStreamInferResponse>;
+
+    async fn repository_index(
+        &self,
+        _: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        let models = self
+            .app
+            .index()
+            .into_iter()
+            .map(
+                |(name, version)| proto::repository_index_response::ModelIndex {
+                    name,
+                    version,
+                    state: "READY".into(),
+                    reason: String::new(),
+                },
+            )
+            .collect();
+        Ok(Response::new(RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        r: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        let r = r.into_inner();
+        let path = repo_param(&r.parameters, "path")?
+            .ok_or_else(|| bad("load needs the string parameter `path`"))?;
+        let version = repo_param(&r.parameters, "version")?;
+        load_version(&self.app, &r.model_name, path, version).await?;
+        Ok(Response::new(RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        r: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        let r = r.into_inner();
+        let version = repo_param(&r.parameters, "version")?;
+        unload_versions(&self.app, &r.model_name, version.as_deref()).await?;
+        Ok(Response::new(RepositoryModelUnloadResponse {}))
+    }
 
     async fn model_stream_infer(
         &self,

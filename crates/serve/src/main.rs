@@ -15,7 +15,8 @@
 //! gRPC (`--grpc-addr`, 127.0.0.1:8001 by default, as Triton's ports; `none` turns it off;
 //! both ports answer both protocols):
 //! the KServe v2 `inference.GRPCInferenceService` — ServerLive/Ready/Metadata, ModelReady,
-//! ModelMetadata, ModelInfer with typed or raw contents (raw outputs), ModelStreamInfer;
+//! ModelMetadata, ModelInfer with typed or raw contents (raw outputs), ModelStreamInfer,
+//! RepositoryIndex/ModelLoad/ModelUnload, and `grpc.health.v1`;
 //! `grpc-timeout` and
 //! the `timeout` parameter set the request's deadline. Same models, queues and batches as
 //! HTTP.
