@@ -487,6 +487,15 @@ fn router_splits_by_weight_and_sticks_to_keys() {
     let share = counts[1] as f64 / 100_000.0;
     assert!((share - 0.10).abs() <= 0.01, "candidate share {share}");
     assert!(Router::new(vec![]).is_err());
+    // requests without a key: turns walk the weights, an exact split every 100 turns
+    let mut turns = [0_usize; 2];
+    for t in 0..1000_u64 {
+        let routed = r.route_turn(t);
+        turns[usize::from(routed.variant == "candidate")] += 1;
+    }
+    assert_eq!(turns, [900, 100]);
+    assert_eq!(r.route_turn(90).variant, "candidate");
+    assert_eq!(r.route_turn(89).variant, "control");
 }
 
 #[test]

@@ -47,6 +47,19 @@ fn close(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
 }
 
+/// [`two_versions`] with an A/B route over them: version 1 weighs `w1`, version 2 `w2`.
+fn routed_versions(w1: u32, w2: u32) -> Arc<App> {
+    let app = two_versions();
+    app.route(
+        "dyn",
+        app::Route::new(vec![
+            (semver::Version::new(1, 0, 0), w1),
+            (semver::Version::new(2, 0, 0), w2),
+        ]),
+    );
+    app
+}
+
 fn two_versions() -> Arc<App> {
     let app = App::new(Config::default());
     app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
@@ -416,14 +429,7 @@ async fn higher_priority_requests_are_served_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ab_route_splits_by_weight_and_sticks_by_header() {
-    let app = two_versions();
-    app.route(
-        "dyn",
-        app::Route::new(vec![
-            (semver::Version::new(1, 0, 0), 3),
-            (semver::Version::new(2, 0, 0), 1),
-        ]),
-    );
+    let app = routed_versions(3, 1);
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let y1: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
@@ -699,4 +705,63 @@ async fn a_shape_whose_size_overflows_is_400() {
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert!(e["error"].as_str().unwrap().contains("too large"), "{e}");
+}
+
+/// Where an A/B route picks the version, the request's span records it (through the
+/// library's `Router::route`): the access log line of a routed request carries `ab.variant`
+/// and the answering version, on both protocols' span `infer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_span_records_the_ab_variant() {
+    let logs = captured_logs();
+    let app = routed_versions(1, 1);
+    let base = serve(Arc::clone(&app)).await;
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    let mut answered = std::collections::BTreeMap::new();
+    for user in ["ada", "grace", "linus", "ken", "barbara", "edsger"] {
+        let r: Value = reqwest::Client::new()
+            .post(format!("{base}/v2/models/dyn/infer"))
+            .header("x-session-id", user)
+            .json(&request(&x))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answered.insert(r["model_version"].as_str().unwrap().to_owned(), user);
+    }
+    assert_eq!(
+        answered.len(),
+        2,
+        "both variants answer some users: {answered:?}"
+    );
+    let out = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for version in answered.keys() {
+        let line = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "serve::access" && l["fields"]["version"] == **version)
+            .find(|l| {
+                l["spans"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["name"] == "infer"))
+            })
+            .unwrap_or_else(|| panic!("no access line in a span for {version}:\n{out}"));
+        let span = line["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "infer")
+            .unwrap();
+        let fields = span["fields"].as_str().unwrap();
+        assert!(
+            fields.contains(&format!("ab.variant=\"{version}\"")),
+            "{fields}"
+        );
+        assert!(
+            fields.contains(&format!("model.version=\"{version}\"")),
+            "{fields}"
+        );
+        assert!(fields.contains("model.name=dyn"), "{fields}");
+    }
 }

@@ -74,7 +74,30 @@ impl Router {
     /// Routes a request by key and records the choice on the current span and a new
     /// `route` span.
     pub fn route(&self, key: &[u8]) -> Routed {
-        let v = &self.variants[self.pick(key)];
+        self.routed(self.pick(key))
+    }
+
+    /// Routes the `turn`-th request that has no key: turns walk the weight ranges in order,
+    /// so every `total weight` turns each variant gets exactly its weight (a counter shared by
+    /// the callers makes an exact split). Records the choice as [`route`](Router::route) does.
+    pub fn route_turn(&self, turn: u64) -> Routed {
+        let mut at = turn % self.total;
+        let i = self
+            .variants
+            .iter()
+            .position(|v| {
+                let w = u64::from(v.weight);
+                let here = at < w;
+                at = at.saturating_sub(w);
+                here
+            })
+            .unwrap_or(0);
+        self.routed(i)
+    }
+
+    /// Variant `i`, recorded on the current span and a new `route` span.
+    fn routed(&self, i: usize) -> Routed {
+        let v = &self.variants[i];
         let d = v.model.descriptor();
         let version = d.version.to_string();
         let current = tracing::Span::current();

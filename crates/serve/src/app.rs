@@ -23,6 +23,7 @@ use inferkit_pipeline::{BatchOptions, Input, Pipeline, Run};
 use ndarray::Axis;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::Error;
 use crate::request::{HEADER_LENGTH, datatype, parse};
@@ -377,6 +378,9 @@ pub struct App {
     pub(crate) registry: Registry,
     pub(crate) workers: Mutex<BTreeMap<(String, semver::Version), Arc<Worker>>>,
     routes: Mutex<BTreeMap<String, Route>>,
+    /// Each route's `infer_core::Router` over its versions now served, rebuilt when a route
+    /// or a model version changes (not per request).
+    routers: Mutex<BTreeMap<String, Arc<AbRouter>>>,
     /// Requests routed without a sticky key (spread round-robin by weight).
     unsticky: AtomicU64,
     /// Queue depth across models.
@@ -405,6 +409,7 @@ impl App {
             registry: Registry::new(),
             workers: Mutex::default(),
             routes: Mutex::default(),
+            routers: Mutex::default(),
             unsticky: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             stats: Stats::default(),
@@ -445,6 +450,7 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((d.name.clone(), d.version.clone()), worker);
+        self.rebuild_router(&d.name);
         self.changed.notify_one();
         // the old version finishes its queue on this thread
         drop(old);
@@ -459,6 +465,7 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(name.to_owned(), version.clone()));
+        self.rebuild_router(name);
         self.changed.notify_one();
         old.is_some()
     }
@@ -476,28 +483,29 @@ impl App {
 
     /// Routes `name` over versions by weight (replacing its route); an empty split removes it.
     pub fn route(&self, name: &str, route: Route) {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if route.split.iter().all(|(_, w)| *w == 0) {
-            routes.remove(name);
-        } else {
-            routes.insert(name.to_owned(), route);
+        {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            if route.split.iter().all(|(_, w)| *w == 0) {
+                routes.remove(name);
+            } else {
+                routes.insert(name.to_owned(), route);
+            }
         }
+        self.rebuild_router(name);
     }
 
-    /// The version an A/B route picks for a request without one: by the sticky key's hash
-    /// when there is a key (the same key, the same version), else round-robin by weight;
-    /// only among the route's versions now served. None without a route.
-    fn routed(&self, name: &str, sticky: Option<&[u8]>) -> Option<semver::Version> {
+    /// Rebuilds `name`'s A/B router from its route and the versions now served (none when
+    /// it has no route or none of the route's versions is served).
+    fn rebuild_router(&self, name: &str) {
         let route = self
             .routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(name)?
-            .clone();
-        // the route's versions now served, as infer-core `Router` variants
-        let variants: Vec<Variant> = {
+            .get(name)
+            .cloned();
+        let router = route.and_then(|route| {
             let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-            route
+            let variants: Vec<Variant> = route
                 .split
                 .into_iter()
                 .filter_map(|(v, weight)| {
@@ -508,29 +516,33 @@ impl App {
                         model: Arc::clone(&w.model),
                     })
                 })
-                .collect()
+                .collect();
+            AbRouter::new(variants).ok()
+        });
+        let mut routers = self.routers.lock().unwrap_or_else(|e| e.into_inner());
+        match router {
+            Some(r) => routers.insert(name.to_owned(), Arc::new(r)),
+            None => routers.remove(name),
         };
-        let router = AbRouter::new(variants).ok()?;
-        let pick = match sticky {
-            // the library's split: xxh3 of the key onto the weights, stable everywhere
-            Some(key) => router.pick(key),
-            // no key: round-robin by weight, so the split is exact
-            None => {
-                let total: u64 = router.variants().iter().map(|v| u64::from(v.weight)).sum();
-                let mut at = self.unsticky.fetch_add(1, Ordering::Relaxed) % total;
-                router
-                    .variants()
-                    .iter()
-                    .position(|v| {
-                        let w = u64::from(v.weight);
-                        let here = at < w;
-                        at = at.saturating_sub(w);
-                        here
-                    })
-                    .unwrap_or(0)
-            }
+    }
+
+    /// The version an A/B route picks for a request without one, through the library's
+    /// `Router::route` (by the sticky key's hash: the same key, the same version) or
+    /// `Router::route_turn` (no key: round-robin by weight, an exact split), which record
+    /// `ab.variant`, `model.name` and `model.version` on the current span. Only among the
+    /// route's versions now served; None without a route.
+    fn routed(&self, name: &str, sticky: Option<&[u8]>) -> Option<semver::Version> {
+        let router = Arc::clone(
+            self.routers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)?,
+        );
+        let routed = match sticky {
+            Some(key) => router.route(key),
+            None => router.route_turn(self.unsticky.fetch_add(1, Ordering::Relaxed)),
         };
-        Some(router.variants()[pick].model.descriptor().version.clone())
+        Some(routed.model.descriptor().version.clone())
     }
 
     /// The worker a request goes to: the version it names, else its A/B route's pick
@@ -545,7 +557,13 @@ impl App {
             Some(_) => None,
             None => self.routed(name, sticky).map(|v| v.to_string()),
         };
-        self.worker(name, version.or(routed.as_deref()))
+        let worker = self.worker(name, version.or(routed.as_deref()))?;
+        if routed.is_none() {
+            // (the router recorded it for a routed request)
+            let answering = worker.model.descriptor().version.to_string();
+            tracing::Span::current().record("model.version", answering.as_str());
+        }
+        Ok(worker)
     }
 
     pub(crate) fn worker(
@@ -1040,6 +1058,19 @@ impl App {
     }
 }
 
+/// The span of one inference request: `protocol`, `model.name`, and `model.version` and
+/// `ab.variant` recorded where the request is resolved (the variant by the library's
+/// `Router` when an A/B route picks the version).
+pub(crate) fn request_span(protocol: &'static str, model: &str) -> tracing::Span {
+    tracing::info_span!(
+        "infer",
+        protocol,
+        model.name = %model,
+        model.version = tracing::field::Empty,
+        ab.variant = tracing::field::Empty,
+    )
+}
+
 /// The HTTP routes of the KServe v2 / Open Inference Protocol over `app`, to serve with
 /// `axum::serve` or to merge into an application's own router.
 pub fn router(app: Arc<App>) -> Router {
@@ -1082,6 +1113,17 @@ pub fn router(app: Arc<App>) -> Router {
     async fn infer_route(
         State(app): State<Arc<App>>,
         Path(p): Path<Vec<(String, String)>>,
+        headers: HeaderMap,
+        body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    ) -> Response {
+        let (name, _) = name_version(&p);
+        infer_http(app, p, headers, body)
+            .instrument(request_span("http", &name))
+            .await
+    }
+    async fn infer_http(
+        app: Arc<App>,
+        p: Vec<(String, String)>,
         headers: HeaderMap,
         body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
     ) -> Response {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use inferkit_infer_core::{DType, Tensor};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::app::{
     ApiError, App, bad, load_version, output_binary, run_request, shape_json, unload_versions,
@@ -480,26 +481,31 @@ impl Grpc {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<ModelInferResponse, Status> {
-        let started = std::time::Instant::now();
         let name = request.get_ref().model_name.clone();
-        let asked = request.get_ref().model_version.clone();
-        let result = self.infer(request).await;
-        let (status, version) = match &result {
-            Ok(r) => (axum::http::StatusCode::OK, r.model_version.clone()),
-            Err(e) => (e.0, asked),
-        };
-        // the same counters and access log as HTTP (the code: HTTP's, or its equivalent)
-        self.app.stats.response(&name, &version, status);
-        tracing::info!(
-            target: "serve::access",
-            protocol = "grpc",
-            model = %name,
-            version = %version,
-            status = status.as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-            "infer"
-        );
-        Ok(result?)
+        let span = crate::app::request_span("grpc", &name);
+        async move {
+            let started = std::time::Instant::now();
+            let asked = request.get_ref().model_version.clone();
+            let result = self.infer(request).await;
+            let (status, version) = match &result {
+                Ok(r) => (axum::http::StatusCode::OK, r.model_version.clone()),
+                Err(e) => (e.0, asked),
+            };
+            // the same counters and access log as HTTP (the code: HTTP's, or its equivalent)
+            self.app.stats.response(&name, &version, status);
+            tracing::info!(
+                target: "serve::access",
+                protocol = "grpc",
+                model = %name,
+                version = %version,
+                status = status.as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+                "infer"
+            );
+            Ok(result?)
+        }
+        .instrument(span)
+        .await
     }
 
     async fn infer(
