@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 # A dirty tree (a local run) is packaged as it is; CI packages a clean clone.
 flags=()
 if [ -n "$(git status --porcelain)" ]; then flags+=(--allow-dirty); fi
+# cargo verifies each crate against the others' .crate files through an overlay on the
+# crates.io source, extracting them under ~/.cargo/registry/src, and it does not extract a
+# crate again whose directory is already there: a second run on one machine would verify
+# against the first run's sources (stale APIs). Our own crates' extracted copies go first.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+rm -rf "$cargo_home"/registry/src/*/inferkit-* "$cargo_home"/registry/cache/*/inferkit-*
 cargo package --workspace --quiet "${flags[@]}"
 
 version=$(cargo metadata --format-version 1 --no-deps | python3 -c '
