@@ -776,12 +776,20 @@ pub(crate) fn shape_json(shape: &[Dim]) -> Vec<i64> {
         .collect()
 }
 
+/// A model's platform in its metadata: `inferkit/<backend>` (both protocols).
+pub(crate) fn platform(d: &ModelDescriptor) -> String {
+    format!(
+        "inferkit/{}",
+        d.metadata.get("backend").map_or("cpu", String::as_str)
+    )
+}
+
 fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
     let spec = |s: &inferkit_infer_core::TensorSpec| json!({"name": s.name, "datatype": datatype(s.dtype), "shape": shape_json(&s.shape)});
     json!({
         "name": d.name,
         "versions": versions,
-        "platform": format!("inferkit/{}", d.metadata.get("backend").map_or("cpu", String::as_str)),
+        "platform": platform(d),
         "inputs": d.inputs.iter().map(spec).collect::<Vec<_>>(),
         "outputs": d.outputs.iter().map(spec).collect::<Vec<_>>(),
     })
@@ -1047,6 +1055,24 @@ pub(crate) async fn unload_versions(
 }
 
 impl App {
+    /// Whether at least one model version is served (server readiness on both protocols).
+    pub(crate) fn serving(&self) -> bool {
+        !self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// The versions of `name` served, as text (model metadata on both protocols).
+    pub(crate) fn versions(&self, name: &str) -> Vec<String> {
+        self.registry
+            .versions(name)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// The repository index: every model version served (name, version), in order.
     pub(crate) fn index(&self) -> Vec<(String, String)> {
         self.workers
@@ -1078,13 +1104,13 @@ pub fn router(app: Arc<App>) -> Router {
         Json(json!({"live": true}))
     }
     async fn ready(State(app): State<Arc<App>>) -> Response {
-        let n = app.workers.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let code = if n > 0 {
+        let ready = app.serving();
+        let code = if ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        (code, Json(json!({"ready": n > 0}))).into_response()
+        (code, Json(json!({"ready": ready}))).into_response()
     }
     async fn meta(
         State(app): State<Arc<App>>,
@@ -1092,12 +1118,7 @@ pub fn router(app: Arc<App>) -> Router {
     ) -> Result<Json<Value>, ApiError> {
         let (name, version) = name_version(&p);
         let w = app.worker(&name, version.as_deref())?;
-        let versions = app
-            .registry
-            .versions(&name)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let versions = app.versions(&name);
         Ok(Json(metadata(w.model.descriptor(), versions)))
     }
     async fn model_ready(

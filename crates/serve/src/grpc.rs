@@ -14,7 +14,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::app::{
-    ApiError, App, bad, load_version, output_binary, run_request, shape_json, unload_versions,
+    ApiError, App, bad, load_version, output_binary, platform, run_request, shape_json,
+    unload_versions,
 };
 use crate::request::{check_inputs, datatype, input_spec, tensor_from_le};
 
@@ -76,12 +77,7 @@ async fn report_health(
     reporter: tonic_health::server::HealthReporter,
 ) {
     loop {
-        let Some(ready) = app.upgrade().map(|a| {
-            !a.workers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-        }) else {
+        let Some(ready) = app.upgrade().map(|a| a.serving()) else {
             return;
         };
         if ready {
@@ -404,13 +400,9 @@ impl GrpcInferenceService for Grpc {
         &self,
         _: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        let n = self
-            .app
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
-        Ok(Response::new(ServerReadyResponse { ready: n > 0 }))
+        Ok(Response::new(ServerReadyResponse {
+            ready: self.app.serving(),
+        }))
     }
 
     async fn model_ready(
@@ -451,17 +443,8 @@ impl GrpcInferenceService for Grpc {
         };
         Ok(Response::new(ModelMetadataResponse {
             name: d.name.clone(),
-            versions: self
-                .app
-                .registry
-                .versions(&d.name)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            platform: format!(
-                "inferkit/{}",
-                d.metadata.get("backend").map_or("cpu", String::as_str)
-            ),
+            versions: self.app.versions(&d.name),
+            platform: platform(d),
             inputs: d.inputs.iter().map(spec).collect(),
             outputs: d.outputs.iter().map(spec).collect(),
         }))
