@@ -713,13 +713,24 @@ async fn a_shape_whose_size_overflows_is_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_span_records_the_ab_variant() {
     let logs = captured_logs();
-    let app = routed_versions(1, 1);
+    // a model name of its own: other tests in this binary log access lines for `dyn`
+    let app = App::new(Config::default());
+    for (file, v) in [("dyn_batch.onnx", "1"), ("dyn_batch_v2.onnx", "2")] {
+        app.load(app::load_model("abspan", &fixture(file), Some(v), 1).unwrap());
+    }
+    app.route(
+        "abspan",
+        app::Route::new(vec![
+            (semver::Version::new(1, 0, 0), 1),
+            (semver::Version::new(2, 0, 0), 1),
+        ]),
+    );
     let base = serve(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let mut answered = std::collections::BTreeMap::new();
     for user in ["ada", "grace", "linus", "ken", "barbara", "edsger"] {
         let r: Value = reqwest::Client::new()
-            .post(format!("{base}/v2/models/dyn/infer"))
+            .post(format!("{base}/v2/models/abspan/infer"))
             .header("x-session-id", user)
             .json(&request(&x))
             .send()
@@ -740,7 +751,11 @@ async fn the_request_span_records_the_ab_variant() {
         let line = out
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["target"] == "serve::access" && l["fields"]["version"] == **version)
+            .filter(|l| {
+                l["target"] == "serve::access"
+                    && l["fields"]["model"] == "abspan"
+                    && l["fields"]["version"] == **version
+            })
             .find(|l| {
                 l["spans"]
                     .as_array()
@@ -762,6 +777,6 @@ async fn the_request_span_records_the_ab_variant() {
             fields.contains(&format!("model.version=\"{version}\"")),
             "{fields}"
         );
-        assert!(fields.contains("model.name=dyn"), "{fields}");
+        assert!(fields.contains("model.name=abspan"), "{fields}");
     }
 }
