@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the `inferkit-serve` binary (two versions of the ONNX fixture model and the bundled
-# EfficientNet-Lite0) and drives it with NVIDIA's official `tritonclient[http]` and
+# Starts the `inferkit-serve` binary (two versions of the ONNX fixture model, the bundled
+# EfficientNet-Lite0, and the model repository examples/model_repository: photos and texts
+# as BYTES) and drives it with NVIDIA's official `tritonclient[http]` and
 # `tritonclient[grpc]` packages (scripts/tritonclient_check.py, in its own virtualenv), then stops it with SIGTERM and
 # checks it exits 0 (graceful shutdown). Runs in CI. PROFILE=release to use a release build.
 set -euo pipefail
@@ -14,10 +15,11 @@ log=$(mktemp)
 target/$profile/inferkit-serve --addr "127.0.0.1:$port" --grpc-addr "127.0.0.1:$grpc_port" \
   --model dyn=tests/fixtures/onnx/dyn_batch.onnx@1 \
   --model dyn=tests/fixtures/onnx/dyn_batch_v2.onnx@2 \
-  --model efficientnet-lite0=assets/models/efficientnet-lite0.pth 2>"$log" &
+  --model efficientnet-lite0=assets/models/efficientnet-lite0.pth \
+  --model-repository examples/model_repository 2>"$log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-if ! scripts/pyvenv.sh tritonclient "tritonclient[http,grpc]==2.*" numpy -- \
+if ! scripts/pyvenv.sh tritonclient "tritonclient[http,grpc]==2.*" numpy pillow -- \
      scripts/tritonclient_check.py --url "127.0.0.1:$port" --grpc-url "127.0.0.1:$grpc_port"; then
   echo "server log:"; cat "$log"; exit 1
 fi

@@ -6,6 +6,8 @@ scripts/make_onnx_fixtures.py) and HTTP's against gRPC's bit for bit; errors wit
 gRPC codes; async_stream_infer (ModelStreamInfer) with a bad request answered in band. Run by scripts/check-tritonclient.sh."""
 
 import argparse
+import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,105 @@ def infer(client, model, x, version="", binary=False, **kw):
     inp.set_data_from_numpy(x, binary_data=binary)
     out = http.InferRequestedOutput("y", binary_data=binary)
     return client.infer(model, [inp], model_version=version, outputs=[out], **kw)
+
+
+def big_photos(n):
+    """n full-size photos (about 0.6 MB of JPEG each): the bundled ones enlarged to 2400 px
+    on their longer side, with a little noise so they compress as photos do."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    out = []
+    names = ["chelsea.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg"]
+    for i in range(n):
+        img = Image.open(ROOT / "assets" / "images" / names[i % 4]).convert("RGB")
+        scale = 2400 / max(img.size)
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
+        px = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (img.height, img.width, 3))
+        buf = io.BytesIO()
+        Image.fromarray(px.clip(0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def check_repository(client, g, check):
+    """The models of examples/model_repository: photos and texts sent as BYTES, the
+    classification extension, and a batch of 16 full-size photos (~10 MB)."""
+    names = ["chelsea.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg"]
+    photos = np.array([[(ROOT / "assets" / "images" / n).read_bytes()] for n in names], dtype=object)
+    ref = json.loads((ROOT / "tests/fixtures/models/efficientnet_lite0.json").read_text())
+    torch_top1 = {im["file"]: im["top5"][0][0] for im in ref["images"]}
+    meta = client.get_model_metadata("efficientnet_lite0")
+    check(meta["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}], f"image model inputs: {meta}")
+
+    # HTTP: the photos' bytes (binary data extension), logits and the top 3 classes
+    inp = http.InferInput("image", list(photos.shape), "BYTES")
+    inp.set_data_from_numpy(photos, binary_data=True)
+    outs = [http.InferRequestedOutput("logits", binary_data=True)]
+    logits = client.infer("efficientnet_lite0", [inp], outputs=outs).as_numpy("logits")
+    check(logits.shape == (4, 1000), f"image logits shape {logits.shape}")
+    for n, row in zip(names, logits):
+        check(int(row.argmax()) == torch_top1[n], f"{n}: top-1 {int(row.argmax())}, PyTorch's {torch_top1[n]}")
+    outs = [http.InferRequestedOutput("logits", binary_data=True, class_count=3)]
+    classes = client.infer("efficientnet_lite0", [inp], outputs=outs).as_numpy("logits")
+    check(classes.shape == (4, 3), f"classification shape {classes.shape}")
+    first = classes[0][0].decode()
+    score, index, label = first.split(":", 2)
+    check(index == "285" and label == "Egyptian cat", f"chelsea's top class: {first}")
+    check(abs(float(score) - float(logits[0][285])) <= 1e-6, f"classification score {score} vs logit {logits[0][285]}")
+
+    # gRPC: the same bytes, the same logits bit for bit, and the classes
+    ginp = grpc.InferInput("image", list(photos.shape), "BYTES")
+    ginp.set_data_from_numpy(photos)
+    glogits = g.infer("efficientnet_lite0", [ginp]).as_numpy("logits")
+    check(glogits.tobytes() == logits.tobytes(), "image logits: gRPC and HTTP differ bit for bit")
+    gclasses = g.infer("efficientnet_lite0", [ginp], outputs=[grpc.InferRequestedOutput("logits", class_count=3)]).as_numpy("logits")
+    check((gclasses == classes).all(), f"classification: gRPC {gclasses[0]} vs HTTP {classes[0]}")
+
+    # the FP32 model of the repository: its metadata
+    meta = g.get_model_metadata("efficientnet_lite0_f32", as_json=True)
+    check([int(d) for d in meta["inputs"][0]["shape"]] == [-1, 3, 224, 224], f"f32 model input: {meta}")
+
+    # texts: sentence-transformers' embeddings of the MiniLM fixture texts, over both protocols
+    texts = json.loads((ROOT / "tests/fixtures/models/minilm.texts.json").read_text())["texts"]
+    want = np.load(ROOT / "tests/fixtures/models/minilm.embeddings.npy")
+    arr = np.array([[t.encode()] for t in texts], dtype=object)
+    tin = grpc.InferInput("text", list(arr.shape), "BYTES")
+    tin.set_data_from_numpy(arr)
+    emb = g.infer("minilm", [tin]).as_numpy("sentence_embedding")
+    cos = (emb * want).sum(1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(want, axis=1))
+    check(emb.shape == want.shape and float(cos.min()) >= 0.9999, f"text embeddings vs sentence-transformers: min cosine {cos.min()}")
+    hin = http.InferInput("text", list(arr.shape), "BYTES")
+    hin.set_data_from_numpy(arr, binary_data=True)
+    hemb = client.infer("minilm", [hin], outputs=[http.InferRequestedOutput("sentence_embedding", binary_data=True)]).as_numpy("sentence_embedding")
+    check(hemb.tobytes() == emb.tobytes(), "text embeddings: gRPC and HTTP differ bit for bit")
+
+    # 16 full-size photos in one request (about 10 MB) pass over both protocols
+    big = big_photos(16)
+    size = sum(len(b) for b in big)
+    check(size > 8_000_000, f"16 photos are {size} bytes")
+    barr = np.array([[b] for b in big], dtype=object)
+    hbig = http.InferInput("image", list(barr.shape), "BYTES")
+    hbig.set_data_from_numpy(barr, binary_data=True)
+    top = client.infer("efficientnet_lite0", [hbig], outputs=[http.InferRequestedOutput("logits", binary_data=True, class_count=1)]).as_numpy("logits")
+    check(top.shape == (16, 1), f"16 photos over HTTP: {top.shape}")
+    gbig = grpc.InferInput("image", list(barr.shape), "BYTES")
+    gbig.set_data_from_numpy(barr)
+    gtop = g.infer("efficientnet_lite0", [gbig], outputs=[grpc.InferRequestedOutput("logits", class_count=1)]).as_numpy("logits")
+    check((gtop == top).all(), "16 photos: gRPC and HTTP classes differ")
+    print(f"16 full-size photos ({size / 1e6:.1f} MB) classified over both protocols")
+
+    # a corrupt photo: INVALID_ARGUMENT naming the element; the server keeps serving
+    bad = photos.copy()
+    bad[2][0] = bad[2][0][: len(bad[2][0]) // 3]
+    bin_ = grpc.InferInput("image", list(bad.shape), "BYTES")
+    bin_.set_data_from_numpy(bad)
+    try:
+        g.infer("efficientnet_lite0", [bin_])
+        check(False, "a corrupt photo was accepted")
+    except InferenceServerException as e:
+        check(e.status() == "StatusCode.INVALID_ARGUMENT" and "element 2" in str(e), f"corrupt photo: {e.status()} {e}")
+    check(g.infer("efficientnet_lite0", [ginp]).as_numpy("logits").tobytes() == logits.tobytes(), "served after a corrupt photo")
 
 
 def main():
@@ -169,6 +270,7 @@ def main():
         check(False, "grpc: unknown model answered")
     except InferenceServerException as e:
         check(e.status() == "StatusCode.NOT_FOUND" and "nope" in str(e), f"grpc unknown model: {e}")
+    check_repository(client, g, check)
     print(f"tritonclient {getattr(http, '__version__', '')}: {checks} checks passed against {url} (HTTP) and {args.grpc_url} (gRPC)")
 
 

@@ -26,7 +26,8 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::Error;
-use crate::request::{HEADER_LENGTH, datatype, parse};
+use crate::request::{Arg, HEADER_LENGTH, Wanted, check_inputs, datatype, parse};
+use crate::servable::{Preprocess, Servable, bytes_binary, classify, tensors};
 
 /// Batching, queueing and deadline settings, per model version.
 ///
@@ -280,6 +281,12 @@ impl Iterator for Drain {
 /// A model version and the pipeline that serves it.
 pub(crate) struct Worker {
     pub(crate) model: Arc<Model>,
+    /// The served `BYTES` input and its preprocessing.
+    pub(crate) preprocess: Option<(String, Arc<Preprocess>)>,
+    /// Labels per output (the classification extension).
+    pub(crate) labels: BTreeMap<String, Arc<[String]>>,
+    /// The inputs as clients see them (name, datatype, shape).
+    pub(crate) inputs: Vec<(String, String, Vec<i64>)>,
     queue: Arc<Queue>,
     run: Option<Run>,
 }
@@ -417,9 +424,20 @@ impl App {
         })
     }
 
-    /// Serves `model` (replacing the same name and version): a pipeline of a bounded queue,
-    /// a batcher and one inference thread.
-    pub fn load(self: &Arc<App>, model: Model) {
+    /// Serves a model (replacing the same name and version): a [`Model`], or a
+    /// [`Servable`] with preprocessed `BYTES` inputs, labels or batching of its own. Each
+    /// version gets a pipeline: a bounded queue, a batcher and one inference thread.
+    pub fn load(self: &Arc<App>, served: impl Into<Servable>) {
+        let served = served.into();
+        let inputs = served.inputs();
+        let Servable {
+            model,
+            preprocess,
+            labels,
+            batching,
+        } = served;
+        let (max_batch, max_delay) =
+            batching.unwrap_or((self.config.max_batch, self.config.max_delay));
         let d = model.descriptor().clone();
         let model = Arc::new(model);
         let queue = Queue::new(self.config.queue);
@@ -427,12 +445,9 @@ impl App {
         let serving = Arc::clone(&model);
         // small channels inside the pipeline: the queue (by priority) is where requests wait
         let run = Pipeline::builder()
-            .with_capacity(self.config.max_batch)
+            .with_capacity(max_batch)
             .inputs(Drain(Arc::clone(&queue)))
-            .batch(
-                "batch",
-                BatchOptions::new(self.config.max_batch, self.config.max_delay),
-            )
+            .batch("batch", BatchOptions::new(max_batch, max_delay))
             .sink(move |jobs: Vec<Job>| {
                 app.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
                 app.run_batch(&serving, jobs);
@@ -440,6 +455,9 @@ impl App {
             });
         let worker = Arc::new(Worker {
             model,
+            preprocess,
+            labels,
+            inputs,
             queue,
             run: Some(run),
         });
@@ -716,11 +734,24 @@ pub fn load_model(
         .map(parse_version)
         .transpose()?
         .unwrap_or(semver::Version::new(1, 0, 0));
+    let onnx = path.extension().is_some_and(|e| e == "onnx");
+    prepare_model(name, path, version, threads, onnx)
+}
+
+/// `path` as `name` at `version`: through the ONNX backend (`onnx`), else the native CPU
+/// backend on `threads` threads.
+pub(crate) fn prepare_model(
+    name: &str,
+    path: &std::path::Path,
+    version: semver::Version,
+    threads: usize,
+    onnx: bool,
+) -> Result<Model, Error> {
     let err = |source| Error::Model {
         path: path.to_path_buf(),
         source: Box::new(source),
     };
-    let plan: Arc<dyn Plan> = if path.extension().is_some_and(|e| e == "onnx") {
+    let plan: Arc<dyn Plan> = if onnx {
         OnnxBackend::new()
             .with_name(name)
             .with_version(version)
@@ -784,13 +815,14 @@ pub(crate) fn platform(d: &ModelDescriptor) -> String {
     )
 }
 
-fn metadata(d: &ModelDescriptor, versions: Vec<String>) -> Value {
+fn metadata(w: &Worker, versions: Vec<String>) -> Value {
+    let d = w.model.descriptor();
     let spec = |s: &inferkit_infer_core::TensorSpec| json!({"name": s.name, "datatype": datatype(s.dtype), "shape": shape_json(&s.shape)});
     json!({
         "name": d.name,
         "versions": versions,
         "platform": platform(d),
-        "inputs": d.inputs.iter().map(spec).collect::<Vec<_>>(),
+        "inputs": w.inputs.iter().map(|(n, dt, shape)| json!({"name": n, "datatype": dt, "shape": shape})).collect::<Vec<_>>(),
         "outputs": d.outputs.iter().map(spec).collect::<Vec<_>>(),
     })
 }
@@ -842,12 +874,11 @@ impl Drop for CancelOnDrop {
 /// A request parsed and checked, its body dropped: what waits for the model.
 struct Prepared {
     worker: Arc<Worker>,
-    inputs: Vec<(String, Tensor)>,
-    rows: usize,
+    inputs: Vec<(String, Arg)>,
     timeout: Duration,
     priority: u64,
-    /// Requested outputs and whether each goes back as binary data (None: all).
-    wanted: Option<Vec<(String, bool)>>,
+    /// Requested outputs (None: all).
+    wanted: Option<Vec<Wanted>>,
     all_binary: bool,
     id: Option<Value>,
     params: Option<Value>,
@@ -865,12 +896,15 @@ fn prepare(
     json_len: Option<usize>,
 ) -> Result<Prepared, ApiError> {
     let worker = app.resolve(name, version, sticky)?;
-    let r = parse(worker.model.descriptor(), &raw, json_len).map_err(bad)?;
+    let bytes_input = worker
+        .preprocess
+        .as_ref()
+        .map(|(n, p)| (n.as_str(), p.kind()));
+    let r = parse(worker.model.descriptor(), bytes_input, &raw, json_len).map_err(bad)?;
     drop(raw);
     Ok(Prepared {
         worker,
         inputs: r.inputs,
-        rows: r.rows,
         timeout: r.timeout.unwrap_or(app.config.default_timeout),
         priority: r.priority,
         wanted: r.wanted,
@@ -878,6 +912,97 @@ fn prepare(
         id: r.id,
         params: r.params,
     })
+}
+
+/// A request's inputs as the model's tensors, checked against it (a served `BYTES` input
+/// decoded or tokenized off the async threads): the tensors and their batch rows. Every
+/// protocol's requests go through here.
+pub(crate) async fn model_inputs(
+    worker: &Arc<Worker>,
+    args: Vec<(String, Arg)>,
+) -> Result<(Vec<(String, Tensor)>, usize), ApiError> {
+    let inputs = if worker.preprocess.is_some() {
+        let w = Arc::clone(worker);
+        tokio::task::spawn_blocking(move || tensors(&w.model, w.preprocess.as_ref(), args))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    } else {
+        tensors(&worker.model, None, args)
+    }
+    .map_err(bad)?;
+    let rows = check_inputs(worker.model.descriptor(), &inputs).map_err(bad)?;
+    Ok((inputs, rows))
+}
+
+/// An output as it goes back: a tensor, or (the classification extension) `BYTES` strings.
+pub(crate) enum Answer {
+    Tensor(Tensor),
+    Strings(Vec<usize>, Vec<String>),
+}
+
+impl Answer {
+    /// The protocol's datatype.
+    pub(crate) fn datatype(&self) -> &'static str {
+        match self {
+            Answer::Tensor(t) => datatype(t.dtype()),
+            Answer::Strings(..) => "BYTES",
+        }
+    }
+    pub(crate) fn shape(&self) -> Vec<usize> {
+        match self {
+            Answer::Tensor(t) => t.shape().to_vec(),
+            Answer::Strings(s, _) => s.clone(),
+        }
+    }
+    /// Its values in the protocol's binary form, appended to `out`; the byte count.
+    pub(crate) fn binary(&self, out: &mut Vec<u8>) -> usize {
+        match self {
+            Answer::Tensor(t) => output_binary(t, out),
+            Answer::Strings(_, s) => bytes_binary(s, out),
+        }
+    }
+}
+
+/// The outputs a request asked for (`wanted`: name and classification; None: all, as
+/// tensors), in the model's order; an unknown name or a classification the output cannot
+/// give is a 400.
+pub(crate) fn answers(
+    worker: &Worker,
+    outputs: Vec<(String, Tensor)>,
+    wanted: Option<&[(String, Option<usize>)]>,
+) -> Result<Vec<(String, Answer)>, ApiError> {
+    if let Some(w) = wanted {
+        if let Some((n, _)) = w.iter().find(|(n, _)| !outputs.iter().any(|(o, _)| o == n)) {
+            return Err(bad(format!(
+                "unknown output `{n}` (model outputs: {})",
+                outputs
+                    .iter()
+                    .map(|(o, _)| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(outputs.len());
+    for (n, t) in outputs {
+        let k = match wanted {
+            None => None,
+            Some(w) => match w.iter().find(|(w, _)| *w == n) {
+                Some((_, k)) => *k,
+                None => continue,
+            },
+        };
+        let a = match k {
+            None => Answer::Tensor(t),
+            Some(k) => {
+                let labels = worker.labels.get(&n).map(|l| &l[..]);
+                let (shape, strings) = classify(&n, &t, k, labels).map_err(bad)?;
+                Answer::Strings(shape, strings)
+            }
+        };
+        out.push((n, a));
+    }
+    Ok(out)
 }
 
 /// Queues a checked request on `worker` and waits for its answer (at most `timeout`): the
@@ -949,30 +1074,36 @@ pub(crate) async fn run_request(
 }
 
 async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
-    let outputs = run_request(
-        app, name, &p.worker, p.inputs, p.rows, p.timeout, p.priority,
-    )
-    .await?;
+    let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
+    let outputs = run_request(app, name, &p.worker, inputs, rows, p.timeout, p.priority).await?;
     let d = p.worker.model.descriptor();
+    let asked: Option<Vec<(String, Option<usize>)>> = p.wanted.as_ref().map(|w| {
+        w.iter()
+            .map(|w| (w.name.clone(), w.classification))
+            .collect()
+    });
+    let answers = answers(&p.worker, outputs, asked.as_deref())?;
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();
     let mut outs: Vec<Value> = Vec::new();
-    for (n, t) in &outputs {
+    for (n, a) in &answers {
         let as_binary = match &p.wanted {
             None => p.all_binary,
-            Some(w) => match w.iter().find(|(w, _)| w == n) {
-                Some((_, b)) => *b,
-                None => continue,
-            },
+            Some(w) => w.iter().find(|w| w.name == *n).is_some_and(|w| w.binary),
         };
         if as_binary {
-            let size = output_binary(t, &mut tail);
+            let size = a.binary(&mut tail);
             outs.push(
-                json!({"name": n, "datatype": datatype(t.dtype()), "shape": t.shape(),
+                json!({"name": n, "datatype": a.datatype(), "shape": a.shape(),
                              "parameters": {"binary_data_size": size}}),
             );
         } else {
-            outs.push(output_json(n, t));
+            outs.push(match a {
+                Answer::Tensor(t) => output_json(n, t),
+                Answer::Strings(shape, s) => {
+                    json!({"name": n, "datatype": "BYTES", "shape": shape, "data": s})
+                }
+            });
         }
     }
     let mut resp = json!({
@@ -1119,7 +1250,7 @@ pub fn router(app: Arc<App>) -> Router {
         let (name, version) = name_version(&p);
         let w = app.worker(&name, version.as_deref())?;
         let versions = app.versions(&name);
-        Ok(Json(metadata(w.model.descriptor(), versions)))
+        Ok(Json(metadata(&w, versions)))
     }
     async fn model_ready(
         State(app): State<Arc<App>>,

@@ -14,10 +14,10 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::app::{
-    ApiError, App, bad, load_version, output_binary, platform, run_request, shape_json,
+    ApiError, App, answers, bad, load_version, model_inputs, platform, run_request,
     unload_versions,
 };
-use crate::request::{check_inputs, datatype, input_spec, tensor_from_le};
+use crate::request::{Arg, bytes_elements, datatype, input_spec, tensor_from_le};
 
 /// The protocol's messages and the generated service (server and client).
 #[allow(
@@ -155,11 +155,13 @@ fn int_param(
     }
 }
 
-/// A request's inputs as tensors (typed contents or `raw_input_contents`).
+/// A request's inputs (typed contents or `raw_input_contents`): tensors, or the elements of
+/// the served `BYTES` input `bytes_input`.
 fn inputs(
     d: &inferkit_infer_core::ModelDescriptor,
+    bytes_input: Option<&str>,
     r: &ModelInferRequest,
-) -> Result<Vec<(String, Tensor)>, ApiError> {
+) -> Result<Vec<(String, Arg)>, ApiError> {
     if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
         return Err(bad(format!(
             "{} raw_input_contents for {} inputs",
@@ -170,7 +172,6 @@ fn inputs(
     let mut out = Vec::with_capacity(r.inputs.len());
     for (i, t) in r.inputs.iter().enumerate() {
         let name = t.name.as_str();
-        let spec = input_spec(d, name, &t.datatype).map_err(bad)?;
         let shape = t
             .shape
             .iter()
@@ -182,17 +183,41 @@ fn inputs(
                     t.shape
                 ))
             })?;
-        let tensor = match (r.raw_input_contents.get(i), &t.contents) {
-            (Some(_), Some(_)) => {
+        let raw = r.raw_input_contents.get(i);
+        if raw.is_some() && t.contents.is_some() {
+            return Err(bad(format!(
+                "input `{name}`: both contents and raw_input_contents"
+            )));
+        }
+        if bytes_input == Some(name) {
+            if t.datatype != "BYTES" {
                 return Err(bad(format!(
-                    "input `{name}`: both contents and raw_input_contents"
+                    "input `{name}`: datatype {:?}, the model takes BYTES",
+                    t.datatype
                 )));
             }
-            (Some(raw), None) => tensor_from_le(name, spec.dtype, &shape, raw).map_err(bad)?,
+            let items = match (raw, &t.contents) {
+                (Some(raw), _) => bytes_elements(name, raw).map_err(bad)?,
+                (None, Some(c)) => c.bytes_contents.iter().map(|b| b.to_vec()).collect(),
+                (None, None) => return Err(bad(format!("input `{name}`: no contents"))),
+            };
+            let n: usize = shape.iter().product();
+            if items.len() != n {
+                return Err(bad(format!(
+                    "input `{name}`: {} elements for shape {shape:?} ({n})",
+                    items.len()
+                )));
+            }
+            out.push((name.to_owned(), Arg::Bytes { shape, items }));
+            continue;
+        }
+        let spec = input_spec(d, name, &t.datatype).map_err(bad)?;
+        let tensor = match (raw, &t.contents) {
+            (Some(raw), _) => tensor_from_le(name, spec.dtype, &shape, raw).map_err(bad)?,
             (None, Some(c)) => typed(name, spec.dtype, &shape, c)?,
             (None, None) => return Err(bad(format!("input `{name}`: no contents"))),
         };
-        out.push((name.to_owned(), tensor));
+        out.push((name.to_owned(), Arg::Tensor(tensor)));
     }
     Ok(out)
 }
@@ -439,13 +464,21 @@ impl GrpcInferenceService for Grpc {
         let spec = |s: &inferkit_infer_core::TensorSpec| TensorMetadata {
             name: s.name.clone(),
             datatype: datatype(s.dtype).into(),
-            shape: shape_json(&s.shape),
+            shape: crate::app::shape_json(&s.shape),
         };
         Ok(Response::new(ModelMetadataResponse {
             name: d.name.clone(),
             versions: self.app.versions(&d.name),
             platform: platform(d),
-            inputs: d.inputs.iter().map(spec).collect(),
+            inputs: w
+                .inputs
+                .iter()
+                .map(|(name, datatype, shape)| TensorMetadata {
+                    name: name.clone(),
+                    datatype: datatype.clone(),
+                    shape: shape.clone(),
+                })
+                .collect(),
             outputs: d.outputs.iter().map(spec).collect(),
         }))
     }
@@ -505,8 +538,9 @@ impl Grpc {
         let name = r.model_name.clone();
         let worker = app.resolve(&name, some(&r.model_version), sticky.as_deref())?;
         let d = worker.model.descriptor();
-        let inputs = inputs(d, &r)?;
-        let rows = check_inputs(d, &inputs).map_err(bad)?;
+        let bytes_input = worker.preprocess.as_ref().map(|(n, _)| n.as_str());
+        let args = inputs(d, bytes_input, &r)?;
+        let (inputs, rows) = model_inputs(&worker, args).await?;
         // the sooner of the client's deadline and Triton's `timeout` parameter (µs)
         let timeout = int_param(&r.parameters, "timeout")?.map(Duration::from_micros);
         let timeout = [deadline, timeout]
@@ -515,22 +549,32 @@ impl Grpc {
             .min()
             .unwrap_or(app.config.default_timeout);
         let priority = int_param(&r.parameters, "priority")?.unwrap_or(0);
+        // requested outputs, each with Triton's `classification` parameter (top k)
+        let wanted = if r.outputs.is_empty() {
+            None
+        } else {
+            Some(
+                r.outputs
+                    .iter()
+                    .map(|o| {
+                        let k = int_param(&o.parameters, "classification")?;
+                        Ok((o.name.clone(), k.map(|k| k as usize).filter(|&k| k > 0)))
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()?,
+            )
+        };
         let outputs = run_request(app, &name, &worker, inputs, rows, timeout, priority).await?;
-        let wanted: Option<Vec<&str>> =
-            (!r.outputs.is_empty()).then(|| r.outputs.iter().map(|o| o.name.as_str()).collect());
+        let answers = answers(&worker, outputs, wanted.as_deref())?;
         let mut tensors = Vec::new();
         let mut raw = Vec::new();
-        for (n, t) in &outputs {
-            if wanted.as_ref().is_some_and(|w| !w.contains(&n.as_str())) {
-                continue;
-            }
+        for (n, a) in &answers {
             let mut bytes = Vec::new();
-            output_binary(t, &mut bytes);
+            a.binary(&mut bytes);
             raw.push(Bytes::from(bytes));
             tensors.push(InferOutputTensor {
                 name: n.clone(),
-                datatype: datatype(t.dtype()).into(),
-                shape: t.shape().iter().map(|&d| d as i64).collect(),
+                datatype: a.datatype().into(),
+                shape: a.shape().iter().map(|&d| d as i64).collect(),
                 parameters: Default::default(),
                 contents: None,
             });

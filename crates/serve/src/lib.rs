@@ -35,8 +35,11 @@
 mod app;
 pub mod grpc;
 mod request;
+pub mod repository;
+mod servable;
 
 pub use app::{App, Config, Route, load_model, parse_version, router};
+pub use servable::Servable;
 pub use grpc::{grpc_router, grpc_service};
 
 /// What can go wrong setting a server up.
@@ -50,6 +53,23 @@ pub enum Error {
         version: String,
         /// Why it is not a version.
         source: semver::Error,
+    },
+    /// A model whose served interface does not fit it (an image input for a model that does
+    /// not take images, labels for an output it does not have, …).
+    #[error("model `{model}`: {problem}")]
+    Interface {
+        /// The model's name.
+        model: String,
+        /// What does not fit.
+        problem: String,
+    },
+    /// A model repository, or one model's configuration in it, that cannot be served.
+    #[error("{}: {problem}", path.display())]
+    Repository {
+        /// The file or directory at fault.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
     /// A model that could not be loaded or prepared.
     #[error("{}: {source}", path.display())]

@@ -5,7 +5,16 @@
 //! cargo run --release -p inferkit-serve -- [--addr 127.0.0.1:8000] [--grpc-addr 127.0.0.1:8001|none] [--model NAME=PATH[@VERSION]]…
 //!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
 //!     [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
+//!     [--model-repository DIR] [--max-message-bytes N]
 //! ```
+//!
+//! `--model-repository DIR` serves a repository in Triton's layout
+//! (`DIR/<model>/config.pbtxt`, `DIR/<model>/<version>/model.{onnx,safetensors,pth}`; see
+//! the library's `repository` module), with models whose `BYTES` input takes encoded
+//! images or texts and labels for the classification extension
+//! (`examples/model_repository` is one). `--max-message-bytes` (default 64 MiB) is the
+//! largest request over either protocol; a larger one is refused with a named error (HTTP
+//! 413, gRPC RESOURCE_EXHAUSTED/OUT_OF_RANGE).
 //!
 //! With no `--model`, run from a checkout of inferkit, it serves the bundled EfficientNet-Lite0 on the native CPU backend as
 //! `efficientnet-lite0` and, when fetched, MiniLM as `all-minilm-l6-v2`. A `.onnx` path loads
@@ -69,17 +78,19 @@ struct Args {
     addr: String,
     grpc_addr: Option<String>,
     models: Vec<(String, PathBuf, Option<String>)>,
+    repository: Option<PathBuf>,
     routes: Vec<(String, Route)>,
     config: Config,
 }
 
 fn parse() -> Result<Args, String> {
-    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--grpc-addr HOST:PORT|none] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]";
+    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--grpc-addr HOST:PORT|none] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS] [--model-repository DIR] [--max-message-bytes N]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         addr: "127.0.0.1:8000".into(),
         grpc_addr: Some("127.0.0.1:8001".into()),
         models: Vec::new(),
+        repository: None,
         routes: Vec::new(),
         config: Config::default().with_threads(inferkit_pipeline::available_cpus()),
     };
@@ -140,6 +151,13 @@ fn parse() -> Result<Args, String> {
                 args.config.default_timeout =
                     Duration::from_millis(num("--timeout-ms", value("--timeout-ms")?)?)
             }
+            "--model-repository" => {
+                args.repository = Some(PathBuf::from(value("--model-repository")?))
+            }
+            "--max-message-bytes" => {
+                args.config.max_body =
+                    num("--max-message-bytes", value("--max-message-bytes")?)? as usize
+            }
             "-h" | "--help" => return Err(usage.into()),
             s => return Err(format!("unexpected argument {s}\n{usage}")),
         }
@@ -169,8 +187,31 @@ fn main() -> std::process::ExitCode {
     for (name, route) in &args.routes {
         app.route(name, route.clone());
     }
+    if let Some(dir) = &args.repository {
+        let loaded = inferkit_serve::repository::scan(dir).and_then(|entries| {
+            entries
+                .into_iter()
+                .map(|e| {
+                    let s = inferkit_serve::repository::load(&e, args.config.threads)?;
+                    Ok((e, s))
+                })
+                .collect::<Result<Vec<_>, inferkit_serve::Error>>()
+        });
+        match loaded {
+            Ok(all) => {
+                for (e, s) in all {
+                    tracing::info!(model = %e.name, version = %e.version, path = %e.path.display(), "serving");
+                    app.load(s);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     let mut models = args.models.clone();
-    if models.is_empty() {
+    if models.is_empty() && args.repository.is_none() {
         models.push((
             "efficientnet-lite0".into(),
             Path::new(ROOT).join("assets/models/efficientnet-lite0.pth"),

@@ -11,18 +11,43 @@ use serde_json::Value;
 /// The header of the binary tensor data extension: the JSON part's length in bytes.
 pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A request parsed and checked.
+/// One input of a request as given: a tensor, or the elements of a `BYTES` input (encoded
+/// images, UTF-8 texts) that the served model's preprocessing turns into tensors.
+#[derive(Debug)]
+pub(crate) enum Arg {
+    /// Numbers, checked against the model's input of that name.
+    Tensor(Tensor),
+    /// `BYTES` elements, row-major, of `shape`.
+    Bytes {
+        /// The request's shape for them.
+        shape: Vec<usize>,
+        /// The elements.
+        items: Vec<Vec<u8>>,
+    },
+}
+
+/// How a `BYTES` input's JSON strings are read: an encoded image's as base64 (JSON cannot
+/// carry raw bytes), a text's as the UTF-8 it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BytesKind {
+    /// Encoded images.
+    Image,
+    /// Texts.
+    Text,
+}
+
+/// A request parsed: its inputs not yet checked against the model (a `BYTES` input becomes
+/// tensors first).
 pub(crate) struct Parsed {
-    /// The inputs, in the request's order, validated against the descriptor.
-    pub(crate) inputs: Vec<(String, Tensor)>,
-    /// Their common first (batch) dimension.
-    pub(crate) rows: usize,
+    /// The inputs, in the request's order.
+    pub(crate) inputs: Vec<(String, Arg)>,
     /// `parameters.timeout` (µs in the request).
     pub(crate) timeout: Option<Duration>,
     /// `parameters.priority` (0 when absent).
     pub(crate) priority: u64,
-    /// Requested outputs and whether each goes back as binary data (None: all).
-    pub(crate) wanted: Option<Vec<(String, bool)>>,
+    /// Requested outputs (None: all): each its name, whether it goes back as binary data,
+    /// and its `parameters.classification` (the top-k as `score:index:label` strings).
+    pub(crate) wanted: Option<Vec<Wanted>>,
     /// `parameters.binary_data_output`.
     pub(crate) all_binary: bool,
     /// The request's `id`, echoed.
@@ -31,11 +56,24 @@ pub(crate) struct Parsed {
     pub(crate) params: Option<Value>,
 }
 
+/// One requested output.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    /// Its name.
+    pub(crate) name: String,
+    /// Whether it goes back as binary data (HTTP).
+    pub(crate) binary: bool,
+    /// Triton's classification extension: this many top classes instead of the tensor.
+    pub(crate) classification: Option<usize>,
+}
+
 /// Parses a request body (`raw`: its JSON, or with the binary extension a JSON header of
-/// `json_len` bytes and then the tensors) and checks it against `d`. The error is the
-/// message of a 400 answer.
+/// `json_len` bytes and then the tensors) and checks its tensors' names, datatypes and
+/// sizes against `d`, and the input `bytes_input` (when the served model has one) as
+/// `BYTES`. The error is the message of a 400 answer.
 pub(crate) fn parse(
     d: &ModelDescriptor,
+    bytes_input: Option<(&str, BytesKind)>,
     raw: &[u8],
     json_len: Option<usize>,
 ) -> Result<Parsed, String> {
@@ -57,7 +95,7 @@ pub(crate) fn parse(
         .as_ref()
         .ok_or("the request has no `inputs` array")?
         .iter()
-        .map(|v| parse_input(d, v, &mut rest))
+        .map(|v| parse_input(d, bytes_input, v, &mut rest))
         .collect::<Result<Vec<_>, _>>()?;
     if !rest.is_empty() {
         return Err(format!(
@@ -65,7 +103,6 @@ pub(crate) fn parse(
             rest.len()
         ));
     }
-    let rows = check_inputs(d, &inputs)?;
     let timeout = match &body.parameters["timeout"] {
         Value::Null => None,
         t => Some(Duration::from_micros(t.as_u64().ok_or_else(|| {
@@ -79,19 +116,36 @@ pub(crate) fn parse(
             .ok_or_else(|| format!("parameters.priority: {p} is not a whole number >= 0"))?,
     };
     let all_binary = body.parameters["binary_data_output"].as_bool() == Some(true);
-    let wanted = body.outputs.as_array().map(|a| {
-        a.iter()
-            .filter_map(|o| {
-                let b = o["parameters"]["binary_data"]
-                    .as_bool()
-                    .unwrap_or(all_binary);
-                o["name"].as_str().map(|n| (n.to_owned(), b))
-            })
-            .collect()
-    });
+    let wanted = match body.outputs.as_array() {
+        None => None,
+        Some(a) => Some(
+            a.iter()
+                .map(|o| {
+                    let name = o["name"]
+                        .as_str()
+                        .ok_or("a requested output has no `name`")?;
+                    let binary = o["parameters"]["binary_data"]
+                        .as_bool()
+                        .unwrap_or(all_binary);
+                    let classification = match &o["parameters"]["classification"] {
+                        Value::Null => None,
+                        k => Some(k.as_u64().filter(|&k| k > 0).ok_or_else(|| {
+                            format!(
+                                "output `{name}`: parameters.classification {k} is not a whole number > 0"
+                            )
+                        })? as usize),
+                    };
+                    Ok(Wanted {
+                        name: name.to_owned(),
+                        binary,
+                        classification,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+        ),
+    };
     Ok(Parsed {
         inputs,
-        rows,
         timeout,
         priority,
         wanted,
@@ -165,11 +219,16 @@ struct Flat {
     first_float: Option<usize>,
     /// Index of the first value that was not a number at all.
     not_number: Option<usize>,
+    /// The strings (a `BYTES` input's elements).
+    strings: Vec<String>,
+    /// Index of the first value that was not a string.
+    not_string: Option<usize>,
     len: usize,
 }
 
 impl Flat {
     fn int(&mut self, v: i64) {
+        self.not_string.get_or_insert(self.len);
         match &mut self.floats {
             Some(f) => f.push(v as f64),
             None => self.ints.push(v),
@@ -178,6 +237,7 @@ impl Flat {
     }
 
     fn float(&mut self, v: f64) {
+        self.not_string.get_or_insert(self.len);
         self.first_float.get_or_insert(self.len);
         let ints = std::mem::take(&mut self.ints);
         self.floats
@@ -186,8 +246,15 @@ impl Flat {
         self.len += 1;
     }
 
+    fn string(&mut self, v: &str) {
+        self.not_number.get_or_insert(self.len);
+        self.strings.push(v.to_owned());
+        self.len += 1;
+    }
+
     fn other(&mut self) {
         self.not_number.get_or_insert(self.len);
+        self.not_string.get_or_insert(self.len);
         self.len += 1;
     }
 }
@@ -213,7 +280,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for FlatSeed<'_> {
 impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("numbers, or arrays of them")
+        f.write_str("numbers or strings, or arrays of them")
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
         self.0.int(v);
@@ -234,8 +301,8 @@ impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
         self.0.other();
         Ok(())
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.0.other();
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.string(v);
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -256,18 +323,19 @@ impl<'de> serde::de::Visitor<'de> for FlatSeed<'_> {
     }
 }
 
-/// One request input as a tensor, checked against the model's input of that name.
+/// One request input as a tensor, checked against the model's input of that name, or the
+/// elements of the served model's `BYTES` input.
 fn parse_input(
     d: &ModelDescriptor,
+    bytes_input: Option<(&str, BytesKind)>,
     v: &InputJson,
     binary: &mut &[u8],
-) -> Result<(String, Tensor), String> {
+) -> Result<(String, Arg), String> {
     let name = v
         .name
         .as_str()
         .ok_or_else(|| bad("an input has no `name`"))?;
     let dt = v.datatype.as_str().unwrap_or("");
-    let spec = input_spec(d, name, dt)?;
     let shape: Vec<usize> = v
         .shape
         .as_array()
@@ -285,18 +353,43 @@ fn parse_input(
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad(format!("input `{name}`: shape {shape:?} is too large")))?;
     // the binary tensor data extension: the values follow the JSON header, little-endian
-    if let Some(size) = v.parameters["binary_data_size"].as_u64() {
-        let size = size as usize;
-        if size > binary.len() {
+    let raw = match v.parameters["binary_data_size"].as_u64() {
+        None => None,
+        Some(size) => {
+            let size = size as usize;
+            if size > binary.len() {
+                return Err(bad(format!(
+                    "input `{name}`: binary_data_size {size}, but only {} bytes follow the header",
+                    binary.len()
+                )));
+            }
+            let (bytes, rest) = binary.split_at(size);
+            *binary = rest;
+            Some(bytes)
+        }
+    };
+    if let Some((_, kind)) = bytes_input.filter(|(b, _)| *b == name) {
+        if dt != "BYTES" {
             return Err(bad(format!(
-                "input `{name}`: binary_data_size {size}, but only {} bytes follow the header",
-                binary.len()
+                "input `{name}`: datatype {dt:?}, the model takes BYTES"
             )));
         }
-        let (bytes, rest) = binary.split_at(size);
-        *binary = rest;
+        let items = match raw {
+            Some(bytes) => bytes_elements(name, bytes)?,
+            None => json_elements(name, kind, &v.data)?,
+        };
+        if items.len() != n {
+            return Err(bad(format!(
+                "input `{name}`: {} elements for shape {shape:?} ({n})",
+                items.len()
+            )));
+        }
+        return Ok((name.to_owned(), Arg::Bytes { shape, items }));
+    }
+    let spec = input_spec(d, name, dt)?;
+    if let Some(bytes) = raw {
         let t = tensor_from_le(name, spec.dtype, &shape, bytes)?;
-        return Ok((name.to_owned(), t));
+        return Ok((name.to_owned(), Arg::Tensor(t)));
     }
     let flat = &v.data;
     if flat.len != n {
@@ -342,7 +435,54 @@ fn parse_input(
             )));
         }
     };
-    Ok((name.to_owned(), t))
+    Ok((name.to_owned(), Arg::Tensor(t)))
+}
+
+/// A `BYTES` input's elements in the protocol's binary form (the binary data extension,
+/// gRPC's `raw_input_contents`): each a 4-byte little-endian length, then its bytes.
+pub(crate) fn bytes_elements(name: &str, mut raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut items = Vec::new();
+    let total = raw.len();
+    while !raw.is_empty() {
+        let at = total - raw.len();
+        let Some((len, rest)) = raw.split_first_chunk::<4>() else {
+            return Err(bad(format!(
+                "input `{name}`: element {} at byte {at}: {} bytes left, a length takes 4",
+                items.len(),
+                raw.len()
+            )));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            return Err(bad(format!(
+                "input `{name}`: element {} at byte {at} claims {len} bytes, {} follow",
+                items.len(),
+                rest.len()
+            )));
+        }
+        let (item, rest) = rest.split_at(len);
+        items.push(item.to_vec());
+        raw = rest;
+    }
+    Ok(items)
+}
+
+/// A `BYTES` input's elements from JSON strings: base64 for images, UTF-8 text as is.
+fn json_elements(name: &str, kind: BytesKind, flat: &Flat) -> Result<Vec<Vec<u8>>, String> {
+    use base64::Engine as _;
+    if let Some(i) = flat.not_string {
+        return Err(bad(format!("input `{name}`: element {i} is not a string")));
+    }
+    flat.strings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match kind {
+            BytesKind::Text => Ok(s.as_bytes().to_vec()),
+            BytesKind::Image => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| bad(format!("input `{name}`: element {i} is not base64: {e}"))),
+        })
+        .collect()
 }
 
 /// The model's input `name`, checked to take datatype `dt` (the protocol's name).
