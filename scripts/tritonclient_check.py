@@ -228,7 +228,9 @@ def main():
     # the repository index, both protocols
     hidx = client.get_model_repository_index()
     check(sorted((m["name"], m["version"], m["state"]) for m in hidx)
-          == [("dyn", "1.0.0", "READY"), ("dyn", "2.0.0", "READY"), ("efficientnet-lite0", "1.0.0", "READY")],
+          == [("dyn", "1.0.0", "READY"), ("dyn", "2.0.0", "READY"), ("efficientnet-lite0", "1.0.0", "READY"),
+              ("efficientnet_lite0", "1.0.0", "READY"), ("efficientnet_lite0_f32", "1.0.0", "READY"),
+              ("minilm", "1.0.0", "READY")],
           f"http repository index: {hidx}")
     gidx = g.get_model_repository_index(as_json=True)["models"]
     check(sorted((m["name"], m["version"]) for m in gidx) == sorted((m["name"], m["version"]) for m in hidx),

@@ -95,10 +95,7 @@ fn library_logits(photos: &[Vec<u8>]) -> (Vec<f32>, Vec<f32>) {
     let Tensor::F32(logits) = &out[0] else {
         panic!("logits are f32")
     };
-    (
-        logits.iter().copied().collect(),
-        batch.as_slice().to_vec(),
-    )
+    (logits.iter().copied().collect(), batch.as_slice().to_vec())
 }
 
 /// `BYTES` elements in the protocol's binary form (4-byte little-endian length, bytes).
@@ -233,7 +230,9 @@ async fn photos_as_bytes_give_the_librarys_logits_over_every_protocol() {
         .collect();
     let v: Value = reqwest::Client::new()
         .post(&url)
-        .json(&json!({"inputs": [{"name": "image", "shape": [4], "datatype": "BYTES", "data": b64}]}))
+        .json(
+            &json!({"inputs": [{"name": "image", "shape": [4], "datatype": "BYTES", "data": b64}]}),
+        )
         .send()
         .await
         .unwrap()
@@ -251,7 +250,12 @@ async fn photos_as_bytes_give_the_librarys_logits_over_every_protocol() {
     // gRPC, raw and typed contents
     for raw in [true, false] {
         let r = client
-            .model_infer(bytes_request("efficientnet_lite0", "image", photos.clone(), raw))
+            .model_infer(bytes_request(
+                "efficientnet_lite0",
+                "image",
+                photos.clone(),
+                raw,
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -309,7 +313,11 @@ async fn classification_names_the_top_classes_with_their_labels() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert!(expected[0].ends_with(":285:Egyptian cat"), "{}", expected[0]);
+    assert!(
+        expected[0].ends_with(":285:Egyptian cat"),
+        "{}",
+        expected[0]
+    );
 
     let v: Value = reqwest::Client::new()
         .post(format!("{base}/v2/models/efficientnet_lite0/infer"))
@@ -343,7 +351,10 @@ async fn classification_names_the_top_classes_with_their_labels() {
     }];
     let r = client.model_infer(r).await.unwrap().into_inner();
     assert_eq!(
-        (r.outputs[0].datatype.as_str(), r.outputs[0].shape.as_slice()),
+        (
+            r.outputs[0].datatype.as_str(),
+            r.outputs[0].shape.as_slice()
+        ),
         ("BYTES", &[4, 3][..])
     );
     let got: Vec<String> = app_bytes(&r.raw_output_contents[0]);
@@ -405,7 +416,11 @@ async fn texts_as_bytes_give_the_librarys_embeddings() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("element 2 is not UTF-8"), "{}", e.message());
+    assert!(
+        e.message().contains("element 2 is not UTF-8"),
+        "{}",
+        e.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -413,7 +428,11 @@ async fn a_corrupt_photo_fails_only_its_own_request() {
     let app = App::new(Config::default().with_max_delay(std::time::Duration::from_millis(50)));
     for e in repository::scan(&repository_dir()).unwrap() {
         if e.name == "efficientnet_lite0" {
-            app.load(repository::load(&e, 1).unwrap().with_batching(8, std::time::Duration::from_millis(50)));
+            app.load(
+                repository::load(&e, 1)
+                    .unwrap()
+                    .with_batching(8, std::time::Duration::from_millis(50)),
+            );
         }
     }
     let mut client = grpc(Arc::clone(&app)).await;
@@ -427,9 +446,19 @@ async fn a_corrupt_photo_fails_only_its_own_request() {
     let mut c2 = client.clone();
     let mut c3 = client.clone();
     let (a, b, c) = tokio::join!(
-        client.model_infer(bytes_request("efficientnet_lite0", "image", good.clone(), true)),
+        client.model_infer(bytes_request(
+            "efficientnet_lite0",
+            "image",
+            good.clone(),
+            true
+        )),
         c2.model_infer(bytes_request("efficientnet_lite0", "image", bad, true)),
-        c3.model_infer(bytes_request("efficientnet_lite0", "image", good.clone(), true)),
+        c3.model_infer(bytes_request(
+            "efficientnet_lite0",
+            "image",
+            good.clone(),
+            true
+        )),
     );
     let e = b.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -533,8 +562,14 @@ fn a_configuration_that_does_not_fit_its_model_is_refused_by_name() {
             &ok.replace("dims: [ 3, 224, 224 ]", "dims: [ 3, 256, 256 ]"),
             "input `images`: dims [3, 256, 256]",
         ),
-        (&ok.replace("TYPE_FP32 dims: [ 3", "TYPE_INT64 dims: [ 3"), "input `images`: data_type TYPE_INT64"),
-        (&ok.replace("\"logits\"", "\"probs\""), "output `probs`: the model has no such output"),
+        (
+            &ok.replace("TYPE_FP32 dims: [ 3", "TYPE_INT64 dims: [ 3"),
+            "input `images`: data_type TYPE_INT64",
+        ),
+        (
+            &ok.replace("\"logits\"", "\"probs\""),
+            "output `probs`: the model has no such output",
+        ),
         (
             &format!("{ok} instance_group [ {{ kind: KIND_GPU }} ]"),
             "asks for a GPU",
@@ -548,7 +583,9 @@ fn a_configuration_that_does_not_fit_its_model_is_refused_by_name() {
             "names version 2, which has no directory",
         ),
         (
-            &format!(r#"{ok} parameters {{ key: "preprocess" value {{ string_value: "audio" }} }}"#),
+            &format!(
+                r#"{ok} parameters {{ key: "preprocess" value {{ string_value: "audio" }} }}"#
+            ),
             "preprocess: \"audio\"",
         ),
     ];

@@ -14,8 +14,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::app::{
-    ApiError, App, answers, bad, load_version, model_inputs, platform, run_request,
-    unload_versions,
+    ApiError, App, answers, bad, load_version, model_inputs, platform, run_request, unload_versions,
 };
 use crate::request::{Arg, bytes_elements, datatype, input_spec, tensor_from_le};
 

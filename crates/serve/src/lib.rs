@@ -34,13 +34,13 @@
 
 mod app;
 pub mod grpc;
-mod request;
 pub mod repository;
+mod request;
 mod servable;
 
 pub use app::{App, Config, Route, load_model, parse_version, router};
-pub use servable::Servable;
 pub use grpc::{grpc_router, grpc_service};
+pub use servable::Servable;
 
 /// What can go wrong setting a server up.
 #[derive(Debug, thiserror::Error)]

@@ -74,10 +74,9 @@ pub fn parse_config(text: &str) -> Result<ModelConfig, String> {
     let desc = pool
         .get_message_by_name("inferkit.config.ModelConfig")
         .ok_or("the configuration schema lacks ModelConfig")?;
-    let msg = DynamicMessage::parse_text_format(desc, &list_colons(text))
-        .map_err(|e| e.to_string())?;
-    msg.transcode_to::<ModelConfig>()
-        .map_err(|e| e.to_string())
+    let msg =
+        DynamicMessage::parse_text_format(desc, &list_colons(text)).map_err(|e| e.to_string())?;
+    msg.transcode_to::<ModelConfig>().map_err(|e| e.to_string())
 }
 
 /// `field [ … ]` as `field: [ … ]`. Triton's configurations write repeated message fields
@@ -202,16 +201,16 @@ pub fn scan(dir: &Path) -> Result<Vec<Entry>, Error> {
         }
         for v in chosen {
             let vdir = m.join(v.to_string());
-            let path = model_file(&vdir, &config.default_model_filename)
-                .ok_or_else(|| {
-                    err(
-                        &vdir,
-                        match config.default_model_filename.as_str() {
-                            "" => "no model file (model.onnx, model.safetensors, model.pth or model/)".into(),
-                            f => format!("no {f} (default_model_filename)"),
-                        },
-                    )
-                })?;
+            let path = model_file(&vdir, &config.default_model_filename).ok_or_else(|| {
+                err(
+                    &vdir,
+                    match config.default_model_filename.as_str() {
+                        "" => "no model file (model.onnx, model.safetensors, model.pth or model/)"
+                            .into(),
+                        f => format!("no {f} (default_model_filename)"),
+                    },
+                )
+            })?;
             out.push(Entry {
                 name: name.clone(),
                 version: semver::Version::new(v, 0, 0),
@@ -342,8 +341,15 @@ pub fn load(entry: &Entry, threads: usize) -> Result<Servable, Error> {
             .iter()
             .find(|s| s.name == o.name)
             .ok_or_else(|| err(format!("output `{}`: the model has no such output", o.name)))?;
-        check_spec("output", o.name.as_str(), o.data_type(), &o.dims, c.max_batch_size, spec)
-            .map_err(&err)?;
+        check_spec(
+            "output",
+            o.name.as_str(),
+            o.data_type(),
+            &o.dims,
+            c.max_batch_size,
+            spec,
+        )
+        .map_err(&err)?;
         if !o.label_filename.is_empty() {
             let path = entry.dir.join(&o.label_filename);
             let labels: Vec<String> = std::fs::read_to_string(&path)
@@ -358,12 +364,9 @@ pub fn load(entry: &Entry, threads: usize) -> Result<Servable, Error> {
         }
     }
     if c.max_batch_size > 0 {
-        let delay = c
-            .dynamic_batching
-            .as_ref()
-            .map_or(Duration::ZERO, |b| {
-                Duration::from_micros(b.max_queue_delay_microseconds)
-            });
+        let delay = c.dynamic_batching.as_ref().map_or(Duration::ZERO, |b| {
+            Duration::from_micros(b.max_queue_delay_microseconds)
+        });
         served = served.with_batching(c.max_batch_size as usize, delay);
     } else {
         served = served.with_batching(1, Duration::ZERO);
@@ -376,8 +379,7 @@ fn one_string_input(c: &ModelConfig) -> Result<String, String> {
     match c.input.as_slice() {
         [i] if i.data_type() == config::DataType::TypeString => Ok(i.name.clone()),
         _ => Err(
-            "a preprocessed model declares one input, of data_type TYPE_STRING (its BYTES)"
-                .into(),
+            "a preprocessed model declares one input, of data_type TYPE_STRING (its BYTES)".into(),
         ),
     }
 }
@@ -397,7 +399,14 @@ fn check_inputs(c: &ModelConfig, model: &Model) -> Result<(), String> {
                     .join(", ")
             )
         })?;
-        check_spec("input", &i.name, i.data_type(), &i.dims, c.max_batch_size, spec)?;
+        check_spec(
+            "input",
+            &i.name,
+            i.data_type(),
+            &i.dims,
+            c.max_batch_size,
+            spec,
+        )?;
     }
     Ok(())
 }
