@@ -963,26 +963,36 @@ impl Answer {
     }
 }
 
+/// Checks the outputs a request asks for exist (before it is queued): an unknown one is a
+/// 400 naming it.
+pub(crate) fn check_outputs(
+    d: &ModelDescriptor,
+    wanted: Option<&[(String, Option<usize>)]>,
+) -> Result<(), ApiError> {
+    if let Some(w) = wanted
+        && let Some((n, _)) = w
+            .iter()
+            .find(|(n, _)| !d.outputs.iter().any(|o| o.name == *n))
+    {
+        return Err(bad(format!(
+            "unknown output `{n}` (model outputs: {})",
+            d.outputs
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// The outputs a request asked for (`wanted`: name and classification; None: all, as
-/// tensors), in the model's order; an unknown name or a classification the output cannot
-/// give is a 400.
+/// tensors), in the model's order; a classification the output cannot give is a 400.
 pub(crate) fn answers(
     worker: &Worker,
     outputs: Vec<(String, Tensor)>,
     wanted: Option<&[(String, Option<usize>)]>,
 ) -> Result<Vec<(String, Answer)>, ApiError> {
-    if let Some(w) = wanted {
-        if let Some((n, _)) = w.iter().find(|(n, _)| !outputs.iter().any(|(o, _)| o == n)) {
-            return Err(bad(format!(
-                "unknown output `{n}` (model outputs: {})",
-                outputs
-                    .iter()
-                    .map(|(o, _)| o.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
     let mut out = Vec::with_capacity(outputs.len());
     for (n, t) in outputs {
         let k = match wanted {
@@ -1074,14 +1084,15 @@ pub(crate) async fn run_request(
 }
 
 async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
-    let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
-    let outputs = run_request(app, name, &p.worker, inputs, rows, p.timeout, p.priority).await?;
     let d = p.worker.model.descriptor();
     let asked: Option<Vec<(String, Option<usize>)>> = p.wanted.as_ref().map(|w| {
         w.iter()
             .map(|w| (w.name.clone(), w.classification))
             .collect()
     });
+    check_outputs(d, asked.as_deref())?;
+    let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
+    let outputs = run_request(app, name, &p.worker, inputs, rows, p.timeout, p.priority).await?;
     let answers = answers(&p.worker, outputs, asked.as_deref())?;
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();

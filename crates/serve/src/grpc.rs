@@ -539,7 +539,6 @@ impl Grpc {
         let d = worker.model.descriptor();
         let bytes_input = worker.preprocess.as_ref().map(|(n, _)| n.as_str());
         let args = inputs(d, bytes_input, &r)?;
-        let (inputs, rows) = model_inputs(&worker, args).await?;
         // the sooner of the client's deadline and Triton's `timeout` parameter (µs)
         let timeout = int_param(&r.parameters, "timeout")?.map(Duration::from_micros);
         let timeout = [deadline, timeout]
@@ -562,6 +561,12 @@ impl Grpc {
                     .collect::<Result<Vec<_>, ApiError>>()?,
             )
         };
+        crate::app::check_outputs(d, wanted.as_deref())?;
+        // the message (megabytes of photos) is not kept while the request waits
+        let id = r.id;
+        drop(r.raw_input_contents);
+        drop(r.inputs);
+        let (inputs, rows) = model_inputs(&worker, args).await?;
         let outputs = run_request(app, &name, &worker, inputs, rows, timeout, priority).await?;
         let answers = answers(&worker, outputs, wanted.as_deref())?;
         let mut tensors = Vec::new();
@@ -581,7 +586,7 @@ impl Grpc {
         Ok(ModelInferResponse {
             model_name: d.name.clone(),
             model_version: d.version.to_string(),
-            id: r.id,
+            id,
             parameters: Default::default(),
             outputs: tensors,
             raw_output_contents: raw,

@@ -178,13 +178,13 @@ impl Servable {
             .iter()
             .find(|s| s.name == output)
             .ok_or_else(|| problem(format!("no output `{output}` to label")))?;
-        if let Some(Dim::Fixed(n)) = spec.shape.last() {
-            if *n != labels.len() {
-                return Err(problem(format!(
-                    "output `{output}` has {n} classes, the labels {}",
-                    labels.len()
-                )));
-            }
+        if let Some(Dim::Fixed(n)) = spec.shape.last()
+            && *n != labels.len()
+        {
+            return Err(problem(format!(
+                "output `{output}` has {n} classes, the labels {}",
+                labels.len()
+            )));
         }
         self.labels.insert(output.to_owned(), labels.into());
         Ok(self)
