@@ -31,6 +31,12 @@
 //! `ModelStreamInfer` and the health and metadata methods of
 //! `inference.GRPCInferenceService`), through
 //! [`grpc_router`] on the same port or another.
+//!
+//! Raw inputs: a [`Servable`] with a `BYTES` input takes encoded photos (decoded and
+//! transformed on the server by `inferkit-preprocess`) or texts (the model's tokenizer);
+//! outputs requested with `classification: k` come back as Triton's `"score:index:label"`
+//! strings. [`repository`] reads a model repository in Triton's layout and `config.pbtxt`
+//! into `Servable`s (the binary's `--model-repository`).
 
 mod app;
 pub mod grpc;
