@@ -7,8 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${PROFILE:-debug}
-flag=(); [ "$profile" = release ] && flag=(--release)
-cargo build -q -p inferkit-serve --bin inferkit-serve "${flag[@]}"
+# The debug binary is the one the workspace's tests build (crates/serve/tests/cli.rs runs
+# it): `cargo build -p inferkit-serve` alone would resolve other features for the shared
+# dependencies and build tract and the rest again (minutes in CI).
+if [ "$profile" = release ]; then
+  cargo build -q -p inferkit-serve --bin inferkit-serve --release
+else
+  cargo test -q --workspace --no-run
+fi
 port=${PORT:-18471}
 grpc_port=${GRPC_PORT:-18472}
 log=$(mktemp)
