@@ -8,8 +8,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# Kept between local runs; a clean clone (CI) builds it once.
-export CARGO_TARGET_DIR="$root/target/external"
+# The workspace's own target directory: the release builds of the dependencies this crate
+# shares with the workspace (same versions and features) are built once for it and for the
+# benches (`scripts/bench-short.sh`, later in CI), not twice.
+export CARGO_TARGET_DIR="$root/target"
 
 cd "$work"
 cargo new --quiet --bin --vcs none outside
