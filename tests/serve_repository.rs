@@ -595,3 +595,29 @@ fn a_configuration_that_does_not_fit_its_model_is_refused_by_name() {
         assert!(e.contains("config.pbtxt") || e.contains("net"), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_request_gets_an_answer_and_the_model_keeps_serving() {
+    let app = repo_app();
+    let mut client = grpc(Arc::clone(&app)).await;
+    for (model, input) in [("efficientnet_lite0", "image"), ("minilm", "text")] {
+        let r = client
+            .model_infer(bytes_request(model, input, vec![], true))
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.into_inner().outputs[0].shape[0], 0, "{model}"),
+            Err(e) => assert_eq!(e.code(), Code::InvalidArgument, "{model}: {e:?}"),
+        }
+    }
+    let r = client
+        .model_infer(bytes_request(
+            "efficientnet_lite0",
+            "image",
+            vec![photo("chelsea.jpg")],
+            true,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.outputs[0].shape, vec![1, 1000]);
+}
