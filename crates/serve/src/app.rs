@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::Error;
 use crate::request::{Arg, HEADER_LENGTH, Wanted, check_inputs, datatype, parse};
-use crate::servable::{Preprocess, Servable, bytes_binary, classify, tensors};
+use crate::servable::{Preprocess, Servable, bytes_binary, classify, served_inputs, tensors};
 
 /// Batching, queueing and deadline settings, per model version.
 ///
@@ -285,10 +285,15 @@ pub(crate) struct Worker {
     pub(crate) preprocess: Option<(String, Arc<Preprocess>)>,
     /// Labels per output (the classification extension).
     pub(crate) labels: BTreeMap<String, Arc<[String]>>,
-    /// The inputs as clients see them (name, datatype, shape).
-    pub(crate) inputs: Vec<(String, String, Vec<i64>)>,
     queue: Arc<Queue>,
     run: Option<Run>,
+}
+
+impl Worker {
+    /// The inputs as clients see them (name, datatype, shape).
+    pub(crate) fn inputs(&self) -> Vec<(String, String, Vec<i64>)> {
+        served_inputs(&self.model, self.preprocess.as_ref())
+    }
 }
 
 impl Drop for Worker {
@@ -428,14 +433,12 @@ impl App {
     /// [`Servable`] with preprocessed `BYTES` inputs, labels or batching of its own. Each
     /// version gets a pipeline: a bounded queue, a batcher and one inference thread.
     pub fn load(self: &Arc<App>, served: impl Into<Servable>) {
-        let served = served.into();
-        let inputs = served.inputs();
         let Servable {
             model,
             preprocess,
             labels,
             batching,
-        } = served;
+        } = served.into();
         let (max_batch, max_delay) =
             batching.unwrap_or((self.config.max_batch, self.config.max_delay));
         let d = model.descriptor().clone();
@@ -457,7 +460,6 @@ impl App {
             model,
             preprocess,
             labels,
-            inputs,
             queue,
             run: Some(run),
         });
@@ -822,7 +824,7 @@ fn metadata(w: &Worker, versions: Vec<String>) -> Value {
         "name": d.name,
         "versions": versions,
         "platform": platform(d),
-        "inputs": w.inputs.iter().map(|(n, dt, shape)| json!({"name": n, "datatype": dt, "shape": shape})).collect::<Vec<_>>(),
+        "inputs": w.inputs().iter().map(|(n, dt, shape)| json!({"name": n, "datatype": dt, "shape": shape})).collect::<Vec<_>>(),
         "outputs": d.outputs.iter().map(spec).collect::<Vec<_>>(),
     })
 }
@@ -967,15 +969,16 @@ impl Answer {
 /// 400 naming it.
 pub(crate) fn check_outputs(
     d: &ModelDescriptor,
-    wanted: Option<&[(String, Option<usize>)]>,
+    wanted: Option<&[Wanted]>,
 ) -> Result<(), ApiError> {
     if let Some(w) = wanted
-        && let Some((n, _)) = w
+        && let Some(w) = w
             .iter()
-            .find(|(n, _)| !d.outputs.iter().any(|o| o.name == *n))
+            .find(|w| !d.outputs.iter().any(|o| o.name == w.name))
     {
         return Err(bad(format!(
-            "unknown output `{n}` (model outputs: {})",
+            "unknown output `{}` (model outputs: {})",
+            w.name,
             d.outputs
                 .iter()
                 .map(|o| o.name.as_str())
@@ -986,19 +989,21 @@ pub(crate) fn check_outputs(
     Ok(())
 }
 
-/// The outputs a request asked for (`wanted`: name and classification; None: all, as
-/// tensors), in the model's order; a classification the output cannot give is a 400.
+/// The outputs a request asked for (None: all, as tensors), in the model's order, each
+/// with whether it goes back as binary data (HTTP; `all_binary` when none were listed); a
+/// classification the output cannot give is a 400.
 pub(crate) fn answers(
     worker: &Worker,
     outputs: Vec<(String, Tensor)>,
-    wanted: Option<&[(String, Option<usize>)]>,
-) -> Result<Vec<(String, Answer)>, ApiError> {
+    wanted: Option<&[Wanted]>,
+    all_binary: bool,
+) -> Result<Vec<(String, Answer, bool)>, ApiError> {
     let mut out = Vec::with_capacity(outputs.len());
     for (n, t) in outputs {
-        let k = match wanted {
-            None => None,
-            Some(w) => match w.iter().find(|(w, _)| *w == n) {
-                Some((_, k)) => *k,
+        let (k, binary) = match wanted {
+            None => (None, all_binary),
+            Some(w) => match w.iter().find(|w| w.name == n) {
+                Some(w) => (w.classification, w.binary),
                 None => continue,
             },
         };
@@ -1010,7 +1015,7 @@ pub(crate) fn answers(
                 Answer::Strings(shape, strings)
             }
         };
-        out.push((n, a));
+        out.push((n, a, binary));
     }
     Ok(out)
 }
@@ -1085,24 +1090,15 @@ pub(crate) async fn run_request(
 
 async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
     let d = p.worker.model.descriptor();
-    let asked: Option<Vec<(String, Option<usize>)>> = p.wanted.as_ref().map(|w| {
-        w.iter()
-            .map(|w| (w.name.clone(), w.classification))
-            .collect()
-    });
-    check_outputs(d, asked.as_deref())?;
+    check_outputs(d, p.wanted.as_deref())?;
     let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
     let outputs = run_request(app, name, &p.worker, inputs, rows, p.timeout, p.priority).await?;
-    let answers = answers(&p.worker, outputs, asked.as_deref())?;
+    let answers = answers(&p.worker, outputs, p.wanted.as_deref(), p.all_binary)?;
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();
     let mut outs: Vec<Value> = Vec::new();
-    for (n, a) in &answers {
-        let as_binary = match &p.wanted {
-            None => p.all_binary,
-            Some(w) => w.iter().find(|w| w.name == *n).is_some_and(|w| w.binary),
-        };
-        if as_binary {
+    for (n, a, as_binary) in &answers {
+        if *as_binary {
             let size = a.binary(&mut tail);
             outs.push(
                 json!({"name": n, "datatype": a.datatype(), "shape": a.shape(),

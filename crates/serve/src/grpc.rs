@@ -16,7 +16,9 @@ use tracing::Instrument;
 use crate::app::{
     ApiError, App, answers, bad, load_version, model_inputs, platform, run_request, unload_versions,
 };
-use crate::request::{Arg, bytes_elements, datatype, input_spec, tensor_from_le};
+use crate::request::{
+    Arg, Wanted, bytes_arg, bytes_elements, datatype, input_spec, tensor_from_le,
+};
 
 /// The protocol's messages and the generated service (server and client).
 #[allow(
@@ -189,25 +191,12 @@ fn inputs(
             )));
         }
         if bytes_input == Some(name) {
-            if t.datatype != "BYTES" {
-                return Err(bad(format!(
-                    "input `{name}`: datatype {:?}, the model takes BYTES",
-                    t.datatype
-                )));
-            }
-            let items = match (raw, &t.contents) {
-                (Some(raw), _) => bytes_elements(name, raw).map_err(bad)?,
-                (None, Some(c)) => c.bytes_contents.iter().map(|b| b.to_vec()).collect(),
-                (None, None) => return Err(bad(format!("input `{name}`: no contents"))),
-            };
-            let n: usize = shape.iter().product();
-            if items.len() != n {
-                return Err(bad(format!(
-                    "input `{name}`: {} elements for shape {shape:?} ({n})",
-                    items.len()
-                )));
-            }
-            out.push((name.to_owned(), Arg::Bytes { shape, items }));
+            let arg = bytes_arg(name, &t.datatype, shape, || match (raw, &t.contents) {
+                (Some(raw), _) => bytes_elements(name, raw),
+                (None, Some(c)) => Ok(c.bytes_contents.iter().map(|b| b.to_vec()).collect()),
+                (None, None) => Err(format!("input `{name}`: no contents")),
+            });
+            out.push(arg.map_err(bad)?);
             continue;
         }
         let spec = input_spec(d, name, &t.datatype).map_err(bad)?;
@@ -470,12 +459,12 @@ impl GrpcInferenceService for Grpc {
             versions: self.app.versions(&d.name),
             platform: platform(d),
             inputs: w
-                .inputs
-                .iter()
+                .inputs()
+                .into_iter()
                 .map(|(name, datatype, shape)| TensorMetadata {
-                    name: name.clone(),
-                    datatype: datatype.clone(),
-                    shape: shape.clone(),
+                    name,
+                    datatype,
+                    shape,
                 })
                 .collect(),
             outputs: d.outputs.iter().map(spec).collect(),
@@ -556,7 +545,11 @@ impl Grpc {
                     .iter()
                     .map(|o| {
                         let k = int_param(&o.parameters, "classification")?;
-                        Ok((o.name.clone(), k.map(|k| k as usize).filter(|&k| k > 0)))
+                        Ok(Wanted {
+                            name: o.name.clone(),
+                            binary: true,
+                            classification: k.map(|k| k as usize).filter(|&k| k > 0),
+                        })
                     })
                     .collect::<Result<Vec<_>, ApiError>>()?,
             )
@@ -568,10 +561,10 @@ impl Grpc {
         drop(r.inputs);
         let (inputs, rows) = model_inputs(&worker, args).await?;
         let outputs = run_request(app, &name, &worker, inputs, rows, timeout, priority).await?;
-        let answers = answers(&worker, outputs, wanted.as_deref())?;
+        let answers = answers(&worker, outputs, wanted.as_deref(), true)?;
         let mut tensors = Vec::new();
         let mut raw = Vec::new();
-        for (n, a) in &answers {
+        for (n, a, _) in &answers {
             let mut bytes = Vec::new();
             a.binary(&mut bytes);
             raw.push(Bytes::from(bytes));

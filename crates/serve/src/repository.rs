@@ -31,11 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferkit_infer_core::cpu::MiniLm;
-use inferkit_infer_core::{DType, Dim, Model, Plan};
+use inferkit_infer_core::{Dim, Model, Plan};
 use inferkit_preprocess::{Resize, Transform};
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use crate::app::prepare_model;
+use crate::request::datatype;
 use crate::{Error, Servable};
 
 /// The configuration messages of `proto/model_config.proto`.
@@ -288,6 +289,13 @@ pub fn load(entry: &Entry, threads: usize) -> Result<Servable, Error> {
         source: Box::new(source),
     };
     let mut served = match preprocess {
+        "text" if onnx => {
+            return Err(err(
+                "preprocess \"text\" runs the native MiniLM (platform inferkit_cpu); an ONNX \
+                 text model takes its token tensors as inputs"
+                    .into(),
+            ));
+        }
         "text" => {
             // the model is its own tokenizer's owner: one load for both
             let dir = if entry.path.is_dir() {
@@ -421,34 +429,13 @@ fn check_spec(
     max_batch_size: i32,
     spec: &inferkit_infer_core::TensorSpec,
 ) -> Result<(), String> {
-    use config::DataType as T;
-    let want = match data_type {
-        T::TypeBool => DType::Bool,
-        T::TypeUint8 => DType::U8,
-        T::TypeInt8 => DType::I8,
-        T::TypeInt16 => DType::I16,
-        T::TypeUint16 => DType::U16,
-        T::TypeInt32 => DType::I32,
-        T::TypeUint32 => DType::U32,
-        T::TypeInt64 => DType::I64,
-        T::TypeUint64 => DType::U64,
-        T::TypeFp16 => DType::F16,
-        T::TypeBf16 => DType::BF16,
-        T::TypeFp32 => DType::F32,
-        T::TypeFp64 => DType::F64,
-        T::TypeString | T::TypeInvalid => {
-            return Err(format!(
-                "{what} `{name}`: data_type {} is not the model's {:?}",
-                data_type.as_str_name(),
-                spec.dtype
-            ));
-        }
-    };
-    if want != spec.dtype {
+    // Triton's names are the protocol's with `TYPE_` before them (TYPE_STRING is BYTES,
+    // which no model tensor is)
+    let have = datatype(spec.dtype);
+    if data_type.as_str_name().strip_prefix("TYPE_") != Some(have) {
         return Err(format!(
-            "{what} `{name}`: data_type {}, the model's is {:?}",
-            data_type.as_str_name(),
-            spec.dtype
+            "{what} `{name}`: data_type {}, the model's is {have}",
+            data_type.as_str_name()
         ));
     }
     let mut full: Vec<i64> = Vec::with_capacity(dims.len() + 1);

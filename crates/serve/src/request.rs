@@ -369,22 +369,10 @@ fn parse_input(
         }
     };
     if let Some((_, kind)) = bytes_input.filter(|(b, _)| *b == name) {
-        if dt != "BYTES" {
-            return Err(bad(format!(
-                "input `{name}`: datatype {dt:?}, the model takes BYTES"
-            )));
-        }
-        let items = match raw {
-            Some(bytes) => bytes_elements(name, bytes)?,
-            None => json_elements(name, kind, &v.data)?,
-        };
-        if items.len() != n {
-            return Err(bad(format!(
-                "input `{name}`: {} elements for shape {shape:?} ({n})",
-                items.len()
-            )));
-        }
-        return Ok((name.to_owned(), Arg::Bytes { shape, items }));
+        return bytes_arg(name, dt, shape, || match raw {
+            Some(bytes) => bytes_elements(name, bytes),
+            None => json_elements(name, kind, &v.data),
+        });
     }
     let spec = input_spec(d, name, dt)?;
     if let Some(bytes) = raw {
@@ -436,6 +424,33 @@ fn parse_input(
         }
     };
     Ok((name.to_owned(), Arg::Tensor(t)))
+}
+
+/// The served `BYTES` input `name`, sent as datatype `dt` with `shape`: its elements, read
+/// by `elements` once the datatype is right, one per value of the shape (both protocols).
+pub(crate) fn bytes_arg(
+    name: &str,
+    dt: &str,
+    shape: Vec<usize>,
+    elements: impl FnOnce() -> Result<Vec<Vec<u8>>, String>,
+) -> Result<(String, Arg), String> {
+    if dt != "BYTES" {
+        return Err(bad(format!(
+            "input `{name}`: datatype {dt:?}, the model takes BYTES"
+        )));
+    }
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("input `{name}`: shape {shape:?} is too large")))?;
+    let items = elements()?;
+    if items.len() != n {
+        return Err(bad(format!(
+            "input `{name}`: {} elements for shape {shape:?} ({n})",
+            items.len()
+        )));
+    }
+    Ok((name.to_owned(), Arg::Bytes { shape, items }))
 }
 
 /// A `BYTES` input's elements in the protocol's binary form (the binary data extension,

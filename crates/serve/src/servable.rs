@@ -200,22 +200,30 @@ impl Servable {
 
     /// The inputs as clients see them: name, the protocol's datatype, shape (-1: any).
     pub fn inputs(&self) -> Vec<(String, String, Vec<i64>)> {
-        match &self.preprocess {
-            Some((name, _)) => vec![(name.clone(), "BYTES".into(), vec![-1])],
-            None => self
-                .model
-                .descriptor()
-                .inputs
-                .iter()
-                .map(|s| {
-                    (
-                        s.name.clone(),
-                        crate::request::datatype(s.dtype).into(),
-                        crate::app::shape_json(&s.shape),
-                    )
-                })
-                .collect(),
-        }
+        served_inputs(&self.model, self.preprocess.as_ref())
+    }
+}
+
+/// A served model's inputs as clients see them (metadata on both protocols): its `BYTES`
+/// input, else the model's own.
+pub(crate) fn served_inputs(
+    model: &Model,
+    preprocess: Option<&(String, Arc<Preprocess>)>,
+) -> Vec<(String, String, Vec<i64>)> {
+    match preprocess {
+        Some((name, _)) => vec![(name.clone(), "BYTES".into(), vec![-1])],
+        None => model
+            .descriptor()
+            .inputs
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    crate::request::datatype(s.dtype).into(),
+                    crate::app::shape_json(&s.shape),
+                )
+            })
+            .collect(),
     }
 }
 
