@@ -8,6 +8,7 @@ use inferkit_serve as app;
 #[path = "common/log.rs"]
 mod log;
 #[path = "common/serve_support.rs"]
+#[allow(dead_code)]
 mod serve_support;
 
 use std::path::{Path, PathBuf};
@@ -355,12 +356,7 @@ async fn hot_reload_under_load_fails_no_request() {
         "{failed} of {total} requests failed during the reload"
     );
     assert!(total > 10, "{total} requests");
-    let meta: Value = reqwest::get(format!("{base}/v2/models/dyn"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = serve_support::get_json(&format!("{base}/v2/models/dyn")).await;
     assert_eq!(meta["versions"], json!(["2.0.0"]));
     let r = c
         .post(format!("{base}/v2/repository/models/nope/unload"))

@@ -32,25 +32,6 @@ fn fixture(f: &str) -> std::path::PathBuf {
         .join(f)
 }
 
-/// Serves `app`'s gRPC routes on a free port, as the binary does: a channel to them.
-async fn channel(app: Arc<App>) -> Channel {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app::grpc_router(app)).await.unwrap();
-    });
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-/// A client of `app`'s inference service.
-async fn grpc(app: Arc<App>) -> GrpcInferenceServiceClient<Channel> {
-    GrpcInferenceServiceClient::new(channel(app).await)
-}
-
 fn dyn_app() -> Arc<App> {
     let app = App::new(Config::default());
     app.load(app::load_model("dyn", &fixture("dyn_batch.onnx"), Some("1"), 1).unwrap());
@@ -92,7 +73,7 @@ fn f32s(bytes: &[u8]) -> Vec<u32> {
 async fn one_request_three_ways_gives_the_same_bits() {
     let app = dyn_app();
     let base = serve_support::serve(Arc::clone(&app)).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let want: Array2<f32> = read_npy(fixture("dyn_batch.b5.y.npy")).unwrap();
 
@@ -176,7 +157,7 @@ async fn one_request_three_ways_gives_the_same_bits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metadata() {
     let app = dyn_app();
-    let mut client = grpc(app).await;
+    let mut client = serve_support::grpc(app).await;
     assert!(
         client
             .server_live(ServerLiveRequest {})
@@ -243,7 +224,7 @@ async fn health_and_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_invalid_argument_naming_what_is_wrong() {
     let app = dyn_app();
-    let mut client = grpc(app).await;
+    let mut client = serve_support::grpc(app).await;
     let x = Array2::<f32>::zeros((2, 8));
     let check = |r: ModelInferRequest, code: Code, says: &'static str| {
         let mut client = client.clone();
@@ -316,7 +297,7 @@ fn slow_request(id: &str) -> ModelInferRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_queue_and_passed_deadlines_have_their_codes() {
     let (app, base, _) = serve_support::slow_server(1).await;
-    let client = grpc(Arc::clone(&app)).await;
+    let client = serve_support::grpc(Arc::clone(&app)).await;
     let request = |timeout_us: Option<i64>| {
         let mut r = slow_request("");
         if let Some(t) = timeout_us {
@@ -404,7 +385,7 @@ async fn metric(base: &str, name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_answers_each_request_and_reports_bad_ones_in_band() {
     let app = dyn_app();
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let mut good = infer_request(&x, true);
     good.id = "good".into();
@@ -448,7 +429,7 @@ async fn a_stream_answers_each_request_and_reports_bad_ones_in_band() {
 async fn a_client_that_stops_reading_blocks_no_worker_and_its_stream_ends_when_it_leaves() {
     let app = dyn_app();
     let base = serve_support::serve(Arc::clone(&app)).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
     let (send, requests) = tokio::sync::mpsc::channel(1024);
     let answers = client
@@ -508,7 +489,7 @@ async fn a_client_that_stops_reading_blocks_no_worker_and_its_stream_ends_when_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_past_its_deadline_ends_and_its_queued_requests_never_run() {
     let (app, base, _) = serve_support::slow_server(8).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let before = batches(&base).await;
     let requests: Vec<ModelInferRequest> = (0..5).map(|i| slow_request(&i.to_string())).collect();
     let mut request = tonic::Request::new(tonic::codegen::tokio_stream::iter(requests));
@@ -561,7 +542,7 @@ async fn the_repository_and_health_over_grpc() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     let app = dyn_app();
-    let ch = channel(Arc::clone(&app)).await;
+    let ch = serve_support::channel(Arc::clone(&app)).await;
     let mut client = GrpcInferenceServiceClient::new(ch.clone());
     let health = HealthClient::new(ch);
     let param = |v: &str| ModelRepositoryParameter {

@@ -15,7 +15,6 @@ use inferkit_serve as app;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use app::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use app::grpc::proto::infer_parameter::ParameterChoice;
 use app::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use app::grpc::proto::{
@@ -27,7 +26,6 @@ use inferkit::infer_core::{Tensor, TensorView};
 use inferkit::preprocess::{Batch, BufferPool, DecodeOptions, Decoder, Resize, Transform};
 use serde_json::{Value, json};
 use tonic::Code;
-use tonic::transport::Channel;
 
 const PHOTOS: [&str; 4] = ["chelsea.jpg", "astronaut.jpg", "coffee.jpg", "rocket.jpg"];
 const TEXTS: [&str; 3] = [
@@ -57,20 +55,6 @@ fn repo_app() -> Arc<App> {
     app
 }
 
-async fn grpc(app: Arc<App>) -> GrpcInferenceServiceClient<Channel> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app::grpc_router(app)).await.unwrap();
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    GrpcInferenceServiceClient::new(channel).max_decoding_message_size(64 << 20)
-}
-
 /// The library's own answer: the photos through `Batch::from_encoded` with the
 /// repository's transform, then the model, as one batch.
 fn library_logits(photos: &[Vec<u8>]) -> (Vec<f32>, Vec<f32>) {
@@ -96,6 +80,15 @@ fn library_logits(photos: &[Vec<u8>]) -> (Vec<f32>, Vec<f32>) {
         panic!("logits are f32")
     };
     (logits.iter().copied().collect(), batch.as_slice().to_vec())
+}
+
+/// Photos as JSON can carry them: base64.
+fn base64s(photos: &[Vec<u8>]) -> Vec<String> {
+    use base64::Engine as _;
+    photos
+        .iter()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .collect()
 }
 
 /// `BYTES` elements in the protocol's binary form (4-byte little-endian length, bytes).
@@ -179,18 +172,13 @@ fn bytes_request(model: &str, input: &str, items: Vec<Vec<u8>>, raw: bool) -> Mo
 async fn photos_as_bytes_give_the_librarys_logits_over_every_protocol() {
     let app = repo_app();
     let base = serve_support::serve(Arc::clone(&app)).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let photos: Vec<Vec<u8>> = PHOTOS.iter().map(|p| photo(p)).collect();
     let (want, batch) = library_logits(&photos);
     let url = format!("{base}/v2/models/efficientnet_lite0/infer");
 
     // metadata: the served input is the photo's bytes
-    let meta: Value = reqwest::get(format!("{base}/v2/models/efficientnet_lite0"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = serve_support::get_json(&format!("{base}/v2/models/efficientnet_lite0")).await;
     assert_eq!(
         meta["inputs"],
         json!([{"name": "image", "datatype": "BYTES", "shape": [-1]}])
@@ -223,22 +211,11 @@ async fn photos_as_bytes_give_the_librarys_logits_over_every_protocol() {
     assert_eq!(f32s(&out), want, "HTTP binary vs the library");
 
     // HTTP JSON: the photos as base64 strings
-    use base64::Engine as _;
-    let b64: Vec<String> = photos
-        .iter()
-        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
-        .collect();
-    let v: Value = reqwest::Client::new()
-        .post(&url)
-        .json(
-            &json!({"inputs": [{"name": "image", "shape": [4], "datatype": "BYTES", "data": b64}]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = serve_support::post_json(
+        &url,
+        &json!({"inputs": [{"name": "image", "shape": [4], "datatype": "BYTES", "data": base64s(&photos)}]}),
+    )
+    .await;
     let http_json: Vec<f32> = v["outputs"][0]["data"]
         .as_array()
         .unwrap()
@@ -293,7 +270,7 @@ async fn photos_as_bytes_give_the_librarys_logits_over_every_protocol() {
 async fn classification_names_the_top_classes_with_their_labels() {
     let app = repo_app();
     let base = serve_support::serve(Arc::clone(&app)).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let photos: Vec<Vec<u8>> = PHOTOS.iter().map(|p| photo(p)).collect();
     let (want, _) = library_logits(&photos);
     let labels: Vec<String> = std::fs::read_to_string(root().join("assets/imagenet_classes.txt"))
@@ -319,21 +296,13 @@ async fn classification_names_the_top_classes_with_their_labels() {
         expected[0]
     );
 
-    let v: Value = reqwest::Client::new()
-        .post(format!("{base}/v2/models/efficientnet_lite0/infer"))
-        .json(&json!({
-            "inputs": [{"name": "image", "shape": [4], "datatype": "BYTES",
-                "data": photos.iter().map(|p| {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.encode(p)
-                }).collect::<Vec<_>>()}],
-            "outputs": [{"name": "logits", "parameters": {"classification": 3}}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = serve_support::post_json(
+        &format!("{base}/v2/models/efficientnet_lite0/infer"),
+        &json!({
+            "inputs": [{"name": "image", "shape": [4], "datatype": "BYTES", "data": base64s(&photos)}],
+            "outputs": [{"name": "logits", "parameters": {"classification": 3}}]}),
+    )
+    .await;
     assert_eq!(v["outputs"][0]["datatype"], "BYTES");
     assert_eq!(v["outputs"][0]["shape"], json!([4, 3]));
     assert_eq!(v["outputs"][0]["data"], json!(expected), "HTTP");
@@ -376,19 +345,15 @@ fn app_bytes(mut raw: &[u8]) -> Vec<String> {
 async fn texts_as_bytes_give_the_librarys_embeddings() {
     let app = repo_app();
     let base = serve_support::serve(Arc::clone(&app)).await;
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let minilm = MiniLm::load(root().join(".cache/models/all-MiniLM-L6-v2")).unwrap();
     let want: Vec<f32> = minilm.embed(&TEXTS).unwrap().iter().copied().collect();
 
-    let v: Value = reqwest::Client::new()
-        .post(format!("{base}/v2/models/minilm/infer"))
-        .json(&json!({"inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES", "data": TEXTS}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = serve_support::post_json(
+        &format!("{base}/v2/models/minilm/infer"),
+        &json!({"inputs": [{"name": "text", "shape": [3, 1], "datatype": "BYTES", "data": TEXTS}]}),
+    )
+    .await;
     assert_eq!(v["outputs"][0]["shape"], json!([3, 384]), "{v}");
     let http: Vec<f32> = v["outputs"][0]["data"]
         .as_array()
@@ -435,7 +400,7 @@ async fn a_corrupt_photo_fails_only_its_own_request() {
             );
         }
     }
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     let good = vec![photo("chelsea.jpg")];
     let (want, _) = library_logits(&good);
     let mut corrupt = photo("coffee.jpg");
@@ -518,7 +483,7 @@ async fn a_message_over_the_limit_gets_a_named_error_on_both_protocols() {
     .await;
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("length limit"), "{v}");
-    let mut client = grpc(Arc::clone(&small)).await;
+    let mut client = serve_support::grpc(Arc::clone(&small)).await;
     let e = client
         .model_infer(bytes_request("efficientnet_lite0", "image", photos, true))
         .await
@@ -588,6 +553,12 @@ fn a_configuration_that_does_not_fit_its_model_is_refused_by_name() {
             ),
             "preprocess: \"audio\"",
         ),
+        (
+            &format!(
+                r#"{ok} platform: "onnxruntime_onnx" parameters {{ key: "preprocess" value {{ string_value: "text" }} }}"#
+            ),
+            "preprocess \"text\" runs the native MiniLM",
+        ),
     ];
     for (config, want) in cases {
         let e = load_config(config).unwrap_err();
@@ -599,7 +570,7 @@ fn a_configuration_that_does_not_fit_its_model_is_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_request_gets_an_answer_and_the_model_keeps_serving() {
     let app = repo_app();
-    let mut client = grpc(Arc::clone(&app)).await;
+    let mut client = serve_support::grpc(Arc::clone(&app)).await;
     for (model, input) in [("efficientnet_lite0", "image"), ("minilm", "text")] {
         let r = client
             .model_infer(bytes_request(model, input, vec![], true))

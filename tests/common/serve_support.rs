@@ -23,6 +23,51 @@ pub(crate) async fn serve(app: Arc<App>) -> String {
     format!("http://{addr}")
 }
 
+/// Serves `app`'s gRPC routes on 127.0.0.1 at a free port, as the binary does: a channel
+/// to them.
+pub(crate) async fn channel(app: Arc<App>) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app::grpc_router(app)).await.unwrap();
+    });
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A client of `app`'s inference service (answers up to 64 MiB).
+pub(crate) async fn grpc(
+    app: Arc<App>,
+) -> app::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient<
+    tonic::transport::Channel,
+> {
+    app::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient::new(
+        channel(app).await,
+    )
+    .max_decoding_message_size(64 << 20)
+}
+
+/// A GET answered with JSON: its body.
+pub(crate) async fn get_json(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// A JSON POST: its answer's JSON body.
+pub(crate) async fn post_json(url: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A model that doubles its input after sleeping: slow on purpose.
 #[derive(Debug)]
 pub(crate) struct Slow(ModelDescriptor);
