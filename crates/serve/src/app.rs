@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::Error;
 use crate::request::{Arg, HEADER_LENGTH, Wanted, check_inputs, datatype, parse};
 use crate::servable::{Preprocess, Servable, bytes_binary, classify, served_inputs, tensors};
+use crate::telemetry::{record_status, request_span, stage_span};
 
 /// Batching, queueing and deadline settings, per model version.
 ///
@@ -166,6 +167,20 @@ struct Job {
     rows: usize,
     reply: oneshot::Sender<Result<Vec<(String, Tensor)>, String>>,
     cancelled: Arc<AtomicBool>,
+    /// The request's span: the parent of its `queue`, `batch` and `run` spans.
+    span: tracing::Span,
+    /// Its `queue` span, ended when its batch starts.
+    queued: tracing::Span,
+    /// The A/B variant that picked the version, if one did.
+    variant: Option<String>,
+}
+
+/// How a request is queued: how long it may take, its priority (Triton's numbering) and the
+/// A/B variant that picked its version (recorded on its spans).
+pub(crate) struct Ticket {
+    pub(crate) timeout: Duration,
+    pub(crate) priority: u64,
+    pub(crate) variant: Option<String>,
 }
 
 /// A model version's request queue: bounded, served by priority (Triton's numbering: 1 is
@@ -566,13 +581,13 @@ impl App {
     }
 
     /// The worker a request goes to: the version it names, else its A/B route's pick
-    /// (sticky by `sticky`), else the latest.
+    /// (sticky by `sticky`), else the latest; and the A/B variant when a route picked it.
     pub(crate) fn resolve(
         &self,
         name: &str,
         version: Option<&str>,
         sticky: Option<&[u8]>,
-    ) -> Result<Arc<Worker>, ApiError> {
+    ) -> Result<(Arc<Worker>, Option<String>), ApiError> {
         let routed = match version {
             Some(_) => None,
             None => self.routed(name, sticky).map(|v| v.to_string()),
@@ -583,7 +598,7 @@ impl App {
             let answering = worker.model.descriptor().version.to_string();
             tracing::Span::current().record("model.version", answering.as_str());
         }
-        Ok(worker)
+        Ok((worker, routed))
     }
 
     pub(crate) fn worker(
@@ -610,16 +625,19 @@ impl App {
     }
 
     /// Runs one batch: requests with the same per-row shapes are concatenated along the
-    /// batch axis and run together; each gets its rows of the outputs.
+    /// batch axis and run together; each gets its rows of the outputs. Each request's
+    /// `queue` span ends here; its `batch` span covers joining, running and slicing, its
+    /// `run` span the model's run.
     fn run_batch(&self, model: &Model, jobs: Vec<Job>) {
         let jobs: Vec<Job> = jobs
             .into_iter()
-            .filter(|j| {
+            .filter_map(|mut j| {
+                j.queued = tracing::Span::none();
                 let gone = j.cancelled.load(Ordering::Relaxed);
                 if gone {
                     self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 }
-                !gone
+                (!gone).then_some(j)
             })
             .collect();
         let mut groups: BTreeMap<Vec<Vec<usize>>, Vec<Job>> = BTreeMap::new();
@@ -633,7 +651,29 @@ impl App {
         }
         for (_, group) in groups {
             self.stats.batch(group.len());
-            match concat_run(model, &group) {
+            let rows: usize = group.iter().map(|j| j.rows).sum();
+            let batches: Vec<tracing::Span> = group
+                .iter()
+                .map(|j| {
+                    stage_span!(
+                        "batch",
+                        &j.span,
+                        model,
+                        j.variant.as_deref(),
+                        batch.size = group.len(),
+                        batch.rows = rows
+                    )
+                })
+                .collect();
+            // what the model logs while running goes to the first request's batch
+            let _entered = batches[0].enter();
+            let joined = concat_inputs(&group);
+            let runs: Vec<tracing::Span> = (group.iter().zip(&batches))
+                .map(|(j, b)| stage_span!("run", b, model, j.variant.as_deref()))
+                .collect();
+            let ran = joined.and_then(|(names, joined)| run_joined(model, &names, &joined));
+            drop(runs);
+            match ran {
                 Ok(outputs) => {
                     let mut at = 0;
                     for j in group {
@@ -655,13 +695,23 @@ impl App {
     }
 }
 
-fn concat_run(model: &Model, group: &[Job]) -> Result<Vec<(String, Tensor)>, String> {
+/// A group's inputs joined along the batch axis: their names and tensors.
+fn concat_inputs(group: &[Job]) -> Result<(Vec<String>, Vec<Tensor>), String> {
     let names: Vec<String> = group[0].inputs.iter().map(|(n, _)| n.clone()).collect();
     let mut joined = Vec::with_capacity(names.len());
     for (i, _) in names.iter().enumerate() {
         let parts: Vec<&Tensor> = group.iter().map(|j| &j.inputs[i].1).collect();
         joined.push(concat(&parts)?);
     }
+    Ok((names, joined))
+}
+
+/// Runs the model on joined inputs: its outputs by name.
+fn run_joined(
+    model: &Model,
+    names: &[String],
+    joined: &[Tensor],
+) -> Result<Vec<(String, Tensor)>, String> {
     let views: Vec<(&str, TensorView<'_>)> = names
         .iter()
         .map(String::as_str)
@@ -877,8 +927,7 @@ impl Drop for CancelOnDrop {
 struct Prepared {
     worker: Arc<Worker>,
     inputs: Vec<(String, Arg)>,
-    timeout: Duration,
-    priority: u64,
+    ticket: Ticket,
     /// Requested outputs (None: all).
     wanted: Option<Vec<Wanted>>,
     all_binary: bool,
@@ -897,7 +946,7 @@ fn prepare(
     raw: axum::body::Bytes,
     json_len: Option<usize>,
 ) -> Result<Prepared, ApiError> {
-    let worker = app.resolve(name, version, sticky)?;
+    let (worker, variant) = app.resolve(name, version, sticky)?;
     let bytes_input = worker
         .preprocess
         .as_ref()
@@ -907,8 +956,11 @@ fn prepare(
     Ok(Prepared {
         worker,
         inputs: r.inputs,
-        timeout: r.timeout.unwrap_or(app.config.default_timeout),
-        priority: r.priority,
+        ticket: Ticket {
+            timeout: r.timeout.unwrap_or(app.config.default_timeout),
+            priority: r.priority,
+            variant,
+        },
         wanted: r.wanted,
         all_binary: r.all_binary,
         id: r.id,
@@ -1029,11 +1081,18 @@ pub(crate) async fn run_request(
     worker: &Worker,
     inputs: Vec<(String, Tensor)>,
     rows: usize,
-    timeout: Duration,
-    priority: u64,
+    ticket: Ticket,
 ) -> Result<Vec<(String, Tensor)>, ApiError> {
+    let Ticket {
+        timeout,
+        priority,
+        variant,
+    } = ticket;
     let started = Instant::now();
     let deadline = started + timeout;
+    // (run inside the request's span)
+    let span = tracing::Span::current();
+    let queued = stage_span!("queue", &span, worker.model, variant.as_deref());
     let (reply, rx) = oneshot::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
     let mut guard = CancelOnDrop(Arc::clone(&cancelled), false);
@@ -1042,6 +1101,9 @@ pub(crate) async fn run_request(
         rows,
         reply,
         cancelled,
+        span,
+        queued,
+        variant,
     };
     match worker
         .queue
@@ -1092,7 +1154,7 @@ async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), A
     let d = p.worker.model.descriptor();
     check_outputs(d, p.wanted.as_deref())?;
     let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
-    let outputs = run_request(app, name, &p.worker, inputs, rows, p.timeout, p.priority).await?;
+    let outputs = run_request(app, name, &p.worker, inputs, rows, p.ticket).await?;
     let answers = answers(&p.worker, outputs, p.wanted.as_deref(), p.all_binary)?;
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();
@@ -1222,19 +1284,6 @@ impl App {
     }
 }
 
-/// The span of one inference request: `protocol`, `model.name`, and `model.version` and
-/// `ab.variant` recorded where the request is resolved (the variant by the library's
-/// `Router` when an A/B route picks the version).
-pub(crate) fn request_span(protocol: &'static str, model: &str) -> tracing::Span {
-    tracing::info_span!(
-        "infer",
-        protocol,
-        model.name = %model,
-        model.version = tracing::field::Empty,
-        ab.variant = tracing::field::Empty,
-    )
-}
-
 /// The HTTP routes of the KServe v2 / Open Inference Protocol over `app`, to serve with
 /// `axum::serve` or to merge into an application's own router.
 pub fn router(app: Arc<App>) -> Router {
@@ -1276,9 +1325,8 @@ pub fn router(app: Arc<App>) -> Router {
         body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
     ) -> Response {
         let (name, _) = name_version(&p);
-        infer_http(app, p, headers, body)
-            .instrument(request_span("http", &name))
-            .await
+        let span = request_span("http", &name, &headers);
+        infer_http(app, p, headers, body).instrument(span).await
     }
     async fn infer_http(
         app: Arc<App>,
@@ -1343,6 +1391,7 @@ pub fn router(app: Arc<App>) -> Router {
             Err(e) => (e.0, version.clone().unwrap_or_default()),
         };
         app.stats.response(&name, &answered, status);
+        record_status(status);
         // the access log: structured, and redacted by the subscriber (authorization, prompt,
         // token, password never reach the output)
         tracing::info!(

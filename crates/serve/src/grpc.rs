@@ -14,7 +14,8 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::app::{
-    ApiError, App, answers, bad, load_version, model_inputs, platform, run_request, unload_versions,
+    ApiError, App, Ticket, answers, bad, load_version, model_inputs, platform, run_request,
+    unload_versions,
 };
 use crate::request::{
     Arg, Wanted, bytes_arg, bytes_elements, datatype, input_spec, tensor_from_le,
@@ -486,7 +487,7 @@ impl Grpc {
         request: Request<ModelInferRequest>,
     ) -> Result<ModelInferResponse, Status> {
         let name = request.get_ref().model_name.clone();
-        let span = crate::app::request_span("grpc", &name);
+        let span = crate::telemetry::request_span("grpc", &name, request.metadata().as_ref());
         async move {
             let started = std::time::Instant::now();
             let asked = request.get_ref().model_version.clone();
@@ -497,6 +498,7 @@ impl Grpc {
             };
             // the same counters and access log as HTTP (the code: HTTP's, or its equivalent)
             self.app.stats.response(&name, &version, status);
+            crate::telemetry::record_status(status);
             tracing::info!(
                 target: "serve::access",
                 protocol = "grpc",
@@ -524,7 +526,7 @@ impl Grpc {
             .map(|v| v.as_bytes().to_vec());
         let r = request.into_inner();
         let name = r.model_name.clone();
-        let worker = app.resolve(&name, some(&r.model_version), sticky.as_deref())?;
+        let (worker, variant) = app.resolve(&name, some(&r.model_version), sticky.as_deref())?;
         let d = worker.model.descriptor();
         let bytes_input = worker.preprocess.as_ref().map(|(n, _)| n.as_str());
         let args = inputs(d, bytes_input, &r)?;
@@ -560,7 +562,12 @@ impl Grpc {
         drop(r.raw_input_contents);
         drop(r.inputs);
         let (inputs, rows) = model_inputs(&worker, args).await?;
-        let outputs = run_request(app, &name, &worker, inputs, rows, timeout, priority).await?;
+        let ticket = Ticket {
+            timeout,
+            priority,
+            variant,
+        };
+        let outputs = run_request(app, &name, &worker, inputs, rows, ticket).await?;
         let answers = answers(&worker, outputs, wanted.as_deref(), true)?;
         let mut tensors = Vec::new();
         let mut raw = Vec::new();

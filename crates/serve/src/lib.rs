@@ -37,12 +37,17 @@
 //! outputs requested with `classification: k` come back as Triton's `"score:index:label"`
 //! strings. [`repository`] reads a model repository in Triton's layout and `config.pbtxt`
 //! into `Servable`s (the binary's `--model-repository`).
+//!
+//! Traces: every request is an `infer` span continuing its caller's W3C trace, with
+//! `queue`, `batch` and `run` spans carrying the model, version and A/B variant;
+//! [`telemetry::Otlp`] exports them over OTLP.
 
 mod app;
 pub mod grpc;
 pub mod repository;
 mod request;
 mod servable;
+pub mod telemetry;
 
 pub use app::{App, Config, Route, load_model, parse_version, router};
 pub use grpc::{grpc_router, grpc_service};
@@ -75,6 +80,14 @@ pub enum Error {
         /// The file or directory at fault.
         path: std::path::PathBuf,
         /// What is wrong with it.
+        problem: String,
+    },
+    /// Traces that cannot be exported (see [`telemetry::Otlp`]).
+    #[error("OTLP export to `{endpoint}`: {problem}")]
+    Otlp {
+        /// The collector's endpoint.
+        endpoint: String,
+        /// What is wrong.
         problem: String,
     },
     /// A model that could not be loaded or prepared.

@@ -5,7 +5,7 @@
 //! cargo run --release -p inferkit-serve -- [--addr 127.0.0.1:8000] [--grpc-addr 127.0.0.1:8001|none] [--model NAME=PATH[@VERSION]]…
 //!     [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header x-session-id]
 //!     [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS]
-//!     [--model-repository DIR] [--max-message-bytes N]
+//!     [--model-repository DIR] [--max-message-bytes N] [--otlp-endpoint URL]
 //! ```
 //!
 //! `--model-repository DIR` serves a repository in Triton's layout
@@ -50,6 +50,12 @@
 //! the same version for the same value (its hash picks the share); the answer's
 //! `model_version` says which version answered. A request naming a version is not routed.
 //!
+//! Traces: each inference request is an `infer` span (OpenTelemetry server span) that
+//! continues the caller's W3C trace (`traceparent` header or gRPC metadata), with `queue`,
+//! `batch` and `run` spans under it, each carrying `model.name`, `model.version` and
+//! `ab.variant`. `--otlp-endpoint http://HOST:4317` exports them over OTLP/gRPC (service
+//! name `inferkit-serve`, or `OTEL_SERVICE_NAME`); the last spans are sent at shutdown.
+//!
 //! Logs: one JSON object per line on stderr (an access line per inference request: model,
 //! version, status, latency), with the `pipeline` crate's redaction: the `authorization`
 //! header and `prompt`, `token`, `password` fields are written as `[REDACTED]`.
@@ -64,7 +70,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferkit_pipeline::Redact;
+use inferkit_serve::telemetry::Otlp;
 use inferkit_serve::{App, Config, Route, grpc_router, load_model, parse_version, router};
+use tracing_subscriber::layer::SubscriberExt;
 
 /// The inferkit checkout this binary was built in (its bundled models, when no `--model`).
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -80,11 +88,12 @@ struct Args {
     models: Vec<(String, PathBuf, Option<String>)>,
     repository: Option<PathBuf>,
     routes: Vec<(String, Route)>,
+    otlp: Option<String>,
     config: Config,
 }
 
 fn parse() -> Result<Args, String> {
-    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--grpc-addr HOST:PORT|none] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS] [--model-repository DIR] [--max-message-bytes N]";
+    let usage = "usage: inferkit-serve [--addr HOST:PORT] [--grpc-addr HOST:PORT|none] [--model NAME=PATH[@VERSION]]… [--ab NAME=VERSION:WEIGHT,VERSION:WEIGHT…]… [--sticky-header NAME] [--threads N] [--max-batch N] [--max-delay-ms MS] [--queue N] [--timeout-ms MS] [--model-repository DIR] [--max-message-bytes N] [--otlp-endpoint URL]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         addr: "127.0.0.1:8000".into(),
@@ -92,6 +101,7 @@ fn parse() -> Result<Args, String> {
         models: Vec::new(),
         repository: None,
         routes: Vec::new(),
+        otlp: None,
         config: Config::default().with_threads(inferkit_pipeline::available_cpus()),
     };
     while let Some(a) = it.next() {
@@ -158,6 +168,7 @@ fn parse() -> Result<Args, String> {
                 args.config.max_body =
                     num("--max-message-bytes", value("--max-message-bytes")?)? as usize
             }
+            "--otlp-endpoint" => args.otlp = Some(value("--otlp-endpoint")?),
             "-h" | "--help" => return Err(usage.into()),
             s => return Err(format!("unexpected argument {s}\n{usage}")),
         }
@@ -173,12 +184,37 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // spans over OTLP when asked (the exporter's channel lives on the runtime)
+    let otlp = match &args.otlp {
+        Some(endpoint) => {
+            let _in_runtime = runtime.enter();
+            match Otlp::new(endpoint, "inferkit-serve") {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     // structured JSON logs on stderr; authorization, prompt, token, password redacted
     let logs = tracing_subscriber::fmt()
         .fmt_fields(Redact::default())
         .event_format(Redact::default().json())
         .with_writer(std::io::stderr)
-        .finish();
+        .finish()
+        .with(otlp.as_ref().map(Otlp::layer));
     if let Err(e) = tracing::subscriber::set_global_default(logs) {
         eprintln!("error: logging: {e}");
         return std::process::ExitCode::FAILURE;
@@ -239,16 +275,6 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let served = runtime.block_on(async {
         // one signal stops both protocols
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -271,7 +297,9 @@ fn main() -> std::process::ExitCode {
                 let listener = tokio::net::TcpListener::bind(&addr)
                     .await
                     .map_err(|e| format!("{addr}: {e}"))?;
-                tracing::info!(addr = %addr, protocol, "listening");
+                // the address bound (the port the system chose for `:0`)
+                let bound = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+                tracing::info!(addr = %bound, protocol, "listening");
                 axum::serve(listener, routes)
                     .with_graceful_shutdown(wait(stopped))
                     .await
@@ -289,6 +317,10 @@ fn main() -> std::process::ExitCode {
         cancelled = app.stats_cancelled(),
         "stopped: every queued request answered"
     );
+    // the last spans, sent while the runtime (the exporter's channel) still runs
+    if let Some(Err(e)) = otlp.map(Otlp::shutdown) {
+        eprintln!("error: {e}");
+    }
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
