@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header unpickler torch_zip image_decode csv_reader parquet_reader serve_request)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors_header unpickler torch_zip image_decode csv_reader parquet_reader serve_request serve_grpc_request)
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo fuzz build -s none --fuzz-dir fuzz
 run() {

@@ -1,9 +1,10 @@
 """Writes the seed inputs of the fuzz targets that start from real files (committed under
 fuzz/seeds/): tiny images in every format the decoder takes (Pillow), small CSV and Parquet
-tables (pyarrow, snappy and uncompressed, with nulls and a dictionary column), and request
-bodies of inferkit-serve (JSON, nested, binary extension).
+tables (pyarrow, snappy and uncompressed, with nulls and a dictionary column), request
+bodies of inferkit-serve (JSON, nested, binary extension) and its gRPC requests (serialized
+by tritonclient's own protobuf messages: typed and raw contents, BYTES, parameters).
 
-Run: scripts/pyvenv.sh fuzz-seeds pillow pyarrow numpy -- scripts/make_fuzz_seeds.py
+Run: scripts/pyvenv.sh fuzz-seeds pillow pyarrow numpy "tritonclient[grpc]==2.*" -- scripts/make_fuzz_seeds.py
 """
 import io
 import json
@@ -78,4 +79,41 @@ h = json.dumps(head).encode()
 h += b" " * (-len(h) % 4)  # the target's header lengths are multiples of 4
 assert len(h) // 4 < 128
 (d / "binary.bin").write_bytes(bytes([128 + len(h) // 4]) + h + struct.pack("<16f", *x))
+
+# gRPC ModelInferRequests: the first byte picks a served BYTES input `img` (odd) or none
+# (see fuzz/fuzz_targets/serve_grpc_request.rs)
+from tritonclient.grpc import service_pb2 as pb
+
+d = SEEDS / "serve_grpc_request"
+d.mkdir(parents=True, exist_ok=True)
+
+
+def infer_request(**kw):
+    r = pb.ModelInferRequest(model_name="fuzz", id="r", **kw)
+    return r
+
+
+typed = infer_request()
+t = typed.inputs.add(name="x", datatype="FP32", shape=[2, 8])
+t.contents.fp32_contents.extend(x)
+o = typed.outputs.add(name="y")
+o.parameters["classification"].int64_param = 2
+typed.parameters["timeout"].int64_param = 1000
+typed.parameters["priority"].int64_param = 1
+(d / "typed.bin").write_bytes(b"\x00" + typed.SerializeToString())
+raw = infer_request()
+raw.inputs.add(name="ids", datatype="INT64", shape=[2, 3])
+raw.inputs.add(name="mask", datatype="INT32", shape=[2, 3])
+raw.raw_input_contents.append(struct.pack("<6q", 1, 2, 3, 4, 5, 6))
+raw.raw_input_contents.append(struct.pack("<6i", 1, 1, 1, 1, 1, 0))
+(d / "raw.bin").write_bytes(b"\x00" + raw.SerializeToString())
+photos = infer_request()
+photos.inputs.add(name="img", datatype="BYTES", shape=[2])
+items = [b"\xff\xd8\xff\xe0not a photo", b"second"]
+photos.raw_input_contents.append(b"".join(struct.pack("<I", len(i)) + i for i in items))
+(d / "bytes_raw.bin").write_bytes(b"\x01" + photos.SerializeToString())
+texts = infer_request()
+t = texts.inputs.add(name="img", datatype="BYTES", shape=[1, 2])
+t.contents.bytes_contents.extend([b"hello", b"world"])
+(d / "bytes_typed.bin").write_bytes(b"\x01" + texts.SerializeToString())
 print("seeds written under", SEEDS)

@@ -275,6 +275,51 @@ async fn bad_requests_are_invalid_argument_naming_what_is_wrong() {
     assert_eq!(ok.outputs[0].shape, vec![2, 3]);
 }
 
+/// Sends `message` as is to `ModelInfer`: its error.
+async fn send_as_infer_request<M: prost::Message + Default + Send + Sync + 'static>(
+    channel: Channel,
+    message: M,
+) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(message),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/inference.GRPCInferenceService/ModelInfer",
+        ),
+        tonic_prost::ProstCodec::<M, app::grpc::proto::ModelInferResponse>::default(),
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_refused_by_name_and_the_server_keeps_serving() {
+    let app = dyn_app();
+    let channel = serve_support::channel(Arc::clone(&app)).await;
+    // protobuf's wrapper messages read as a ModelInferRequest: its field 1 (`model_name`, a
+    // string) holding bytes that are not UTF-8, then a varint (the wrong wire type)
+    let not_utf8 = send_as_infer_request(channel.clone(), vec![0xffu8, 0xfe, 0x41]).await;
+    let wire_type = send_as_infer_request(channel.clone(), 7u64).await;
+    for (e, says) in [(not_utf8, "not UTF-8"), (wire_type, "invalid wire type")] {
+        // (tonic's code for a message it cannot decode, as gRPC C++'s)
+        assert_eq!(e.code(), Code::Internal, "{e:?}");
+        assert!(
+            e.message().contains("ModelInferRequest.model_name"),
+            "{e:?}"
+        );
+        assert!(e.message().contains(says), "{e:?}");
+    }
+    let x = Array2::<f32>::from_elem((2, 8), 0.5);
+    let mut client = GrpcInferenceServiceClient::new(channel);
+    let ok = client
+        .model_infer(infer_request(&x, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.outputs[0].shape, vec![2, 3]);
+}
+
 /// A request to the slow model of `serve_support` (one row of two values).
 fn slow_request(id: &str) -> ModelInferRequest {
     ModelInferRequest {

@@ -11,28 +11,10 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 mod request;
 
-use inferkit_infer_core::{DType, Dim, ModelDescriptor, RuntimeHint, TensorSpec};
+#[path = "serve_model.rs"]
+mod serve_model;
 
-fn descriptor() -> ModelDescriptor {
-    let spec = |name: &str, dtype, shape: Vec<Dim>| TensorSpec {
-        name: name.into(),
-        dtype,
-        shape,
-    };
-    let batch = || Dim::Dynamic("batch".into());
-    ModelDescriptor {
-        name: "fuzz".into(),
-        version: semver::Version::new(1, 0, 0),
-        inputs: vec![
-            spec("x", DType::F32, vec![batch(), Dim::Fixed(8)]),
-            spec("ids", DType::I64, vec![batch(), Dim::Dynamic("seq".into())]),
-            spec("mask", DType::I32, vec![batch(), Dim::Dynamic("seq".into())]),
-        ],
-        outputs: vec![spec("y", DType::F32, vec![batch(), Dim::Fixed(3)])],
-        runtime: RuntimeHint::Cpu,
-        metadata: Default::default(),
-    }
-}
+use serve_model::descriptor;
 
 fuzz_target!(|bytes: &[u8]| {
     let d = descriptor();

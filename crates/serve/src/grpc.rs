@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use inferkit_infer_core::{DType, Tensor};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -17,9 +16,8 @@ use crate::app::{
     ApiError, App, Ticket, answers, bad, load_version, model_inputs, platform, run_request,
     unload_versions,
 };
-use crate::request::{
-    Arg, Wanted, bytes_arg, bytes_elements, datatype, input_spec, tensor_from_le,
-};
+use crate::grpc_request::{Parsed, parse};
+use crate::request::datatype;
 
 /// The protocol's messages and the generated service (server and client).
 #[allow(
@@ -33,7 +31,6 @@ pub mod proto {
 }
 
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
-use proto::infer_parameter::ParameterChoice;
 use proto::model_infer_response::InferOutputTensor;
 use proto::model_metadata_response::TensorMetadata;
 use proto::*;
@@ -142,100 +139,6 @@ fn repo_param(
         Some(P::StringParam(s)) => Ok(Some(s.clone())),
         Some(other) => Err(bad(format!("parameter `{key}`: {other:?} is not a string"))),
     }
-}
-
-fn int_param(
-    params: &std::collections::HashMap<String, InferParameter>,
-    key: &str,
-) -> Result<Option<u64>, ApiError> {
-    match params.get(key).and_then(|p| p.parameter_choice.as_ref()) {
-        None => Ok(None),
-        Some(ParameterChoice::Int64Param(v)) if *v >= 0 => Ok(Some(*v as u64)),
-        Some(other) => Err(bad(format!(
-            "parameters.{key}: {other:?} is not a whole number >= 0"
-        ))),
-    }
-}
-
-/// A request's inputs (typed contents or `raw_input_contents`): tensors, or the elements of
-/// the served `BYTES` input `bytes_input`.
-fn inputs(
-    d: &inferkit_infer_core::ModelDescriptor,
-    bytes_input: Option<&str>,
-    r: &ModelInferRequest,
-) -> Result<Vec<(String, Arg)>, ApiError> {
-    if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
-        return Err(bad(format!(
-            "{} raw_input_contents for {} inputs",
-            r.raw_input_contents.len(),
-            r.inputs.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(r.inputs.len());
-    for (i, t) in r.inputs.iter().enumerate() {
-        let name = t.name.as_str();
-        let shape = t
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| {
-                bad(format!(
-                    "input `{name}`: shape {:?} has a negative dim",
-                    t.shape
-                ))
-            })?;
-        let raw = r.raw_input_contents.get(i);
-        if raw.is_some() && t.contents.is_some() {
-            return Err(bad(format!(
-                "input `{name}`: both contents and raw_input_contents"
-            )));
-        }
-        if bytes_input == Some(name) {
-            let arg = bytes_arg(name, &t.datatype, shape, || match (raw, &t.contents) {
-                (Some(raw), _) => bytes_elements(name, raw),
-                (None, Some(c)) => Ok(c.bytes_contents.iter().map(|b| b.to_vec()).collect()),
-                (None, None) => Err(format!("input `{name}`: no contents")),
-            });
-            out.push(arg.map_err(bad)?);
-            continue;
-        }
-        let spec = input_spec(d, name, &t.datatype).map_err(bad)?;
-        let tensor = match (raw, &t.contents) {
-            (Some(raw), _) => tensor_from_le(name, spec.dtype, &shape, raw).map_err(bad)?,
-            (None, Some(c)) => typed(name, spec.dtype, &shape, c)?,
-            (None, None) => return Err(bad(format!("input `{name}`: no contents"))),
-        };
-        out.push((name.to_owned(), Arg::Tensor(tensor)));
-    }
-    Ok(out)
-}
-
-/// Typed contents into a tensor of `shape`.
-fn typed(
-    name: &str,
-    dtype: DType,
-    shape: &[usize],
-    c: &InferTensorContents,
-) -> Result<Tensor, ApiError> {
-    let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e} (shape {shape:?})"));
-    let shape = ndarray::IxDyn(shape);
-    Ok(match dtype {
-        DType::F32 => Tensor::F32(
-            ndarray::ArrayD::from_shape_vec(shape, c.fp32_contents.clone()).map_err(shaped)?,
-        ),
-        DType::I64 => Tensor::I64(
-            ndarray::ArrayD::from_shape_vec(shape, c.int64_contents.clone()).map_err(shaped)?,
-        ),
-        DType::I32 => Tensor::I32(
-            ndarray::ArrayD::from_shape_vec(shape, c.int_contents.clone()).map_err(shaped)?,
-        ),
-        other => {
-            return Err(bad(format!(
-                "input `{name}`: datatype {other:?} is not served"
-            )));
-        }
-    })
 }
 
 /// Responses a ModelStreamInfer stream holds for a client that reads slowly; past them the
@@ -529,33 +432,18 @@ impl Grpc {
         let (worker, variant) = app.resolve(&name, some(&r.model_version), sticky.as_deref())?;
         let d = worker.model.descriptor();
         let bytes_input = worker.preprocess.as_ref().map(|(n, _)| n.as_str());
-        let args = inputs(d, bytes_input, &r)?;
-        // the sooner of the client's deadline and Triton's `timeout` parameter (µs)
-        let timeout = int_param(&r.parameters, "timeout")?.map(Duration::from_micros);
+        let Parsed {
+            inputs: args,
+            timeout,
+            priority,
+            wanted,
+        } = parse(d, bytes_input, &r).map_err(bad)?;
+        // the sooner of the client's deadline and Triton's `timeout` parameter
         let timeout = [deadline, timeout]
             .into_iter()
             .flatten()
             .min()
             .unwrap_or(app.config.default_timeout);
-        let priority = int_param(&r.parameters, "priority")?.unwrap_or(0);
-        // requested outputs, each with Triton's `classification` parameter (top k)
-        let wanted = if r.outputs.is_empty() {
-            None
-        } else {
-            Some(
-                r.outputs
-                    .iter()
-                    .map(|o| {
-                        let k = int_param(&o.parameters, "classification")?;
-                        Ok(Wanted {
-                            name: o.name.clone(),
-                            binary: true,
-                            classification: k.map(|k| k as usize).filter(|&k| k > 0),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ApiError>>()?,
-            )
-        };
         crate::app::check_outputs(d, wanted.as_deref())?;
         // the message (megabytes of photos) is not kept while the request waits
         let id = r.id;

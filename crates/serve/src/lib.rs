@@ -44,6 +44,7 @@
 
 mod app;
 pub mod grpc;
+mod grpc_request;
 pub mod repository;
 mod request;
 mod servable;
