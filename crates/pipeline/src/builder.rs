@@ -9,6 +9,7 @@ use crate::error::{DeadLetter, Error, panic_message};
 use crate::flow::Flow;
 use crate::metrics::StageCounters;
 use crate::options::ErrorPolicy;
+use crate::priority::PrioritySubmitter;
 use crate::shared::{Shared, recv, send};
 use crate::submit::Submitter;
 use crossbeam_channel::Sender;
@@ -121,6 +122,19 @@ impl Builder {
         (Submitter::new(tx), flow)
     }
 
+    /// A pipeline fed by a [`PrioritySubmitter`]: an intake queue of `capacity` items (apart
+    /// from the channels' capacity) served by priority, lowest value first and first come
+    /// first served within a value; a full queue refuses at once, handing the item back. The
+    /// input ends when every clone of the submitter is dropped or one calls `close`; a
+    /// cancelled or failed run, or a `Flow` dropped unended, closes the queue.
+    pub fn priority_submitter<T: Send + 'static>(
+        self,
+        capacity: usize,
+    ) -> (PrioritySubmitter<T>, Flow<T>) {
+        let (submitter, next) = PrioritySubmitter::new(capacity);
+        (submitter, self.start(next))
+    }
+
     fn start<T, F>(self, next: F) -> Flow<T>
     where
         T: Send + 'static,
@@ -183,7 +197,10 @@ where
             deadline: input.deadline,
             created: std::time::Instant::now(),
             cancel: cancel.clone(),
-            span: tracing::info_span!("item", id),
+            span: match &input.parent {
+                Some(parent) => tracing::info_span!(parent: parent, "item", id),
+                None => tracing::info_span!("item", id),
+            },
             weight: 1,
             members: Vec::new(),
         };

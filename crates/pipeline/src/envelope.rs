@@ -87,6 +87,7 @@ pub struct Input<T> {
     pub(crate) value: T,
     pub(crate) deadline: Option<Instant>,
     pub(crate) id: Option<u64>,
+    pub(crate) parent: Option<tracing::Span>,
 }
 
 impl<T> Input<T> {
@@ -96,6 +97,7 @@ impl<T> Input<T> {
             value,
             deadline: None,
             id: None,
+            parent: None,
         }
     }
 
@@ -111,6 +113,16 @@ impl<T> Input<T> {
     #[must_use]
     pub fn with_id(mut self, id: u64) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// Makes the item's `item` span (and so the spans of the stages that process it alone)
+    /// a child of `span` — a request's span, say — instead of a root: a trace then shows
+    /// the item's way through the pipeline under the request. Batches are spans of their
+    /// own that follow from their items' spans.
+    #[must_use]
+    pub fn with_parent(mut self, span: tracing::Span) -> Self {
+        self.parent = Some(span);
         self
     }
 

@@ -122,3 +122,60 @@ fn cancelling_closes_the_intake_queue_and_wakes_a_waiting_submit() {
     let e = submitter.try_submit(Input::new(8)).unwrap_err();
     assert!(e.is_closed(), "{e:?}");
 }
+
+#[test]
+fn a_priority_queue_serves_the_lowest_value_first_and_arrivals_in_order_within_one() {
+    let (submitter, flow) = Pipeline::builder()
+        .with_capacity(1)
+        .priority_submitter::<&str>(8);
+    for (item, priority) in [
+        ("b1", 2),
+        ("c1", 3),
+        ("a1", 1),
+        ("b2", 2),
+        ("a2", 1),
+        ("c2", 3),
+    ] {
+        submitter.try_submit(Input::new(item), priority).unwrap();
+    }
+    assert_eq!(submitter.queued(), 6);
+    // the input ends with the last submitter, after what is queued
+    let clone = submitter.clone();
+    drop(submitter);
+    clone.try_submit(Input::new("a3"), 1).unwrap();
+    drop(clone);
+    let out = flow.collect().unwrap();
+    assert_eq!(out.values(), vec!["a1", "a2", "a3", "b1", "b2", "c1", "c2"]);
+}
+
+#[test]
+fn a_full_priority_queue_refuses_at_once_and_hands_the_item_back() {
+    let (submitter, flow) = Pipeline::builder().priority_submitter::<u32>(2);
+    submitter.try_submit(Input::new(1), 5).unwrap();
+    submitter.try_submit(Input::new(2), 5).unwrap();
+    // full, whatever the priority: the item comes back as it was sent
+    let e = submitter
+        .try_submit(Input::new(3).with_id(33), 0)
+        .unwrap_err();
+    assert!(e.is_full(), "{e:?}");
+    let back = e.into_inner();
+    assert_eq!(*back.value(), 3);
+    // close: no more items; the queued ones are still served
+    submitter.close();
+    let e = submitter.try_submit(Input::new(4), 0).unwrap_err();
+    assert!(e.is_closed(), "{e:?}");
+    assert_eq!(flow.collect().unwrap().values(), vec![1, 2]);
+}
+
+#[test]
+fn a_cancelled_run_closes_the_priority_queue_and_its_idle_source_stops() {
+    let (submitter, flow) = Pipeline::builder().priority_submitter::<u32>(4);
+    let run = flow.sink(|_: u32| Ok::<(), Never>(()));
+    submitter.try_submit(Input::new(1), 0).unwrap();
+    // the source waits on the empty queue; cancelling ends it (bounded: the join below)
+    run.cancel();
+    let report = run.wait().unwrap();
+    assert!(report.cancelled);
+    let e = submitter.try_submit(Input::new(2), 0).unwrap_err();
+    assert!(e.is_closed(), "{e:?}");
+}

@@ -1,10 +1,10 @@
 //! The server: the KServe v2 / Open Inference Protocol over HTTP (axum), each model version
 //! behind a `pipeline` (bounded queue → batcher → one inference thread).
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -19,7 +19,7 @@ use inferkit_infer_core::{
     Backend, Device, Dim, Model, ModelDescriptor, ModelSource, Plan, Registry, Tensor, TensorView,
     Variant,
 };
-use inferkit_pipeline::{BatchOptions, Input, Pipeline, Run};
+use inferkit_pipeline::{BatchOptions, Input, Pipeline, PrioritySubmitter, Run, SubmitError};
 use ndarray::Axis;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -183,116 +183,6 @@ pub(crate) struct Ticket {
     pub(crate) variant: Option<String>,
 }
 
-/// A model version's request queue: bounded, served by priority (Triton's numbering: 1 is
-/// the highest, larger numbers lower; 0 or none is the default level, below every explicit
-/// one), first come first served within a level. It is the pipeline's source: the pipeline
-/// pulls from it only as its batcher makes room, so the order holds for all but the few
-/// requests already in the pipeline's (small) channels.
-pub(crate) struct Queue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-    capacity: usize,
-}
-
-#[derive(Default)]
-struct QueueState {
-    heap: BinaryHeap<Queued>,
-    seq: u64,
-    closed: bool,
-}
-
-struct Queued {
-    priority: u64,
-    seq: u64,
-    item: Input<Job>,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.priority, self.seq) == (o.priority, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    /// The max-heap's top is the lowest (priority, arrival).
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (o.priority, o.seq).cmp(&(self.priority, self.seq))
-    }
-}
-
-/// Why a request was not queued.
-enum Refused {
-    Full,
-    Closed,
-}
-
-impl Queue {
-    fn new(capacity: usize) -> Arc<Queue> {
-        Arc::new(Queue {
-            state: Mutex::default(),
-            ready: Condvar::new(),
-            capacity,
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues `item` at `priority` (0 = default), or refuses it at once.
-    fn push(&self, priority: u64, item: Input<Job>) -> Result<(), Refused> {
-        let mut s = self.lock();
-        if s.closed {
-            return Err(Refused::Closed);
-        }
-        if s.heap.len() >= self.capacity {
-            return Err(Refused::Full);
-        }
-        s.seq += 1;
-        let seq = s.seq;
-        let priority = if priority == 0 { u64::MAX } else { priority };
-        s.heap.push(Queued {
-            priority,
-            seq,
-            item,
-        });
-        drop(s);
-        self.ready.notify_one();
-        Ok(())
-    }
-
-    /// Ends the input: what is queued is still served.
-    fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_all();
-    }
-}
-
-/// The pipeline's source: the next request by priority; blocks while the queue is empty,
-/// ends when it is closed and drained.
-struct Drain(Arc<Queue>);
-
-impl Iterator for Drain {
-    type Item = Input<Job>;
-    fn next(&mut self) -> Option<Input<Job>> {
-        let mut s = self.0.lock();
-        loop {
-            if let Some(q) = s.heap.pop() {
-                return Some(q.item);
-            }
-            if s.closed {
-                return None;
-            }
-            s = self.0.ready.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
 /// A model version and the pipeline that serves it.
 pub(crate) struct Worker {
     pub(crate) model: Arc<Model>,
@@ -300,7 +190,12 @@ pub(crate) struct Worker {
     pub(crate) preprocess: Option<(String, Arc<Preprocess>)>,
     /// Labels per output (the classification extension).
     pub(crate) labels: BTreeMap<String, Arc<[String]>>,
-    queue: Arc<Queue>,
+    /// The pipeline's intake: bounded, served by priority (Triton's numbering: 1 is the
+    /// highest, larger numbers lower; 0 or none is the default level, below every explicit
+    /// one), first come first served within a level. The pipeline pulls from it only as its
+    /// batcher makes room, so the order holds for all but the few requests already in the
+    /// pipeline's (small) channels.
+    queue: PrioritySubmitter<Job>,
     run: Option<Run>,
 }
 
@@ -458,13 +353,13 @@ impl App {
             batching.unwrap_or((self.config.max_batch, self.config.max_delay));
         let d = model.descriptor().clone();
         let model = Arc::new(model);
-        let queue = Queue::new(self.config.queue);
         let app = Arc::clone(self);
         let serving = Arc::clone(&model);
         // small channels inside the pipeline: the queue (by priority) is where requests wait
-        let run = Pipeline::builder()
+        let (queue, flow) = Pipeline::builder()
             .with_capacity(max_batch)
-            .inputs(Drain(Arc::clone(&queue)))
+            .priority_submitter(self.config.queue);
+        let run = flow
             .batch("batch", BatchOptions::new(max_batch, max_delay))
             .sink(move |jobs: Vec<Job>| {
                 app.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
@@ -1105,14 +1000,17 @@ pub(crate) async fn run_request(
         queued,
         variant,
     };
-    match worker
-        .queue
-        .push(priority, Input::new(job).with_deadline(deadline))
-    {
+    // Triton's default level (0) comes after every explicit one
+    let priority = if priority == 0 { u64::MAX } else { priority };
+    let item = Input::new(job)
+        .with_deadline(deadline)
+        .with_parent(tracing::Span::current());
+    // a refused request is handed back and dropped here: its caller gets the answer below
+    match worker.queue.try_submit(item, priority) {
         Ok(()) => {
             app.queued.fetch_add(1, Ordering::Relaxed);
         }
-        Err(Refused::Full) => {
+        Err(SubmitError::Full(_)) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -1121,7 +1019,7 @@ pub(crate) async fn run_request(
                 ),
             ));
         }
-        Err(Refused::Closed) => {
+        Err(SubmitError::Closed(_)) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("model `{name}` is unloading"),

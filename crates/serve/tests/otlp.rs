@@ -4,8 +4,8 @@
 //! `traceparent` come back in the collector as spans of the caller's trace: `infer` (a
 //! child of the caller's span) with `route` (the A/B router's pick), `queue` and `batch`
 //! under it and `run` under `batch`, each with `model.name`, `model.version` and the
-//! `ab.variant` that picked the version. A request without `traceparent` starts a trace of
-//! its own.
+//! `ab.variant` that picked the version, and the pipeline's `item` span under `infer`. A
+//! request without `traceparent` starts a trace of its own.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -290,6 +290,8 @@ async fn requests_continue_the_callers_trace_with_queue_batch_and_run_spans_and_
         assert_eq!(route.parent, infer.id, "{protocol}: route under infer");
         let (queue, batch, run) = (one("queue"), one("batch"), one("run"));
         assert_eq!(queue.parent, infer.id, "{protocol}: queue under infer");
+        // the pipeline's own span of the request's way through it
+        assert_eq!(one("item").parent, infer.id, "{protocol}: item under infer");
         assert_eq!(batch.parent, infer.id, "{protocol}: batch under infer");
         assert_eq!(run.parent, batch.id, "{protocol}: run under batch");
         assert_eq!(batch.attributes["batch.size"], "1");
@@ -307,7 +309,7 @@ async fn requests_continue_the_callers_trace_with_queue_batch_and_run_spans_and_
                 s.name
             );
         }
-        assert_eq!(of_trace.len(), 5, "{protocol}: {of_trace:#?}");
+        assert_eq!(of_trace.len(), 6, "{protocol}: {of_trace:#?}");
     }
     // the untraced request: a trace of its own, its `infer` span a root, no variant
     let own: Vec<&Span> = all
