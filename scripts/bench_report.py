@@ -52,9 +52,9 @@ PARTS = {
         [("ORT / native speed", [0, 1], "native speed over onnxruntime's (higher is better; 1.0 = parity)")],
     ),
     "serve": (
-        "inferkit-serve: HTTP load test vs FastAPI + onnxruntime",
+        "inferkit-serve: load test on raw photos and texts vs Python services",
         "scripts/load-serve.sh",
-        [("ratio", [0], "inferkit serve over FastAPI + onnxruntime (throughput: higher is better; latency and RSS: lower is better)")],
+        [("ratio", [0, 1, 2], "inferkit-serve over the best Python service (throughput: higher is better; latency and RSS: lower is better)")],
     ),
 }
 
@@ -130,6 +130,20 @@ def chart(path, title, header, rows, col, labels, meaning):
     return True
 
 
+def previous_sections():
+    """Each part's section of the report as it stands (by the command it names), to keep
+    the parts a partial run did not rerun."""
+    if not OUT.exists():
+        return {}
+    kept, text = {}, OUT.read_text()
+    chunks = re.split(r"(?m)^(?=## )", text)
+    for part, (_, command, _) in PARTS.items():
+        for c in chunks:
+            if c.startswith("## ") and f"`{command}`" in c and "## Design measurements" not in c[:30]:
+                kept[part] = c
+    return kept
+
+
 def main():
     CHARTS.mkdir(parents=True, exist_ok=True)
     cpu = sh("lscpu | sed -n 's/^Model name:[ \\t]*//p'") or platform.processor()
@@ -156,8 +170,14 @@ def main():
         "Each chart plots the table's ratio column; the dashed line is parity (1.0x).",
         "",
     ]
+    kept = previous_sections()
     for part, (section, command, specs) in PARTS.items():
         f = DIR / f"{part}.out"
+        if not f.exists() and part in kept:
+            # not run this time (a partial run on a machine without the other parts'
+            # output): the section as the last report had it
+            md += [kept[part].rstrip(), ""]
+            continue
         md += [f"## {section}", ""]
         if not f.exists():
             md += [f"Not run: `{command}` failed or was skipped (see the script's output).", ""]

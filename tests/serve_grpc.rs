@@ -408,23 +408,7 @@ async fn full_queue_and_passed_deadlines_have_their_codes() {
 
 /// Batches the server has run (`inferkit_batch_size_count` in `/metrics`).
 async fn batches(base: &str) -> u64 {
-    metric(base, "inferkit_batch_size_count").await
-}
-
-/// Reads a gauge or counter of `/metrics`.
-async fn metric(base: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+    serve_support::metric(base, "inferkit_batch_size_count").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,7 +473,10 @@ async fn a_client_that_stops_reading_blocks_no_worker_and_its_stream_ends_when_i
         r.id = i.to_string();
         send.send(r).await.unwrap();
     }
-    assert_eq!(metric(&base, "inferkit_grpc_streams").await, 1);
+    assert_eq!(
+        serve_support::metric(&base, "inferkit_grpc_streams").await,
+        1
+    );
     // the worker still answers others, again and again, while nobody reads the stream
     // (a full queue answers RESOURCE_EXHAUSTED, and a client tries again, as Triton's do)
     let mut answered = 0;
@@ -520,7 +507,7 @@ async fn a_client_that_stops_reading_blocks_no_worker_and_its_stream_ends_when_i
     drop(send);
     let mut open = 1;
     for _ in 0..200 {
-        open = metric(&base, "inferkit_grpc_streams").await;
+        open = serve_support::metric(&base, "inferkit_grpc_streams").await;
         if open == 0 {
             break;
         }
@@ -571,7 +558,10 @@ async fn a_stream_past_its_deadline_ends_and_its_queued_requests_never_run() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let ran = batches(&base).await - before;
     assert!(ran < 5, "{ran} of 5 requests ran");
-    assert_eq!(metric(&base, "inferkit_grpc_streams").await, 0);
+    assert_eq!(
+        serve_support::metric(&base, "inferkit_grpc_streams").await,
+        0
+    );
 }
 
 /// Triton's repository extension over gRPC: index, load (a new version served at once),

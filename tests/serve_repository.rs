@@ -20,7 +20,7 @@ use app::grpc::proto::model_infer_request::{InferInputTensor, InferRequestedOutp
 use app::grpc::proto::{
     InferParameter, InferTensorContents, ModelInferRequest, ModelMetadataRequest,
 };
-use app::{App, Config, repository};
+use app::{App, Config, Servable, repository};
 use inferkit::infer_core::cpu::MiniLm;
 use inferkit::infer_core::{Tensor, TensorView};
 use inferkit::preprocess::{Batch, BufferPool, DecodeOptions, Decoder, Resize, Transform};
@@ -447,6 +447,63 @@ async fn a_corrupt_photo_fails_only_its_own_request() {
             assert!((g - w).abs() <= 1e-4, "{g} vs {w}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_with_no_room_refuses_a_photo_before_decoding_it() {
+    // one place: a request holds it from before its decoding until its batch starts
+    let (model, gate) = serve_support::gated_images(8);
+    let app = App::new(
+        Config::default()
+            .with_max_batch(1)
+            .with_max_delay(std::time::Duration::ZERO)
+            .with_queue(1),
+    );
+    let transform = Transform::imagenet(8).with_resize(Resize::ShorterSide(8));
+    app.load(
+        Servable::new(model)
+            .with_image_input("x", transform)
+            .unwrap(),
+    );
+    let base = serve_support::serve(Arc::clone(&app)).await;
+    let client = serve_support::grpc(Arc::clone(&app)).await;
+    let send = |items: Vec<Vec<u8>>| {
+        let mut c = client.clone();
+        tokio::spawn(async move {
+            c.model_infer(bytes_request("gated", "x", items, true))
+                .await
+        })
+    };
+    // A runs, held at the gate (its place freed as its batch started)
+    let a = send(vec![photo("chelsea.jpg")]);
+    serve_support::wait_for_metric(&base, "inferkit_batch_size_count", 1).await;
+    // B is decoded and queued behind it, holding the one place
+    let b = send(vec![photo("coffee.jpg")]);
+    serve_support::wait_for_metric(&base, "inferkit_queue_depth", 1).await;
+    // C, a corrupt photo, is refused for want of room without being decoded (its decoder
+    // error would be INVALID_ARGUMENT)
+    let corrupt = b"\xff\xd8\xff\xe0 not a photo".to_vec();
+    let e = client
+        .clone()
+        .model_infer(bytes_request("gated", "x", vec![corrupt.clone()], true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("queue full"), "{e:?}");
+    // the gate opens: A and B are answered; then C has room, and its decoder's error
+    gate.send(()).unwrap();
+    gate.send(()).unwrap();
+    for r in [a, b] {
+        let out = r.await.unwrap().unwrap().into_inner();
+        assert_eq!(out.outputs[0].shape, vec![1, 3, 8, 8]);
+    }
+    let e = client
+        .clone()
+        .model_infer(bytes_request("gated", "x", vec![corrupt], true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("element 0"), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,3 +138,105 @@ pub(crate) async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
         json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
     (app, base, body)
 }
+
+/// A model that doubles its input once a gate lets each run through (or after 10 s): a
+/// batch held running for as long as a test needs.
+#[derive(Debug)]
+pub(crate) struct Gated(ModelDescriptor, crossbeam_channel::Receiver<()>);
+
+impl Plan for Gated {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
+        Ok(Box::new(GatedSession(
+            self.0.clone(),
+            self.1.clone(),
+            Device::Cpu.open()?,
+        )))
+    }
+}
+
+#[derive(Debug)]
+struct GatedSession(
+    ModelDescriptor,
+    crossbeam_channel::Receiver<()>,
+    #[allow(dead_code)] DeviceContext,
+);
+
+impl Session for GatedSession {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.0
+    }
+    fn run(
+        &mut self,
+        inputs: &[(&str, TensorView<'_>)],
+    ) -> inferkit::infer_core::Result<Vec<Tensor>> {
+        let _ = self.1.recv_timeout(Duration::from_secs(10));
+        let TensorView::F32(x) = &inputs[0].1 else {
+            unreachable!()
+        };
+        Ok(vec![Tensor::F32(x.mapv(|v| v * 2.0))])
+    }
+}
+
+/// A gated model `gated` taking `[batch, 3, side, side]` images (input `x`, output `y`),
+/// and the gate's sender: each `send(())` lets one batch run.
+pub(crate) fn gated_images(side: usize) -> (Model, crossbeam_channel::Sender<()>) {
+    let (open, gate) = crossbeam_channel::unbounded();
+    let spec = |n: &str| TensorSpec {
+        name: n.into(),
+        dtype: DType::F32,
+        shape: vec![
+            Dim::Dynamic("batch".into()),
+            Dim::Fixed(3),
+            Dim::Fixed(side),
+            Dim::Fixed(side),
+        ],
+    };
+    let model = Model::new(
+        Arc::new(Gated(
+            ModelDescriptor {
+                name: "gated".into(),
+                version: semver::Version::new(1, 0, 0),
+                inputs: vec![spec("x")],
+                outputs: vec![spec("y")],
+                runtime: RuntimeHint::Cpu,
+                metadata: Default::default(),
+            },
+            gate,
+        )),
+        1,
+    );
+    (model, open)
+}
+
+/// Reads a gauge or counter of `/metrics`.
+pub(crate) async fn metric(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits (at most 10 s) until `/metrics` shows `name` at `value`.
+pub(crate) async fn wait_for_metric(base: &str, name: &str, value: u64) {
+    for _ in 0..200 {
+        if metric(base, name).await == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} did not reach {value} in 10 s");
+}

@@ -22,7 +22,7 @@ use inferkit_infer_core::{
 use inferkit_pipeline::{BatchOptions, Input, Pipeline, PrioritySubmitter, Run, SubmitError};
 use ndarray::Axis;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
 
 use crate::Error;
@@ -46,7 +46,9 @@ pub struct Config {
     pub max_batch: usize,
     /// Longest a request waits for others to join its batch.
     pub max_delay: Duration,
-    /// Requests queued per model version before 503.
+    /// Requests a model version holds being prepared (decoded, tokenized) or queued before
+    /// 503 / RESOURCE_EXHAUSTED: a request takes its place before its inputs are decoded,
+    /// so an overload is refused at once, not decoded first.
     pub queue: usize,
     /// Deadline of a request without `parameters.timeout`.
     pub default_timeout: Duration,
@@ -85,7 +87,7 @@ impl Config {
         self.max_delay = d;
         self
     }
-    /// Requests queued per model version before 503 (at least 1).
+    /// Requests a model version holds being prepared or queued before 503 (at least 1).
     #[must_use]
     pub fn with_queue(mut self, n: usize) -> Self {
         self.queue = n.max(1);
@@ -171,6 +173,8 @@ struct Job {
     span: tracing::Span,
     /// Its `queue` span, ended when its batch starts.
     queued: tracing::Span,
+    /// Its place among the requests its model version holds, freed when its batch starts.
+    place: Option<OwnedSemaphorePermit>,
     /// The A/B variant that picked the version, if one did.
     variant: Option<String>,
 }
@@ -196,6 +200,9 @@ pub(crate) struct Worker {
     /// batcher makes room, so the order holds for all but the few requests already in the
     /// pipeline's (small) channels.
     queue: PrioritySubmitter<Job>,
+    /// Places for the requests it holds being prepared or queued (`Config::queue`): a
+    /// request takes one before its inputs are decoded and frees it when its batch starts.
+    admission: Arc<Semaphore>,
     run: Option<Run>,
 }
 
@@ -371,6 +378,7 @@ impl App {
             preprocess,
             labels,
             queue,
+            admission: Arc::new(Semaphore::new(self.config.queue)),
             run: Some(run),
         });
         self.registry
@@ -528,6 +536,7 @@ impl App {
             .into_iter()
             .filter_map(|mut j| {
                 j.queued = tracing::Span::none();
+                j.place = None;
                 let gone = j.cancelled.load(Ordering::Relaxed);
                 if gone {
                     self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -864,12 +873,21 @@ fn prepare(
 }
 
 /// A request's inputs as the model's tensors, checked against it (a served `BYTES` input
-/// decoded or tokenized off the async threads): the tensors and their batch rows. Every
+/// decoded or tokenized off the async threads): the tensors and their batch rows, once the
+/// model version has room for the request (503 / RESOURCE_EXHAUSTED at once when it has
+/// not: it holds at most `Config::queue` requests being prepared or queued). Every
 /// protocol's requests go through here.
 pub(crate) async fn model_inputs(
+    app: &App,
+    name: &str,
     worker: &Arc<Worker>,
     args: Vec<(String, Arg)>,
-) -> Result<(Vec<(String, Tensor)>, usize), ApiError> {
+) -> Result<Admitted, ApiError> {
+    // a place first: a request the queue has no room for is refused before its (costly)
+    // decoding, so an overload is answered at once instead of piling up decoded photos
+    let place = Arc::clone(&worker.admission)
+        .try_acquire_owned()
+        .map_err(|_| queue_full(app, name))?;
     let inputs = if worker.preprocess.is_some() {
         let w = Arc::clone(worker);
         tokio::task::spawn_blocking(move || tensors(&w.model, w.preprocess.as_ref(), args))
@@ -880,7 +898,29 @@ pub(crate) async fn model_inputs(
     }
     .map_err(bad)?;
     let rows = check_inputs(worker.model.descriptor(), &inputs).map_err(bad)?;
-    Ok((inputs, rows))
+    Ok(Admitted {
+        inputs,
+        rows,
+        place,
+    })
+}
+
+/// A request's tensors with its place among the requests its model version holds.
+pub(crate) struct Admitted {
+    inputs: Vec<(String, Tensor)>,
+    rows: usize,
+    place: OwnedSemaphorePermit,
+}
+
+/// The answer to a request its model version has no room for: 503 / RESOURCE_EXHAUSTED.
+fn queue_full(app: &App, name: &str) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "model `{name}`: {QUEUE_FULL} ({} requests)",
+            app.config.queue
+        ),
+    )
 }
 
 /// An output as it goes back: a tensor, or (the classification extension) `BYTES` strings.
@@ -974,10 +1014,14 @@ pub(crate) async fn run_request(
     app: &App,
     name: &str,
     worker: &Worker,
-    inputs: Vec<(String, Tensor)>,
-    rows: usize,
+    admitted: Admitted,
     ticket: Ticket,
 ) -> Result<Vec<(String, Tensor)>, ApiError> {
+    let Admitted {
+        inputs,
+        rows,
+        place,
+    } = admitted;
     let Ticket {
         timeout,
         priority,
@@ -998,6 +1042,7 @@ pub(crate) async fn run_request(
         cancelled,
         span,
         queued,
+        place: Some(place),
         variant,
     };
     // Triton's default level (0) comes after every explicit one
@@ -1010,15 +1055,7 @@ pub(crate) async fn run_request(
         Ok(()) => {
             app.queued.fetch_add(1, Ordering::Relaxed);
         }
-        Err(SubmitError::Full(_)) => {
-            return Err(ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "model `{name}`: {QUEUE_FULL} ({} requests)",
-                    app.config.queue
-                ),
-            ));
-        }
+        Err(SubmitError::Full(_)) => return Err(queue_full(app, name)),
         Err(SubmitError::Closed(_)) => {
             return Err(ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -1051,8 +1088,8 @@ pub(crate) async fn run_request(
 async fn infer(app: &App, name: &str, p: Prepared) -> Result<(Value, Vec<u8>), ApiError> {
     let d = p.worker.model.descriptor();
     check_outputs(d, p.wanted.as_deref())?;
-    let (inputs, rows) = model_inputs(&p.worker, p.inputs).await?;
-    let outputs = run_request(app, name, &p.worker, inputs, rows, p.ticket).await?;
+    let admitted = model_inputs(app, name, &p.worker, p.inputs).await?;
+    let outputs = run_request(app, name, &p.worker, admitted, p.ticket).await?;
     let answers = answers(&p.worker, outputs, p.wanted.as_deref(), p.all_binary)?;
     // requested outputs (all without a list), each as JSON or, when asked, binary data
     let mut tail = Vec::new();

@@ -449,13 +449,13 @@ impl Grpc {
         let id = r.id;
         drop(r.raw_input_contents);
         drop(r.inputs);
-        let (inputs, rows) = model_inputs(&worker, args).await?;
+        let admitted = model_inputs(app, &name, &worker, args).await?;
         let ticket = Ticket {
             timeout,
             priority,
             variant,
         };
-        let outputs = run_request(app, &name, &worker, inputs, rows, ticket).await?;
+        let outputs = run_request(app, &name, &worker, admitted, ticket).await?;
         let answers = answers(&worker, outputs, wanted.as_deref(), true)?;
         let mut tensors = Vec::new();
         let mut raw = Vec::new();
