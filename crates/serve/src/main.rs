@@ -69,6 +69,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use inferkit_pipeline::Redact;
 use inferkit_serve::telemetry::Otlp;
 use inferkit_serve::{App, Config, Route, grpc_router, load_model, parse_version, router};
@@ -300,6 +301,14 @@ fn main() -> std::process::ExitCode {
                 // the address bound (the port the system chose for `:0`)
                 let bound = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
                 tracing::info!(addr = %bound, protocol, "listening");
+                // TCP_NODELAY, as Triton and tonic's own server set it: without it a small
+                // answer written in parts (gRPC's headers, data and trailers) waited for
+                // the client's delayed ACK, 40 ms a request
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "TCP_NODELAY not set");
+                    }
+                });
                 axum::serve(listener, routes)
                     .with_graceful_shutdown(wait(stopped))
                     .await
