@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use inferkit_serve::{App, Config, load_model, router};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let routes = router(Arc::clone(&app)).route("/hello", axum::routing::get(|| async { "hello" }));
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        // TCP_NODELAY: small answers are not held back by Nagle's algorithm
+        let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         println!("serving on http://{addr} (Ctrl-C stops)");
         axum::serve(listener, routes)
             .with_graceful_shutdown(async {

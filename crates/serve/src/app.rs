@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
 
 use crate::Error;
-use crate::request::{Arg, HEADER_LENGTH, Wanted, check_inputs, datatype, parse};
+use crate::request::{Arg, BytesKind, HEADER_LENGTH, Wanted, check_inputs, datatype, parse};
 use crate::servable::{Preprocess, Servable, bytes_binary, classify, served_inputs, tensors};
 use crate::telemetry::{record_status, request_span, stage_span};
 
@@ -893,12 +893,17 @@ pub(crate) async fn model_inputs(
     let place = Arc::clone(&worker.admission)
         .try_acquire_owned()
         .map_err(|_| queue_full(app, name))?;
-    let inputs = if worker.preprocess.is_some() {
-        let _turn = app
-            .preparing
-            .acquire()
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let inputs = if let Some((_, p)) = &worker.preprocess {
+        // photos are decoded on as many threads as CPUs; texts (microseconds each) as they come
+        let _turn = match p.kind() {
+            BytesKind::Image => Some(
+                app.preparing
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+            ),
+            BytesKind::Text => None,
+        };
         let w = Arc::clone(worker);
         tokio::task::spawn_blocking(move || tensors(&w.model, w.preprocess.as_ref(), args))
             .await

@@ -11,12 +11,19 @@
 //!
 //! ```no_run
 //! use std::path::Path;
+//! use axum::serve::ListenerExt;
 //! use inferkit_serve::{App, Config, load_model, router};
 //!
 //! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 //! let app = App::new(Config::default().with_threads(2));
 //! app.load(load_model("efficientnet-lite0", Path::new("efficientnet-lite0.pth"), None, 2)?);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! // TCP_NODELAY, as the binary sets it: small answers are not held back by Nagle's
+//! // algorithm (40 ms a request against a client's delayed ACK)
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000")
+//!     .await?
+//!     .tap_io(|tcp| {
+//!         let _ = tcp.set_nodelay(true);
+//!     });
 //! axum::serve(listener, router(app.clone())).await?;
 //! app.shutdown(); // answers what is queued, joins every model thread
 //! # Ok(())
