@@ -57,7 +57,6 @@ for workload in ("image", "text"):
 
 print()
 print("Every run (closed loop; latency of successful answers):")
-print()
 print("| server | workload | protocol | clients | req/s | p50 ms | p90 ms | p99 ms | sent | ok | refused | failed | unanswered |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for f in sorted(d.glob("*.json")):
@@ -74,7 +73,6 @@ series = d / "ours-image-overload.rss-series"
 print()
 print("Overload: inferkit-serve, images, requests sent at 4x its 64-client throughput (open loop);")
 print("every request must be answered (200, or 503 / RESOURCE_EXHAUSTED when the queue is full).")
-print()
 print("| protocol | rate (req/s) | sent | ok | refused | failed | unanswered | ok req/s | p99 ms (ok) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for proto in ("http", "grpc"):
@@ -87,6 +85,5 @@ if series.exists():
     kb = [int(x) for x in series.read_text().split()]
     if kb:
         half = kb[len(kb) // 2:]
-        print()
         print(f"RSS during overload: {min(kb) / 1024:.0f}-{max(kb) / 1024:.0f} MB over {len(kb)} samples; "
               f"second half {min(half) / 1024:.0f}-{max(half) / 1024:.0f} MB.")
