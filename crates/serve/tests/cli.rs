@@ -1,6 +1,7 @@
 //! The `inferkit-serve` binary refuses what it cannot serve before it listens: an unknown
 //! flag with its usage, a model repository whose `config.pbtxt` names a field it does not
-//! know, naming the file and the field (exit status 1, nothing served).
+//! know, naming the file and the field, an OTLP endpoint that is not a URL (exit status 1,
+//! nothing served).
 
 use std::process::Command;
 
@@ -46,4 +47,20 @@ fn a_repository_with_an_unknown_config_field_is_refused_by_name() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("m/config.pbtxt"), "{err}");
     assert!(err.contains("field 'sequence_batching' not found"), "{err}");
+}
+
+#[test]
+fn an_otlp_endpoint_that_is_not_a_url_is_refused_by_name() {
+    let (code, err) = serve(&[
+        "--otlp-endpoint",
+        "not a url",
+        "--addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "none",
+        "--model",
+        "m=/nonexistent.onnx",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("OTLP export to `not a url`"), "{err}");
 }
