@@ -1,6 +1,6 @@
 //! What the server tests share (`tests/serve.rs`, `tests/faults.rs`, each naming
-//! `inferkit_serve` as `app` at its root): serving an [`App`] on a free port, and a
-//! deliberately slow model.
+//! `inferkit_serve` as `app` at its root): serving an [`App`] on a free port, and models
+//! that are slow on purpose (one that sleeps, one held at a gate).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,11 +68,20 @@ pub(crate) async fn post_json(url: &str, body: &Value) -> Value {
         .unwrap()
 }
 
-/// A model that doubles its input after sleeping: slow on purpose.
-#[derive(Debug)]
-pub(crate) struct Slow(ModelDescriptor);
+/// How a [`Doubler`]'s run waits before it answers.
+#[derive(Debug, Clone)]
+enum Hold {
+    /// A fixed time: slow on purpose.
+    Sleep(Duration),
+    /// Until a gate lets the run through (or 10 s pass): held for as long as a test needs.
+    Gate(crossbeam_channel::Receiver<()>),
+}
 
-impl Plan for Slow {
+/// A model that doubles its (f32) input after its hold.
+#[derive(Debug)]
+struct Doubler(ModelDescriptor, Hold);
+
+impl Plan for Doubler {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.0
     }
@@ -80,15 +89,19 @@ impl Plan for Slow {
         Device::Cpu
     }
     fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
-        Ok(Box::new(SlowSession(self.0.clone(), Device::Cpu.open()?)))
+        Ok(Box::new(DoublerSession(
+            self.0.clone(),
+            self.1.clone(),
+            Device::Cpu.open()?,
+        )))
     }
 }
 
-/// The descriptor, and the device context held for the session's life.
+/// The descriptor, the hold, and the device context held for the session's life.
 #[derive(Debug)]
-struct SlowSession(ModelDescriptor, #[allow(dead_code)] DeviceContext);
+struct DoublerSession(ModelDescriptor, Hold, #[allow(dead_code)] DeviceContext);
 
-impl Session for SlowSession {
+impl Session for DoublerSession {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.0
     }
@@ -96,7 +109,12 @@ impl Session for SlowSession {
         &mut self,
         inputs: &[(&str, TensorView<'_>)],
     ) -> inferkit::infer_core::Result<Vec<Tensor>> {
-        std::thread::sleep(Duration::from_millis(150));
+        match &self.1 {
+            Hold::Sleep(d) => std::thread::sleep(*d),
+            Hold::Gate(gate) => {
+                let _ = gate.recv_timeout(Duration::from_secs(10));
+            }
+        }
         let TensorView::F32(x) = &inputs[0].1 else {
             unreachable!()
         };
@@ -104,22 +122,35 @@ impl Session for SlowSession {
     }
 }
 
-pub(crate) fn slow() -> Model {
+/// A [`Doubler`] named `name` (version 1) with f32 input `x` and output `y` of `shape`.
+fn doubler(name: &str, shape: Vec<Dim>, hold: Hold) -> Model {
     let spec = |n: &str| TensorSpec {
         name: n.into(),
         dtype: DType::F32,
-        shape: vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
+        shape: shape.clone(),
     };
     Model::new(
-        Arc::new(Slow(ModelDescriptor {
-            name: "slow".into(),
-            version: semver::Version::new(1, 0, 0),
-            inputs: vec![spec("x")],
-            outputs: vec![spec("y")],
-            runtime: RuntimeHint::Cpu,
-            metadata: Default::default(),
-        })),
+        Arc::new(Doubler(
+            ModelDescriptor {
+                name: name.into(),
+                version: semver::Version::new(1, 0, 0),
+                inputs: vec![spec("x")],
+                outputs: vec![spec("y")],
+                runtime: RuntimeHint::Cpu,
+                metadata: Default::default(),
+            },
+            hold,
+        )),
         1,
+    )
+}
+
+/// A model `slow` that doubles its `[batch, 2]` input after sleeping 150 ms.
+pub(crate) fn slow() -> Model {
+    doubler(
+        "slow",
+        vec![Dim::Dynamic("batch".into()), Dim::Fixed(2)],
+        Hold::Sleep(Duration::from_millis(150)),
     )
 }
 
@@ -139,79 +170,17 @@ pub(crate) async fn slow_server(queue: usize) -> (Arc<App>, String, Value) {
     (app, base, body)
 }
 
-/// A model that doubles its input once a gate lets each run through (or after 10 s): a
-/// batch held running for as long as a test needs.
-#[derive(Debug)]
-pub(crate) struct Gated(ModelDescriptor, crossbeam_channel::Receiver<()>);
-
-impl Plan for Gated {
-    fn descriptor(&self) -> &ModelDescriptor {
-        &self.0
-    }
-    fn device(&self) -> Device {
-        Device::Cpu
-    }
-    fn session(&self) -> inferkit::infer_core::Result<Box<dyn Session>> {
-        Ok(Box::new(GatedSession(
-            self.0.clone(),
-            self.1.clone(),
-            Device::Cpu.open()?,
-        )))
-    }
-}
-
-#[derive(Debug)]
-struct GatedSession(
-    ModelDescriptor,
-    crossbeam_channel::Receiver<()>,
-    #[allow(dead_code)] DeviceContext,
-);
-
-impl Session for GatedSession {
-    fn descriptor(&self) -> &ModelDescriptor {
-        &self.0
-    }
-    fn run(
-        &mut self,
-        inputs: &[(&str, TensorView<'_>)],
-    ) -> inferkit::infer_core::Result<Vec<Tensor>> {
-        let _ = self.1.recv_timeout(Duration::from_secs(10));
-        let TensorView::F32(x) = &inputs[0].1 else {
-            unreachable!()
-        };
-        Ok(vec![Tensor::F32(x.mapv(|v| v * 2.0))])
-    }
-}
-
 /// A gated model `gated` taking `[batch, 3, side, side]` images (input `x`, output `y`),
 /// and the gate's sender: each `send(())` lets one batch run.
 pub(crate) fn gated_images(side: usize) -> (Model, crossbeam_channel::Sender<()>) {
     let (open, gate) = crossbeam_channel::unbounded();
-    let spec = |n: &str| TensorSpec {
-        name: n.into(),
-        dtype: DType::F32,
-        shape: vec![
-            Dim::Dynamic("batch".into()),
-            Dim::Fixed(3),
-            Dim::Fixed(side),
-            Dim::Fixed(side),
-        ],
-    };
-    let model = Model::new(
-        Arc::new(Gated(
-            ModelDescriptor {
-                name: "gated".into(),
-                version: semver::Version::new(1, 0, 0),
-                inputs: vec![spec("x")],
-                outputs: vec![spec("y")],
-                runtime: RuntimeHint::Cpu,
-                metadata: Default::default(),
-            },
-            gate,
-        )),
-        1,
-    );
-    (model, open)
+    let shape = vec![
+        Dim::Dynamic("batch".into()),
+        Dim::Fixed(3),
+        Dim::Fixed(side),
+        Dim::Fixed(side),
+    ];
+    (doubler("gated", shape, Hold::Gate(gate)), open)
 }
 
 /// Reads a gauge or counter of `/metrics`.
