@@ -170,6 +170,65 @@ async fn endpoints_answer_as_the_protocol_says_and_errors_are_named() {
     assert!(metrics.contains("code=\"400\""), "{metrics}");
 }
 
+/// `/metrics` is one valid exposition: the server's own families and each model version's
+/// pipeline (the library's collector) labelled `model` and `version`, every family once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_each_versions_pipeline_under_its_labels() {
+    let base = serve(two_versions()).await;
+    let c = reqwest::Client::new();
+    let x: Array2<f32> = read_npy(fixture("dyn_batch.b5.x.npy")).unwrap();
+    for (version, n) in [("1", 2), ("2", 3)] {
+        for _ in 0..n {
+            let r = c
+                .post(format!("{base}/v2/models/dyn/versions/{version}/infer"))
+                .json(&request(&x))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let r = c.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = r.text().await.unwrap();
+    let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let mut unique = types.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(types.len(), unique.len(), "a family twice:\n{text}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition format");
+    let value = |metric: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(b) => b.last().map_or(f64::NAN, |b| b.count),
+                _ => f64::NAN,
+            })
+    };
+    for (version, n) in [("1.0.0", 2.0), ("2.0.0", 3.0)] {
+        let served = [("model", "dyn"), ("version", version)];
+        let stage = [served[0], served[1], ("stage", "batch")];
+        assert_eq!(
+            value("inferkit_pipeline_received_total", &stage),
+            Some(n),
+            "{text}"
+        );
+        let answered = [served[0], served[1], ("code", "200")];
+        assert_eq!(value("inferkit_requests_total", &answered), Some(n));
+        assert_eq!(value("inferkit_request_duration_seconds", &served), Some(n));
+    }
+    assert_eq!(value("inferkit_queue_depth", &[]), Some(0.0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_are_batched_and_get_their_own_rows() {
     let app = App::new(

@@ -67,9 +67,11 @@ pub use cancel::CancelToken;
 pub use envelope::{Envelope, Input};
 pub use error::{BoxError, DeadLetter, Error, Result};
 pub use flow::Flow;
-pub use metrics::{LATENCY_BUCKETS, Metrics, Snapshot, StageSnapshot};
+pub use metrics::{Collector, LATENCY_BUCKETS, Metrics, Snapshot, StageSnapshot};
 pub use options::{BatchOptions, ErrorPolicy, StageOptions, available_cpus};
 pub use priority::PrioritySubmitter;
+/// The Prometheus client whose registry a [`Collector`] joins.
+pub use prometheus_client;
 pub use redact::{DEFAULT_REDACTED, Redact, RedactJson};
 pub use run::{Collected, Outputs, Report, Run};
 pub use submit::{SubmitError, Submitter};

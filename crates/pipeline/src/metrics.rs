@@ -1,6 +1,7 @@
 //! Per-stage counters (atomics only), snapshots, and Prometheus text rendering.
 
-use std::fmt::Write as _;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,7 +246,8 @@ impl Snapshot {
 
     /// Renders the snapshot in the Prometheus text exposition format (version 0.0.4): a
     /// `# HELP` and `# TYPE` line per metric family, one sample per stage labelled
-    /// `stage="…"`, the latency as a histogram with cumulative `le` buckets.
+    /// `stage="…"`, the latency as a histogram with cumulative `le` buckets. (A
+    /// [`Collector`] renders several runs under labels of their own.)
     ///
     /// ```
     /// use inferkit_pipeline::Pipeline;
@@ -255,135 +257,205 @@ impl Snapshot {
     /// # Ok::<(), inferkit_pipeline::Error>(())
     /// ```
     pub fn to_prometheus(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(Collector::new().with_run(NO_LABELS, self.clone())));
         let mut out = String::new();
+        // (writing to a String cannot fail)
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+const NO_LABELS: [(&str, &str); 0] = [];
+
+/// The snapshots of several runs as one Prometheus collector (`prometheus-client`): each
+/// metric family once, every run's samples under labels of its own (a server's `model` and
+/// `version`, say) beside `stage`. Register it in a
+/// [`prometheus_client::registry::Registry`] with the application's own metrics.
+///
+/// ```
+/// use inferkit_pipeline::{Collector, Pipeline};
+/// use inferkit_pipeline::prometheus_client::{encoding::prometheus_text::encode, registry::Registry};
+/// let a = Pipeline::builder().source(0..3).map("double", Default::default(), |x: i32| x * 2).collect()?;
+/// let b = Pipeline::builder().source(0..5).map("double", Default::default(), |x: i32| x * 2).collect()?;
+/// let mut registry = Registry::default();
+/// registry.register_collector(Box::new(
+///     Collector::new()
+///         .with_run([("model", "m"), ("version", "1")], a.report.metrics)
+///         .with_run([("model", "m"), ("version", "2")], b.report.metrics),
+/// ));
+/// let mut text = String::new();
+/// encode(&mut text, &registry).unwrap();
+/// assert!(text.contains("inferkit_pipeline_emitted_total{model=\"m\",version=\"2\",stage=\"double\"} 5"));
+/// assert_eq!(text.matches("# TYPE inferkit_pipeline_emitted_total counter").count(), 1);
+/// # Ok::<(), inferkit_pipeline::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Collector {
+    runs: Vec<(Vec<(String, String)>, Snapshot)>,
+}
+
+impl Collector {
+    /// No runs yet.
+    pub fn new() -> Self {
+        Collector::default()
+    }
+
+    /// Adds a run's snapshot under `labels` (names other than `stage`).
+    #[must_use]
+    pub fn with_run<K: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+        snapshot: Snapshot,
+    ) -> Self {
+        self.push(labels, snapshot);
+        self
+    }
+
+    /// Adds a run's snapshot under `labels` (names other than `stage`).
+    pub fn push<K: Into<String>, V: Into<String>>(
+        &mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+        snapshot: Snapshot,
+    ) {
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.runs.push((labels, snapshot));
+    }
+
+    /// Every stage of every run with its labels (the run's, then `stage`).
+    fn stages(&self) -> impl Iterator<Item = (Vec<(&str, &str)>, &StageSnapshot)> {
+        self.runs.iter().flat_map(|(labels, snap)| {
+            snap.stages.iter().map(move |s| {
+                let mut l: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                l.push(("stage", s.name.as_str()));
+                (l, s)
+            })
+        })
+    }
+
+    /// Every run with its labels.
+    fn runs(&self) -> impl Iterator<Item = (Vec<(&str, &str)>, &Snapshot)> {
+        self.runs.iter().map(|(labels, snap)| {
+            let l = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            (l, snap)
+        })
+    }
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         let counters: [CounterFamily; 5] = [
+            ("received", "Envelopes taken from the stage's input.", |s| {
+                s.received
+            }),
             (
-                "received_total",
-                "Envelopes taken from the stage's input.",
-                |s| s.received,
-            ),
-            (
-                "emitted_total",
+                "emitted",
                 "Envelopes the stage sent on (a sink: consumed).",
                 |s| s.emitted,
             ),
             (
-                "errors_total",
+                "errors",
                 "Items the stage's closure failed or panicked on.",
                 |s| s.errors,
             ),
             (
-                "expired_total",
+                "expired",
                 "Items dropped by the stage because their deadline had passed.",
                 |s| s.expired,
             ),
             (
-                "cancelled_total",
+                "cancelled",
                 "Items dropped by the stage because the run was cancelled.",
                 |s| s.cancelled,
             ),
         ];
         for (name, help, get) in counters {
-            family(&mut out, name, help, "counter");
-            for s in &self.stages {
-                let _ = writeln!(
-                    out,
-                    "inferkit_pipeline_{name}{{stage=\"{}\"}} {}",
-                    escape(&s.name),
-                    get(s)
-                );
+            let name = format!("inferkit_pipeline_{name}");
+            let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
+            for (labels, s) in self.stages() {
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&get(s), None)?;
             }
         }
-        family(
-            &mut out,
-            "queue_depth",
+        let mut family = encoder.encode_descriptor(
+            "inferkit_pipeline_queue_depth",
             "Envelopes waiting in the stage's input channel.",
-            "gauge",
-        );
-        for s in &self.stages {
-            let _ = writeln!(
-                out,
-                "inferkit_pipeline_queue_depth{{stage=\"{}\"}} {}",
-                escape(&s.name),
-                s.queue_depth
-            );
+            None,
+            MetricType::Gauge,
+        )?;
+        for (labels, s) in self.stages() {
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&(s.queue_depth as u64))?;
         }
-        family(
-            &mut out,
-            "busy_seconds_total",
+        let mut family = encoder.encode_descriptor(
+            "inferkit_pipeline_busy_seconds",
             "Time the stage's workers spent in its closure.",
-            "counter",
-        );
-        for s in &self.stages {
-            let _ = writeln!(
-                out,
-                "inferkit_pipeline_busy_seconds_total{{stage=\"{}\"}} {}",
-                escape(&s.name),
-                s.busy.as_secs_f64()
-            );
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, s) in self.stages() {
+            family
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, f64>(&s.busy.as_secs_f64(), None)?;
         }
-        family(
-            &mut out,
-            "latency_seconds",
+        let mut family = encoder.encode_descriptor(
+            "inferkit_pipeline_latency_seconds",
             "Time of one call of the stage's closure.",
-            "histogram",
-        );
-        for s in &self.stages {
-            let name = escape(&s.name);
-            let mut cumulative = 0;
-            for (i, c) in s.latency_buckets.iter().enumerate() {
-                cumulative += c;
-                let le = LATENCY_BUCKETS
-                    .get(i)
-                    .map_or("+Inf".to_string(), |b| format!("{b}"));
-                let _ = writeln!(
-                    out,
-                    "inferkit_pipeline_latency_seconds_bucket{{stage=\"{name}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "inferkit_pipeline_latency_seconds_sum{{stage=\"{name}\"}} {}",
-                s.latency_sum.as_secs_f64()
-            );
-            let _ = writeln!(
-                out,
-                "inferkit_pipeline_latency_seconds_count{{stage=\"{name}\"}} {cumulative}"
-            );
+            None,
+            MetricType::Histogram,
+        )?;
+        for (labels, s) in self.stages() {
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(s.latency_buckets.iter().copied())
+                .collect();
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(
+                    s.latency_sum.as_secs_f64(),
+                    s.calls(),
+                    &buckets,
+                    None,
+                )?;
         }
-        family(
-            &mut out,
-            "in_flight",
-            "Source items sent and not yet delivered or dropped.",
-            "gauge",
-        );
-        let _ = writeln!(out, "inferkit_pipeline_in_flight {}", self.in_flight);
-        family(
-            &mut out,
-            "in_flight_peak",
-            "The most source items ever in flight at once.",
-            "gauge",
-        );
-        let _ = writeln!(
-            out,
-            "inferkit_pipeline_in_flight_peak {}",
-            self.peak_in_flight
-        );
-        out
+        let gauges: [RunFamily; 2] = [
+            (
+                "in_flight",
+                "Source items sent and not yet delivered or dropped.",
+                |r| r.in_flight,
+            ),
+            (
+                "in_flight_peak",
+                "The most source items ever in flight at once.",
+                |r| r.peak_in_flight,
+            ),
+        ];
+        for (name, help, get) in gauges {
+            let name = format!("inferkit_pipeline_{name}");
+            let mut family = encoder.encode_descriptor(&name, help, None, MetricType::Gauge)?;
+            for (labels, run) in self.runs() {
+                family.encode_family(&labels)?.encode_gauge(&get(run))?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// A counter family: name, help text, and how to read it from a stage.
+/// A counter family of stages: name (without `inferkit_pipeline_` and `_total`), help
+/// text, and how to read it from a stage.
 type CounterFamily = (&'static str, &'static str, fn(&StageSnapshot) -> u64);
-
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP inferkit_pipeline_{name} {help}");
-    let _ = writeln!(out, "# TYPE inferkit_pipeline_{name} {kind}");
-}
-
-/// Label value escaping of the exposition format: backslash, double quote, newline.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// A gauge family of runs: name (without `inferkit_pipeline_`), help, how to read it.
+type RunFamily = (&'static str, &'static str, fn(&Snapshot) -> i64);

@@ -21,6 +21,10 @@ use inferkit_infer_core::{
 };
 use inferkit_pipeline::{BatchOptions, Input, Pipeline, PrioritySubmitter, Run, SubmitError};
 use ndarray::Axis;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::Instrument;
@@ -238,64 +242,110 @@ impl Route {
     }
 }
 
-/// Counters for `/metrics`.
-#[derive(Default)]
+/// The server's own metrics in `/metrics` (prometheus-client), beside each model version's
+/// pipeline metrics (the library's [`inferkit_pipeline::Collector`]).
 pub(crate) struct Stats {
-    responses: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// Batch sizes: counts of batches of 1, 2, 3–4, 5–8, 9–16, 17–32, 33+ requests.
-    batch_buckets: [AtomicU64; 7],
-    batch_sum: AtomicU64,
-    batches: AtomicU64,
-    /// Latency of answered requests per (model, version): bucket counts, sum (µs), count.
-    latency: Mutex<BTreeMap<(String, String), Latency>>,
-    cancelled: AtomicU64,
+    /// Inference answers by model, version and HTTP status.
+    responses: Family<Status, Counter>,
+    /// Requests per batch run.
+    batch_size: Histogram,
+    /// Latency of answered requests, arrival to answer, per model version.
+    latency: Family<Served, Histogram, fn() -> Histogram>,
+    /// Queued requests whose client went away before their batch ran.
+    cancelled: Counter,
+    /// Requests queued across models.
+    pub(crate) queued: Gauge,
     /// gRPC ModelStreamInfer streams open.
-    pub(crate) streams: AtomicU64,
+    pub(crate) streams: Gauge,
 }
 
-const BATCH_BOUNDS: [u64; 6] = [1, 2, 4, 8, 16, 32];
-/// One latency histogram: bucket counts (the last is +Inf), sum in µs, count.
-type Latency = ([u64; LATENCY_BOUNDS_US.len() + 1], u64, u64);
-/// Latency histogram bounds, µs (1 ms to 10 s).
-const LATENCY_BOUNDS_US: [u64; 12] = [
-    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    10_000_000,
+/// The labels of an answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    model: String,
+    version: String,
+    code: u16,
+}
+
+/// The labels of a model version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Served {
+    model: String,
+    version: String,
+}
+
+/// Batch size bounds (requests).
+const BATCH_BOUNDS: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+/// Latency bounds, seconds (1 ms to 10 s).
+const LATENCY_BOUNDS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            responses: Family::default(),
+            batch_size: Histogram::new(BATCH_BOUNDS),
+            latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BOUNDS)),
+            cancelled: Counter::default(),
+            queued: Gauge::default(),
+            streams: Gauge::default(),
+        }
+    }
+}
 
 impl Stats {
     pub(crate) fn response(&self, model: &str, version: &str, code: StatusCode) {
-        *self
-            .responses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((model.to_owned(), version.to_owned(), code.as_u16()))
-            .or_default() += 1;
+        self.responses
+            .get_or_create(&Status {
+                model: model.to_owned(),
+                version: version.to_owned(),
+                code: code.as_u16(),
+            })
+            .inc();
     }
 
-    fn latency(&self, model: &str, version: &str, us: u64) {
-        let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let e = l.entry((model.to_owned(), version.to_owned())).or_insert((
-            [0; LATENCY_BOUNDS_US.len() + 1],
-            0,
-            0,
-        ));
-        let i = LATENCY_BOUNDS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(LATENCY_BOUNDS_US.len());
-        e.0[i] += 1;
-        e.1 += us;
-        e.2 += 1;
+    fn latency(&self, model: &str, version: &str, took: Duration) {
+        self.latency
+            .get_or_create(&Served {
+                model: model.to_owned(),
+                version: version.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 
-    fn batch(&self, n: usize) {
-        let i = BATCH_BOUNDS
-            .iter()
-            .position(|&b| n as u64 <= b)
-            .unwrap_or(BATCH_BOUNDS.len());
-        self.batch_buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.batch_sum.fetch_add(n as u64, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
+    /// Registers every metric (they are shared handles: the registry reads them live).
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "inferkit_requests",
+            "Inference responses by model, version and HTTP status.",
+            self.responses.clone(),
+        );
+        registry.register(
+            "inferkit_queue_depth",
+            "Requests queued across models.",
+            self.queued.clone(),
+        );
+        registry.register(
+            "inferkit_batch_size",
+            "Requests per batch run.",
+            self.batch_size.clone(),
+        );
+        registry.register(
+            "inferkit_request_duration_seconds",
+            "Latency of answered inference requests, arrival to answer.",
+            self.latency.clone(),
+        );
+        registry.register(
+            "inferkit_cancelled",
+            "Queued requests whose client went away.",
+            self.cancelled.clone(),
+        );
+        registry.register(
+            "inferkit_grpc_streams",
+            "Open gRPC ModelStreamInfer streams.",
+            self.streams.clone(),
+        );
     }
 }
 
@@ -312,8 +362,6 @@ pub struct App {
     routers: Mutex<BTreeMap<String, Arc<AbRouter>>>,
     /// Requests routed without a sticky key (spread round-robin by weight).
     unsticky: AtomicU64,
-    /// Queue depth across models.
-    queued: AtomicU64,
     /// `/metrics` counters.
     pub(crate) stats: Stats,
     /// Signalled when a model version is loaded or unloaded (the gRPC health status follows).
@@ -344,7 +392,6 @@ impl App {
             routes: Mutex::default(),
             routers: Mutex::default(),
             unsticky: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
             stats: Stats::default(),
             changed: Arc::default(),
             preparing: Semaphore::new(inferkit_pipeline::available_cpus()),
@@ -374,7 +421,7 @@ impl App {
         let run = flow
             .batch("batch", BatchOptions::new(max_batch, max_delay))
             .sink(move |jobs: Vec<Job>| {
-                app.queued.fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+                app.stats.queued.dec_by(jobs.len() as i64);
                 app.run_batch(&serving, jobs);
                 Ok::<(), Infallible>(())
             });
@@ -415,7 +462,7 @@ impl App {
 
     /// Queued requests skipped because their client went away.
     pub fn stats_cancelled(&self) -> u64 {
-        self.stats.cancelled.load(Ordering::Relaxed)
+        self.stats.cancelled.get()
     }
 
     /// Stops every model, answering what is queued.
@@ -544,7 +591,7 @@ impl App {
                 j.place = None;
                 let gone = j.cancelled.load(Ordering::Relaxed);
                 if gone {
-                    self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                    self.stats.cancelled.inc();
                 }
                 (!gone).then_some(j)
             })
@@ -559,7 +606,7 @@ impl App {
             groups.entry(key).or_default().push(j);
         }
         for (_, group) in groups {
-            self.stats.batch(group.len());
+            self.stats.batch_size.observe(group.len() as f64);
             let rows: usize = group.iter().map(|j| j.rows).sum();
             let batches: Vec<tracing::Span> = group
                 .iter()
@@ -1068,7 +1115,7 @@ pub(crate) async fn run_request(
     // a refused request is handed back and dropped here: its caller gets the answer below
     match worker.queue.try_submit(item, priority) {
         Ok(()) => {
-            app.queued.fetch_add(1, Ordering::Relaxed);
+            app.stats.queued.inc();
         }
         Err(SubmitError::Full(_)) => return Err(queue_full(app, name)),
         Err(SubmitError::Closed(_)) => {
@@ -1092,11 +1139,8 @@ pub(crate) async fn run_request(
         }
     };
     let d = worker.model.descriptor();
-    app.stats.latency(
-        &d.name,
-        &d.version.to_string(),
-        started.elapsed().as_micros() as u64,
-    );
+    app.stats
+        .latency(&d.name, &d.version.to_string(), started.elapsed());
     Ok(outputs)
 }
 
@@ -1397,7 +1441,7 @@ pub fn router(app: Arc<App>) -> Router {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
+            HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
         );
         (headers, render_metrics(&app)).into_response()
     }
@@ -1429,119 +1473,26 @@ fn name_version(p: &[(String, String)]) -> (String, Option<String>) {
     (get("name").unwrap_or_default(), get("version"))
 }
 
+/// `/metrics`: the server's own metrics, then every model version's pipeline (its stages'
+/// counters, queue depths and latencies) labelled `model` and `version`.
 fn render_metrics(app: &App) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# HELP inferkit_requests_total Inference responses by model, version and HTTP status."
-    );
-    let _ = writeln!(s, "# TYPE inferkit_requests_total counter");
-    for ((m, v, c), n) in app
-        .stats
-        .responses
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        let _ = writeln!(
-            s,
-            "inferkit_requests_total{{model=\"{}\",version=\"{}\",code=\"{c}\"}} {n}",
-            m.replace('"', "\\\""),
-            v.replace('"', "\\\"")
-        );
-    }
-    let _ = writeln!(
-        s,
-        "# HELP inferkit_queue_depth Requests queued across models."
-    );
-    let _ = writeln!(s, "# TYPE inferkit_queue_depth gauge");
-    let _ = writeln!(
-        s,
-        "inferkit_queue_depth {}",
-        app.queued.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(s, "# HELP inferkit_batch_size Requests per batch run.");
-    let _ = writeln!(s, "# TYPE inferkit_batch_size histogram");
-    let mut cum = 0;
-    for (i, b) in BATCH_BOUNDS.iter().enumerate() {
-        cum += app.stats.batch_buckets[i].load(Ordering::Relaxed);
-        let _ = writeln!(s, "inferkit_batch_size_bucket{{le=\"{b}\"}} {cum}");
-    }
-    cum += app.stats.batch_buckets[BATCH_BOUNDS.len()].load(Ordering::Relaxed);
-    let _ = writeln!(s, "inferkit_batch_size_bucket{{le=\"+Inf\"}} {cum}");
-    let _ = writeln!(
-        s,
-        "inferkit_batch_size_sum {}",
-        app.stats.batch_sum.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        s,
-        "inferkit_batch_size_count {}",
-        app.stats.batches.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        s,
-        "# HELP inferkit_request_duration_seconds Latency of answered inference requests, arrival to answer."
-    );
-    let _ = writeln!(s, "# TYPE inferkit_request_duration_seconds histogram");
-    for ((m, v), (buckets, sum, count)) in app
-        .stats
-        .latency
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        let labels = format!(
-            "model=\"{}\",version=\"{}\"",
-            m.replace('"', "\\\""),
-            v.replace('"', "\\\"")
-        );
-        let mut cum = 0;
-        for (i, b) in LATENCY_BOUNDS_US.iter().enumerate() {
-            cum += buckets[i];
-            let _ = writeln!(
-                s,
-                "inferkit_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cum}",
-                *b as f64 / 1e6
+    let mut registry = prometheus_client::registry::Registry::default();
+    app.stats.register(&mut registry);
+    let mut pipelines = inferkit_pipeline::Collector::new();
+    for ((name, version), worker) in app.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        if let Some(run) = &worker.run {
+            let version = version.to_string();
+            pipelines.push(
+                [("model", name.as_str()), ("version", version.as_str())],
+                run.metrics().snapshot(),
             );
         }
-        cum += buckets[LATENCY_BOUNDS_US.len()];
-        let _ = writeln!(
-            s,
-            "inferkit_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cum}"
-        );
-        let _ = writeln!(
-            s,
-            "inferkit_request_duration_seconds_sum{{{labels}}} {}",
-            *sum as f64 / 1e6
-        );
-        let _ = writeln!(
-            s,
-            "inferkit_request_duration_seconds_count{{{labels}}} {count}"
-        );
     }
-    let _ = writeln!(
-        s,
-        "# HELP inferkit_cancelled_total Queued requests whose client went away."
-    );
-    let _ = writeln!(s, "# TYPE inferkit_cancelled_total counter");
-    let _ = writeln!(
-        s,
-        "inferkit_cancelled_total {}",
-        app.stats.cancelled.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        s,
-        "# HELP inferkit_grpc_streams Open gRPC ModelStreamInfer streams."
-    );
-    let _ = writeln!(s, "# TYPE inferkit_grpc_streams gauge");
-    let _ = writeln!(
-        s,
-        "inferkit_grpc_streams {}",
-        app.stats.streams.load(Ordering::Relaxed)
-    );
-    s
+    registry.register_collector(Box::new(pipelines));
+    let mut text = String::new();
+    // (writing to a String cannot fail)
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
+    text
 }
 
 /// An error and its causes, one line (a cause already in the text is not repeated).

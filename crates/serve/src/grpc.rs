@@ -5,7 +5,6 @@
 //! typed contents or `raw_input_contents`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -154,14 +153,14 @@ struct StreamOpen(Arc<App>);
 
 impl StreamOpen {
     fn new(app: Arc<App>) -> Self {
-        app.stats.streams.fetch_add(1, Ordering::Relaxed);
+        app.stats.streams.inc();
         StreamOpen(app)
     }
 }
 
 impl Drop for StreamOpen {
     fn drop(&mut self) {
-        self.0.stats.streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.stats.streams.dec();
     }
 }
 

@@ -34,7 +34,10 @@
 //! /v2/models/{name}[/versions/{v}]` (metadata), `GET …/ready`, `POST …/infer` (JSON tensors
 //! and the binary tensor data extension; `parameters.timeout` in µs and
 //! `parameters.priority` as Triton defines them), `POST /v2/repository/models/{name}/load`
-//! and `…/unload`, `GET /metrics` (Prometheus text). gRPC: [`grpc`] (`ModelInfer`,
+//! and `…/unload`, `GET /metrics` (Prometheus text by `prometheus-client`: the
+//! server's requests, latencies, batch sizes, queue depth and streams, and each model
+//! version's pipeline — its stages' counters, queue depths and latencies — through
+//! [`inferkit_pipeline::Collector`], labelled `model` and `version`). gRPC: [`grpc`] (`ModelInfer`,
 //! `ModelStreamInfer` and the health and metadata methods of
 //! `inference.GRPCInferenceService`), through
 //! [`grpc_router`] on the same port or another.
