@@ -1,9 +1,9 @@
 //! Tables to a row-major f32 matrix: a generated table of `INFERKIT_TABLE_ROWS` rows
 //! (default 2,000,000) with 16 numeric columns (8 f64, 1% nulls in the first; 4 f32; 4 i64:
 //! full-precision pseudo-random values, as measured features are) and a string column, as
-//! Parquet (snappy, row groups of 131,072) and CSV, under
+//! Parquet (snappy, and zstd at level 1; row groups of 131,072) and CSV, under
 //! target/bench-data/. Parquet (`read_parquet_matrix`) on one thread and on two (row groups
-//! handed to threads as they free up), CSV on one;
+//! handed to threads as they free up), the zstd file on one, CSV on one;
 //! then typed rows from the same data in memory — the derived `FromRecordBatch`, a
 //! hand-written column loop and the dynamic by-name path. pyarrow + numpy and polars
 //! (scripts/anchors/tables.py, target/bench-data/anchors-tables.json) in the same run.
@@ -54,17 +54,25 @@ fn numeric() -> Vec<String> {
     c
 }
 
-/// Writes the table (once per row count) and returns (parquet, csv).
-fn generate(n: usize) -> (PathBuf, PathBuf) {
+/// Writes the table (once per row count) and returns (snappy parquet, zstd parquet, csv).
+fn generate(n: usize) -> (PathBuf, PathBuf, PathBuf) {
+    use parquet::basic::{Compression, ZstdLevel};
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let pq = dir.join(format!("table_{n}_v3.parquet"));
+    let zstd = dir.join(format!("table_{n}_v3.zstd.parquet"));
     let csv = dir.join(format!("table_{n}_v3.csv"));
-    if pq.exists() && csv.exists() {
-        return (pq, csv);
+    if pq.exists() && zstd.exists() && csv.exists() {
+        return (pq, zstd, csv);
     }
     let chunk = 131_072;
-    let mut pw: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
+    // the same table snappy-compressed and zstd-compressed (level 1: pyarrow's and arrow-rs'
+    // default level)
+    let codecs = [
+        (&pq, Compression::SNAPPY),
+        (&zstd, Compression::ZSTD(ZstdLevel::default())),
+    ];
+    let mut writers: Vec<parquet::arrow::ArrowWriter<std::fs::File>> = Vec::new();
     let mut cw = arrow_csv::Writer::new(std::fs::File::create(&csv).unwrap());
     let mut start = 0;
     while start < n {
@@ -100,29 +108,37 @@ fn generate(n: usize) -> (PathBuf, PathBuf) {
             .collect();
         cols.push(("text".into(), Arc::new(t)));
         let batch = RecordBatch::try_from_iter(cols).unwrap();
-        let w = pw.get_or_insert_with(|| {
-            // dictionary encoding off: arrow-rs (like pyarrow) falls back to PLAIN only once
-            // a column chunk's dictionary passes 1 MiB, and 131,072 distinct f64s fill
-            // exactly 1 MiB, so v2 of this file was dictionary-encoded throughout (a
-            // 1 MiB dictionary and 17-bit indices for every column of every group)
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                .set_max_row_group_row_count(Some(chunk))
-                .set_dictionary_enabled(false)
-                .build();
-            parquet::arrow::ArrowWriter::try_new(
-                std::fs::File::create(&pq).unwrap(),
-                batch.schema(),
-                Some(props),
-            )
-            .unwrap()
-        });
-        w.write(&batch).unwrap();
+        if writers.is_empty() {
+            for (path, codec) in codecs {
+                // dictionary encoding off: arrow-rs (like pyarrow) falls back to PLAIN only
+                // once a column chunk's dictionary passes 1 MiB, and 131,072 distinct f64s
+                // fill exactly 1 MiB, so v2 of this file was dictionary-encoded throughout
+                // (a 1 MiB dictionary and 17-bit indices for every column of every group)
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(codec)
+                    .set_max_row_group_row_count(Some(chunk))
+                    .set_dictionary_enabled(false)
+                    .build();
+                writers.push(
+                    parquet::arrow::ArrowWriter::try_new(
+                        std::fs::File::create(path).unwrap(),
+                        batch.schema(),
+                        Some(props),
+                    )
+                    .unwrap(),
+                );
+            }
+        }
+        for w in &mut writers {
+            w.write(&batch).unwrap();
+        }
         cw.write(&batch).unwrap();
         start += len;
     }
-    pw.unwrap().close().unwrap();
-    (pq, csv)
+    for w in writers {
+        w.close().unwrap();
+    }
+    (pq, zstd, csv)
 }
 
 fn features() -> Features {
@@ -214,7 +230,7 @@ fn dynamic(b: &RecordBatch) -> Vec<[f64; 16]> {
 
 fn main() {
     let n = rows();
-    let (pq, csv) = generate(n);
+    let (pq, zstd, csv) = generate(n);
     let pool = BufferPool::new(4);
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -228,6 +244,9 @@ fn main() {
     });
     g.bench_function("parquet_matrix_t2", |b| {
         b.iter(|| black_box(parquet_matrix(&pq, 2)))
+    });
+    g.bench_function("parquet_zstd_matrix_t1", |b| {
+        b.iter(|| black_box(parquet_matrix(&zstd, 1)))
     });
     g.bench_function("csv_matrix_t1", |b| {
         b.iter(|| {
@@ -321,6 +340,12 @@ fn report(n: usize) {
         "parquet_matrix_t2",
         "pyarrow_parquet_t2_s",
         "polars_parquet_t2_s",
+    );
+    row(
+        "Parquet (zstd), 1 thread",
+        "parquet_zstd_matrix_t1",
+        "pyarrow_parquet_zstd_t1_s",
+        "polars_parquet_zstd_t1_s",
     );
     row(
         "CSV, 1 thread",

@@ -2,7 +2,9 @@
 //! scripts/make_table_fixtures.py (every numeric type, nulls, a dictionary column, a string
 //! column) into feature matrices equal to pyarrow + numpy's, the direct matrix path against
 //! the arrow path, the prediction writer's round trip, and corrupt files (the fuzz finds),
-//! each error naming the file.
+//! each error naming the file; and the files users' tools write (scripts/make_parquet_matrix.py:
+//! pyarrow under every codec, encoding and data page version, polars under every codec),
+//! each read equal to pyarrow's values.
 
 #[path = "common/log.rs"]
 mod log;
@@ -519,5 +521,126 @@ fn parquet_matrix_direct_path_equals_the_arrow_path_for_every_layout() {
             .to_string();
             assert!(e.contains("row 1100, column `opt_i8`"), "{e}");
         }
+    }
+}
+
+/// The writers' matrix of scripts/make_parquet_matrix.py: its files and what it says of them.
+fn writers_matrix() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("matrix/matrix.json")).unwrap()).unwrap()
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_codec_encoding_and_page_version_pyarrow_and_polars_write_reads_as_pyarrow_reads_it() {
+    let meta = writers_matrix();
+    let all = strings(&meta["features"]);
+    let want: Array2<f32> = read_npy(fixture("matrix/matrix.mask.npy")).unwrap();
+    let pool = BufferPool::new(2);
+    let mut codecs = std::collections::BTreeSet::new();
+    for f in meta["files"].as_array().unwrap() {
+        let file = f["file"].as_str().unwrap();
+        let writer = f["writer"].as_str().unwrap();
+        let names = strings(
+            &meta[if writer == "polars" {
+                "polars_features"
+            } else {
+                "features"
+            }],
+        );
+        // pyarrow's matrix, the columns of this writer's features (value, then is-null)
+        let columns: Vec<usize> = names
+            .iter()
+            .flat_map(|n| {
+                let k = all.iter().position(|a| a == n).unwrap();
+                [2 * k, 2 * k + 1]
+            })
+            .collect();
+        let want = want.select(Axis(1), &columns);
+        let features = Features::new(names.clone()).with_nulls("*", Nulls::Mask);
+        let path = fixture(&format!("matrix/{file}"));
+        let mut direct = None;
+        for threads in [1, 3] {
+            let got =
+                read_parquet_matrix(&path, &ParquetOptions::default(), &features, &pool, threads)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(got.view().shape(), want.shape(), "{file}");
+            for (c, name) in features.output_names().iter().enumerate() {
+                let (g, w) = (got.view().column(c).to_owned(), want.column(c).to_owned());
+                if name == "price" {
+                    // a decimal: unscaled / 100 in f64, then f32 — pyarrow's cast and arrow's
+                    // may round the division differently by one f64 ulp, so allow one f32 ulp
+                    for (a, b) in g.iter().zip(&w) {
+                        assert!(
+                            (a - b).abs() <= b.abs() * f32::EPSILON,
+                            "{file} {name}: {a} vs {b}"
+                        );
+                    }
+                } else {
+                    assert_eq!(g, w, "{file}, column {name}, {threads} threads");
+                }
+            }
+            direct = Some(got.view().to_owned());
+        }
+        // the batch path (arrow arrays, then the matrix) reads the same
+        let batches = matrix(read_parquet(&path, &small_batches()).unwrap(), &features).unwrap();
+        assert_eq!(Some(batches), direct, "{file}: batch path");
+        // what the file holds, from its own metadata
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap();
+        use parquet::file::reader::FileReader;
+        for rg in reader.metadata().row_groups() {
+            for c in rg.columns() {
+                codecs.insert((writer.to_owned(), format!("{:?}", c.compression())));
+            }
+        }
+    }
+    // every codec from both writers (lz4: LZ4_RAW, the one both write), zstd at its default
+    // level and polars' default one
+    for writer in ["pyarrow", "polars"] {
+        for codec in [
+            "UNCOMPRESSED",
+            "SNAPPY",
+            "GZIP",
+            "BROTLI",
+            "LZ4_RAW",
+            "ZSTD",
+        ] {
+            assert!(
+                codecs
+                    .iter()
+                    .any(|(w, c)| w == writer && c.starts_with(codec)),
+                "no {codec} file from {writer}: {codecs:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dates_timestamps_and_strings_are_refused_by_name_not_guessed() {
+    let meta = writers_matrix();
+    let path = fixture("matrix/pyarrow.zstd.dict.v2.parquet");
+    for name in strings(&meta["not_numeric"]) {
+        let features = Features::new([name.clone()]);
+        let e = read_parquet_matrix(
+            &path,
+            &ParquetOptions::default(),
+            &features,
+            &BufferPool::new(1),
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("pyarrow.zstd.dict.v2.parquet"), "{e}");
+        assert!(e.contains(&name), "{e}");
+        assert!(e.contains("is not numeric"), "{e}");
     }
 }

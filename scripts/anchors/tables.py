@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 N = int(os.environ.get("INFERKIT_TABLE_ROWS", "2000000"))
 DATA = ROOT / "target" / "bench-data"
 PQ, CSV = DATA / f"table_{N}_v3.parquet", DATA / f"table_{N}_v3.csv"
+ZSTD = DATA / f"table_{N}_v3.zstd.parquet"
 COLS = [f"f64_{i}" for i in range(8)] + [f"f32_{i}" for i in range(4)] + [f"i64_{i}" for i in range(4)]
 
 
@@ -47,10 +48,10 @@ def to_matrix(table):
     return out
 
 
-def pyarrow_parquet(threads):
+def pyarrow_parquet(threads, path=PQ):
     pa.set_cpu_count(threads)
     pa.set_io_thread_count(threads)
-    return lambda: to_matrix(pq.read_table(PQ, columns=COLS, use_threads=threads > 1))
+    return lambda: to_matrix(pq.read_table(path, columns=COLS, use_threads=threads > 1))
 
 
 def pyarrow_csv():
@@ -59,8 +60,8 @@ def pyarrow_csv():
     return lambda: to_matrix(pacsv.read_csv(CSV, read_options=ro, convert_options=co))
 
 
-def polars_parquet():
-    return lambda: pl.read_parquet(PQ, columns=COLS).fill_null(0).to_numpy().astype(np.float32, copy=False)
+def polars_parquet(path=PQ):
+    return lambda: pl.read_parquet(path, columns=COLS).fill_null(0).to_numpy().astype(np.float32, copy=False)
 
 
 def polars_csv():
@@ -74,6 +75,8 @@ def main():
     assert a.shape == (N, 16) and np.array_equal(a, b), "pyarrow and polars disagree"
     out["pyarrow_parquet_t1_s"] = median_time(pyarrow_parquet(1))
     out["pyarrow_parquet_t2_s"] = median_time(pyarrow_parquet(2))
+    assert np.array_equal(pyarrow_parquet(1, ZSTD)(), a), "the zstd file holds another table"
+    out["pyarrow_parquet_zstd_t1_s"] = median_time(pyarrow_parquet(1, ZSTD))
     out["pyarrow_csv_t1_s"] = median_time(pyarrow_csv())
     # polars sizes its pool from POLARS_MAX_THREADS at import: run it in child processes
     for threads in (1, 2):
@@ -81,14 +84,16 @@ def main():
 
         code = (
             "import time,statistics,sys;sys.path.insert(0,%r);import tables as t;"
-            "print(t.median_time(t.polars_parquet()), t.median_time(t.polars_csv()))"
+            "print(t.median_time(t.polars_parquet()), t.median_time(t.polars_csv()),"
+            " t.median_time(t.polars_parquet(t.ZSTD)))"
         ) % str(pathlib.Path(__file__).resolve().parent)
         env = dict(os.environ, POLARS_MAX_THREADS=str(threads))
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        p, c = map(float, r.stdout.split())
+        p, c, z = map(float, r.stdout.split())
         out[f"polars_parquet_t{threads}_s"] = p
         if threads == 1:
             out["polars_csv_t1_s"] = c
+            out["polars_parquet_zstd_t1_s"] = z
     for k, v in out.items():
         if k.endswith("_s"):
             print(f"{k}: {v * 1e3:.1f} ms ({N / v / 1e6:.2f} M rows/s)")

@@ -169,8 +169,10 @@ pub struct FeatureMatrix {
 const BLOCK: usize = 1024;
 
 impl FeatureMatrix {
-    /// Converts `features` of `batch`: integers, floats (16/32/64-bit), booleans (0/1) and
-    /// dictionary-encoded numbers. `first_row` (the file row of the batch's first row) and
+    /// Converts `features` of `batch`: integers, floats (16/32/64-bit), booleans (0/1),
+    /// decimals (their value through f64, as pyarrow's `cast(float64)`) and
+    /// dictionary-encoded numbers; dates, timestamps and strings are an error naming the
+    /// column and its type. `first_row` (the file row of the batch's first row) and
     /// `file` name the place in errors.
     ///
     /// # Errors
@@ -252,6 +254,16 @@ fn fill(array: &dyn Array, ctx: &Ctx<'_>, out: &mut [f32]) -> Result<()> {
             );
             scatter(&values, ctx, out, |v| v)
         }
+        // decimals: their value (unscaled / 10^scale) as f64, then f32, as pyarrow's
+        // `cast(float64)` and numpy's `astype(float32)` make it
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => {
+            let cast = arrow_cast::cast(array, &DataType::Float64)
+                .map_err(|e| table_source(ctx.file, None, Some(ctx.name), e))?;
+            scatter(cast.as_primitive::<Float64Type>(), ctx, out, |v| v as f32)
+        }
         DataType::Dictionary(_, value) if value.is_numeric() => {
             let cast = arrow_cast::cast(array, &DataType::Float32)
                 .map_err(|e| table_source(ctx.file, None, Some(ctx.name), e))?;
@@ -262,7 +274,9 @@ fn fill(array: &dyn Array, ctx: &Ctx<'_>, out: &mut [f32]) -> Result<()> {
             None,
             Some(ctx.name),
             format!(
-                "type {other} is not numeric (integers, floats, booleans, numeric dictionaries)"
+                "type {other} is not numeric (integers, floats, booleans, decimals, numeric \
+                 dictionaries; a date or timestamp has no one unit to count in: convert it \
+                 to a number first)"
             ),
         )),
     }
