@@ -644,3 +644,52 @@ fn dates_timestamps_and_strings_are_refused_by_name_not_guessed() {
         assert!(e.contains("is not numeric"), "{e}");
     }
 }
+
+#[test]
+fn a_zstd_page_that_fails_to_decompress_names_the_file_row_group_and_column() {
+    // the second row group's first zstd frame (magic 28 B5 2F FD) of column `f64` gets its
+    // frame header overwritten
+    let src = fixture("matrix/pyarrow.zstd.plain.v1.parquet");
+    let mut bytes = std::fs::read(&src).unwrap();
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+        std::fs::File::open(&src).unwrap(),
+    )
+    .unwrap();
+    use parquet::file::reader::FileReader;
+    let rg = reader.metadata().row_group(1);
+    let leaf = (0..rg.num_columns())
+        .find(|&i| rg.column(i).column_path().string() == "f64")
+        .unwrap();
+    let (start, len) = rg.column(leaf).byte_range();
+    let (start, len) = (start as usize, len as usize);
+    let magic = [0x28, 0xb5, 0x2f, 0xfd];
+    let at = start
+        + bytes[start..start + len]
+            .windows(4)
+            .position(|w| w == magic)
+            .expect("a zstd frame");
+    for b in &mut bytes[at + 4..at + 12] {
+        *b = 0xff;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.zstd.parquet");
+    std::fs::write(&path, &bytes).unwrap();
+    for features in [Features::new(["f64"]), Features::new(["f64", "price"])] {
+        let features = features.with_nulls("*", Nulls::Mask);
+        for threads in [1, 2] {
+            let e = read_parquet_matrix(
+                &path,
+                &ParquetOptions::default(),
+                &features,
+                &BufferPool::new(1),
+                threads,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("broken.zstd.parquet"), "{e}");
+            // `…, column `f64`: row group 1, ZSTD chunk: External: Unsupported frame parameter`
+            assert!(e.contains("column `f64`"), "{e}");
+            assert!(e.contains("row group 1, ZSTD chunk: "), "{e}");
+        }
+    }
+}

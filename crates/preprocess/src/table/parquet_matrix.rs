@@ -178,11 +178,13 @@ pub fn read_parquet_matrix(
                 width,
             };
             if plan.direct.iter().any(Option::is_some) {
-                direct(&reader, &group, start, &plan, features, part, block)?;
+                direct(&reader, &group, start, &plan, features, part, block)
+                    .map_err(|e| in_row_group(e, reader.metadata(), g))?;
             }
             if plan.direct.iter().any(Option::is_none) {
                 // whole groups only: groups are cut when every feature is direct
-                through_arrow(path, &group, &plan, features, options, part)?;
+                through_arrow(path, &group, &plan, features, options, part)
+                    .map_err(|e| in_row_group(e, reader.metadata(), g))?;
             }
         }
         Ok(())
@@ -674,6 +676,43 @@ fn through_arrow(
         return Err(group_size(group.file, group.index, group.rows));
     }
     Ok(())
+}
+
+/// A table error of row group `index` that names no row: the group, and the column chunk's
+/// codec where it names a column, in its message (a corrupt page or a codec that fails says
+/// where it is: `row group 1, ZSTD chunk: …`).
+fn in_row_group(e: crate::Error, meta: &ParquetMetaData, index: usize) -> crate::Error {
+    let codec = |column: &Option<String>| {
+        let rg = meta.row_groups().get(index)?;
+        let chunk = rg
+            .columns()
+            .iter()
+            .find(|c| Some(c.column_path().string()) == *column)?;
+        let codec = format!("{:?}", chunk.compression());
+        Some(codec.split('(').next().unwrap_or_default().to_owned())
+    };
+    match e {
+        crate::Error::Table {
+            file,
+            row,
+            column,
+            message,
+            source,
+        } if row.is_none() && !message.contains("row group") => {
+            let message = match codec(&column) {
+                Some(codec) => format!("row group {index}, {codec} chunk: {message}"),
+                None => format!("row group {index}: {message}"),
+            };
+            crate::Error::Table {
+                file,
+                row,
+                column,
+                message,
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 fn group_size(file: &str, group: usize, rows: usize) -> crate::Error {
