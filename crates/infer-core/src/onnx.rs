@@ -1,6 +1,7 @@
 //! The ONNX backend: tract (pure Rust). Loads a file or bytes, derives the descriptor from
-//! the graph, optimises once per input shape (a small LRU of plans shared by all sessions),
-//! and runs from any number of threads.
+//! the graph, types and optimises once per concrete input shape (a small LRU of plans shared
+//! by all sessions; shapes the file states inside the graph in the inputs' symbols are
+//! inferred again from the concrete ones), and runs from any number of threads.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,8 @@ use tract_onnx::prelude::{
     Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, SimpleState,
     TDim, Tensor as TractTensor, TypedFact, TypedModel, TypedOp, TypedRunnableModel, tvec,
 };
-use tract_onnx::tract_hir::infer::GenericFactoid;
+use tract_onnx::prelude::OutletId;
+use tract_onnx::tract_hir::infer::{GenericFactoid, ShapeFactoid};
 
 use crate::backend::{Backend, ModelSource, Plan, Session};
 use crate::error::InputProblem;
@@ -140,12 +142,34 @@ impl Backend for OnnxBackend {
                 inner.plan_for(shapes)?;
             }
             None => {
-                // Check that the graph types at all (unsupported operators are named here).
-                inner
-                    .model
-                    .clone()
-                    .into_typed()
-                    .map_err(wrap(&inner.descriptor.name))?;
+                // An operator tract does not have is named here. Otherwise tract may fail
+                // to type a graph whose dims are symbols where every concrete shape types
+                // (a graph whose `Reshape` targets are `Shape` arithmetic, as PyTorch
+                // exports attention); plans are made per concrete shape anyway, so such a
+                // graph is typed at each shape it is run with (an input shape the graph
+                // cannot take is an error naming the node then, as in onnxruntime), and its
+                // metadata says so.
+                if let Err(symbolic) = inner.model.clone().into_typed() {
+                    let missing = inner
+                        .model
+                        .nodes()
+                        .iter()
+                        .any(|n| n.op.name().starts_with("Unimplemented("));
+                    if missing {
+                        return Err(wrap(&inner.descriptor.name)(symbolic));
+                    }
+                    let mut inner = inner;
+                    if let Some(i) = Arc::get_mut(&mut inner) {
+                        i.descriptor.metadata.insert(
+                            "plans".into(),
+                            format!(
+                                "typed per input shape (with symbolic dims tract could not: \
+                                 {symbolic})"
+                            ),
+                        );
+                    }
+                    return Ok(Arc::new(OnnxPlan { inner }));
+                }
             }
         }
         Ok(Arc::new(OnnxPlan { inner }))
@@ -266,6 +290,25 @@ impl Inner {
         }
         let name = &self.descriptor.name;
         let mut model = self.model.clone();
+        // Shapes the file states inside the graph (ONNX `value_info`, outputs) in the
+        // input's symbols (`[t, n, 32]`, as torch's exporter writes them) would not unify
+        // with the concrete input shapes: they are forgotten and inferred from the inputs.
+        let inputs = model.input_outlets().map_err(wrap(name))?.to_vec();
+        for node in 0..model.nodes().len() {
+            for slot in 0..model.nodes()[node].outputs.len() {
+                let outlet = OutletId::new(node, slot);
+                let fact = &model.nodes()[node].outputs[slot].fact;
+                let symbolic = fact
+                    .shape
+                    .dims()
+                    .any(|d| matches!(d, GenericFactoid::Only(d) if d.to_i64().is_err()));
+                if symbolic && !inputs.contains(&outlet) {
+                    let mut fact = fact.clone();
+                    fact.shape = ShapeFactoid::default();
+                    model.set_outlet_fact(outlet, fact).map_err(wrap(name))?;
+                }
+            }
+        }
         for (i, (spec, shape)) in self.descriptor.inputs.iter().zip(&shapes).enumerate() {
             let dt = match spec.dtype {
                 DType::F32 => f32::datum_type(),
