@@ -691,3 +691,44 @@ fn a_graph_that_cannot_take_a_shape_names_the_node_at_that_shape() {
     let diff = max_abs_diff(&out[0], &npy("transformer_legacy.3x5.y.npy"));
     assert!(diff <= 1e-4, "{diff}");
 }
+
+/// What tract 0.21 computes wrongly without an error (scripts/make_inexact_onnx_fixtures.py:
+/// a recurrent layer in `reverse` direction, pooling with `dilations`) is refused at prepare,
+/// naming the node, the operator and the attribute; the bidirectional layers, which it
+/// computes right, still run and match onnxruntime (1e-5).
+#[test]
+fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("inexact/inexact.json")).unwrap())
+            .unwrap();
+    let refused = meta["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 5);
+    for (file, names) in refused {
+        let path = dir().join("inexact").join(file);
+        for source in [
+            ModelSource::Path(&path),
+            ModelSource::Bytes(&std::fs::read(&path).unwrap()),
+        ] {
+            let e = OnnxBackend::new()
+                .with_name("m")
+                .prepare(source, Device::Cpu)
+                .expect_err(file)
+                .to_string();
+            assert!(e.starts_with("model `m`"), "{e}");
+            for name in names.as_array().unwrap() {
+                assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
+            }
+            assert!(e.contains("refused rather than answered wrongly"), "{e}");
+        }
+    }
+    let exact = meta["exact"].as_object().unwrap();
+    assert_eq!(exact.len(), 3);
+    for (file, io) in exact {
+        let plan = prepare(&format!("inexact/{file}"));
+        let x = npy(&format!("inexact/{}", io["x"].as_str().unwrap()));
+        let out = plan.session().unwrap().run(&[("x", x.view())]).unwrap();
+        let want = npy(&format!("inexact/{}", io["y"].as_str().unwrap()));
+        let diff = max_abs_diff(&out[0], &want);
+        assert!(diff <= 1e-5, "{file}: {diff}");
+    }
+}

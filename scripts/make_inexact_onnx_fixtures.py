@@ -1,0 +1,90 @@
+"""ONNX models using what tract 0.21 computes wrongly without an error (issue 21: ONNX's
+backend tests `test_gru_reverse` 0.23 relative error, `test_lstm_reverse` 0.20;
+AveragePool/MaxPool ignoring `dilations`, a wrong output shape): the ONNX backend must refuse
+each at prepare, naming the node, the operator and the attribute. Beside them, the
+bidirectional recurrent layers, which tract computes right (measured here: <= 3e-7 from
+onnxruntime; so are PyTorch's exported bidirectional GRU and LSTM), with onnxruntime's
+outputs, so that the refusal stays as narrow as the fault.
+
+Run: scripts/pyvenv.sh onnx-export torch onnx onnxscript onnxruntime numpy -- scripts/make_inexact_onnx_fixtures.py
+Writes tests/fixtures/onnx/inexact/*.onnx and inexact.json ("refused": file -> what the
+error names; "exact": file -> its input and onnxruntime's output, .npy); every model is run by
+onnxruntime, so each is a valid model a user could bring.
+"""
+import json
+import pathlib
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/onnx/inexact"
+OUT.mkdir(parents=True, exist_ok=True)
+rng = np.random.default_rng(21)
+T, N, I, H = 4, 2, 3, 5
+
+
+def rnn(op, direction, gates):
+    dirs = 2 if direction == "bidirectional" else 1
+    w = helper.make_tensor("W", TensorProto.FLOAT, [dirs, gates * H, I],
+                           rng.standard_normal(dirs * gates * H * I).astype(np.float32))
+    r = helper.make_tensor("R", TensorProto.FLOAT, [dirs, gates * H, H],
+                           rng.standard_normal(dirs * gates * H * H).astype(np.float32))
+    node = helper.make_node(op, ["x", "W", "R"], ["y"], name=f"{op.lower()}_0",
+                            hidden_size=H, direction=direction)
+    graph = helper.make_graph(
+        [node], f"{op.lower()}_{direction}",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, N, I])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [T, dirs, N, H])],
+        initializer=[w, r])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), {"x": (T, N, I)}
+
+
+def pool(op):
+    node = helper.make_node(op, ["x"], ["y"], name=f"{op.lower()}_0", kernel_shape=[2, 2],
+                            dilations=[2, 2])
+    graph = helper.make_graph(
+        [node], f"{op.lower()}_dilated",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), {"x": (1, 1, 6, 6)}
+
+
+cases = {
+    "gru_reverse.onnx": (rnn("GRU", "reverse", 3), ["gru_0", "GRU", "direction"]),
+    "lstm_reverse.onnx": (rnn("LSTM", "reverse", 4), ["lstm_0", "LSTM", "direction"]),
+    "rnn_reverse.onnx": (rnn("RNN", "reverse", 1), ["rnn_0", "RNN", "direction"]),
+    "maxpool_dilations.onnx": (pool("MaxPool"), ["maxpool_0", "MaxPool", "dilations"]),
+    "averagepool_dilations.onnx": (pool("AveragePool"), ["averagepool_0", "AveragePool", "dilations"]),
+}
+exact_cases = {
+    "gru_bidirectional.onnx": rnn("GRU", "bidirectional", 3),
+    "lstm_bidirectional.onnx": rnn("LSTM", "bidirectional", 4),
+    "rnn_bidirectional.onnx": rnn("RNN", "bidirectional", 1),
+}
+
+
+def save_and_run(file, model, feeds):
+    onnx.checker.check_model(model)
+    onnx.save(model, OUT / file)
+    sess = ort.InferenceSession(str(OUT / file), providers=["CPUExecutionProvider"])
+    x = {k: rng.standard_normal(s).astype(np.float32) for k, s in feeds.items()}
+    return x, sess.run(None, x)[0]
+
+
+for old in OUT.glob("*"):
+    old.unlink()
+refused, exact = {}, {}
+for file, ((model, feeds), names) in cases.items():
+    save_and_run(file, model, feeds)
+    refused[file] = names
+for file, (model, feeds) in exact_cases.items():
+    x, y = save_and_run(file, model, feeds)
+    stem = file.removesuffix(".onnx")
+    np.save(OUT / f"{stem}.x.npy", x["x"])
+    np.save(OUT / f"{stem}.y.npy", y)
+    exact[file] = {"x": f"{stem}.x.npy", "y": f"{stem}.y.npy"}
+(OUT / "inexact.json").write_text(json.dumps({"onnx": onnx.__version__, "onnxruntime": ort.__version__,
+                                              "refused": refused, "exact": exact}, indent=1) + "\n")
+print(len(refused), "refused,", len(exact), "exact")
