@@ -694,15 +694,16 @@ fn a_graph_that_cannot_take_a_shape_names_the_node_at_that_shape() {
 
 /// What tract 0.21 computes wrongly without an error (scripts/make_inexact_onnx_fixtures.py:
 /// a recurrent layer in `reverse` direction, pooling with `dilations`) is refused at prepare,
-/// naming the node, the operator and the attribute; the bidirectional layers, which it
-/// computes right, still run and match onnxruntime (1e-5).
+/// naming the node, the operator and the attribute; a graph tract panics on is an error; the
+/// bidirectional layers, which it computes right, still run and match onnxruntime (1e-5), and
+/// a `Shape` output comes out as i64.
 #[test]
 fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("inexact/inexact.json")).unwrap())
             .unwrap();
     let refused = meta["refused"].as_object().unwrap();
-    assert_eq!(refused.len(), 5);
+    assert_eq!(refused.len(), 6);
     for (file, names) in refused {
         let path = dir().join("inexact").join(file);
         for source in [
@@ -721,14 +722,35 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
             assert!(e.contains("refused rather than answered wrongly"), "{e}");
         }
     }
+    // a graph tract panics on (ONNX's test_shape_start_greater_than_end): an error
+    for (file, names) in meta["errors"].as_object().unwrap() {
+        let x = Tensor::F32(ArrayD::zeros(IxDyn(&[3, 4, 5])));
+        let e = OnnxBackend::new()
+            .prepare(
+                ModelSource::Path(&dir().join("inexact").join(file)),
+                Device::Cpu,
+            )
+            .and_then(|plan| plan.session()?.run(&[("x", x.view())]))
+            .expect_err(file)
+            .to_string();
+        for name in names.as_array().unwrap() {
+            assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
+        }
+    }
     let exact = meta["exact"].as_object().unwrap();
-    assert_eq!(exact.len(), 3);
+    assert_eq!(exact.len(), 4);
     for (file, io) in exact {
         let plan = prepare(&format!("inexact/{file}"));
         let x = npy(&format!("inexact/{}", io["x"].as_str().unwrap()));
         let out = plan.session().unwrap().run(&[("x", x.view())]).unwrap();
         let want = npy(&format!("inexact/{}", io["y"].as_str().unwrap()));
-        let diff = max_abs_diff(&out[0], &want);
-        assert!(diff <= 1e-5, "{file}: {diff}");
+        match want {
+            // `Shape`: tract's TDim output, as i64
+            Tensor::I64(want) => assert_eq!(out[0], Tensor::I64(want), "{file}"),
+            want => {
+                let diff = max_abs_diff(&out[0], &want);
+                assert!(diff <= 1e-5, "{file}: {diff}");
+            }
+        }
     }
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use tract_onnx::prelude::OutletId;
 use tract_onnx::prelude::{
-    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, SimpleState,
-    TDim, Tensor as TractTensor, TypedFact, TypedModel, TypedOp, TypedRunnableModel, tvec,
+    Datum, DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, OutletId,
+    SimpleState, TDim, Tensor as TractTensor, TypedFact, TypedModel, TypedOp, TypedRunnableModel,
+    tvec,
 };
 use tract_onnx::tract_hir::infer::{GenericFactoid, ShapeFactoid};
 
@@ -167,14 +167,18 @@ impl Backend for OnnxBackend {
                 // graph is typed at each shape it is run with (an input shape the graph
                 // cannot take is an error naming the node then, as in onnxruntime), and its
                 // metadata says so.
-                if let Err(symbolic) = inner.model.clone().into_typed() {
+                let model = inner.model.clone();
+                let typed = unpanicked(&inner.descriptor.name, "typing the graph", || {
+                    model.into_typed().map_err(wrap(&inner.descriptor.name))
+                });
+                if let Err(symbolic) = typed {
                     let missing = inner
                         .model
                         .nodes()
                         .iter()
                         .any(|n| n.op.name().starts_with("Unimplemented("));
                     if missing {
-                        return Err(wrap(&inner.descriptor.name)(symbolic));
+                        return Err(symbolic);
                     }
                     let mut inner = inner;
                     if let Some(i) = Arc::get_mut(&mut inner) {
@@ -182,7 +186,11 @@ impl Backend for OnnxBackend {
                             "plans".into(),
                             format!(
                                 "typed per input shape (with symbolic dims tract could not: \
-                                 {symbolic})"
+                                 {})",
+                                match &symbolic {
+                                    Error::Backend { message, .. } => message.as_str(),
+                                    _ => "",
+                                }
                             ),
                         );
                     }
@@ -194,21 +202,45 @@ impl Backend for OnnxBackend {
     }
 }
 
+/// `f`, a call into tract, with a panic of tract's (on a graph it does not expect: ONNX's
+/// `test_shape_start_greater_than_end`) turned into an error naming the model and the step.
+fn unpanicked<T>(model: &str, step: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(Error::Backend {
+            model: model.to_string(),
+            message: format!("tract failed {step}: {why}"),
+            source: None,
+        })
+    })
+}
+
 /// Refuses, naming the node, what tract 0.21 computes wrongly without an error (measured
 /// against onnxruntime: scripts/make_inexact_onnx_fixtures.py): a recurrent layer run in
 /// `reverse` direction alone (run forward: GRU 0.96, LSTM 0.37 off; `bidirectional` is
-/// right), and pooling with `dilations` (ignored: another output shape). Subgraphs (`If`,
-/// `Loop`, `Scan` bodies) are looked at too.
+/// right), pooling with `dilations` (ignored: another output shape), and MaxPool's
+/// `Indices` output with strides (other indices). Subgraphs (`If`, `Loop`, `Scan` bodies)
+/// are looked at too.
 fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()> {
-    for node in &graph.node {
+    for (i, node) in graph.node.iter().enumerate() {
         let attribute = |n: &str| node.attribute.iter().find(|a| a.name == n);
+        let strided = attribute("strides").is_some_and(|a| a.ints.iter().any(|&s| s != 1));
         let problem = match node.op_type.as_str() {
             "GRU" | "LSTM" | "RNN" => attribute("direction")
                 .filter(|a| a.s == b"reverse")
                 .map(|_| "direction \"reverse\", which tract 0.21 runs forward"),
-            "MaxPool" | "AveragePool" | "LpPool" => attribute("dilations")
-                .filter(|a| a.ints.iter().any(|&d| d != 1))
-                .map(|_| "dilations other than 1, which tract 0.21 ignores"),
+            "MaxPool" | "AveragePool" | "LpPool"
+                if attribute("dilations").is_some_and(|a| a.ints.iter().any(|&d| d != 1)) =>
+            {
+                Some("dilations other than 1, which tract 0.21 ignores")
+            }
+            "MaxPool" if node.output.len() > 1 && strided => {
+                Some("an `Indices` output with strides, which tract 0.21 numbers otherwise")
+            }
             _ => None,
         };
         if let Some(problem) = problem {
@@ -216,7 +248,12 @@ fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()>
                 model: model.to_string(),
                 message: format!(
                     "node `{}` ({}) has {problem}: refused rather than answered wrongly",
-                    node.name, node.op_type
+                    if node.name.is_empty() {
+                        format!("#{i}")
+                    } else {
+                        node.name.clone()
+                    },
+                    node.op_type
                 ),
                 source: None,
             });
@@ -382,12 +419,12 @@ impl Inner {
                 .set_input_fact(i, InferenceFact::dt_shape(dt, shape.clone()))
                 .map_err(wrap(name))?;
         }
-        let plan = Arc::new(
+        let plan = Arc::new(unpanicked(name, "optimising the graph", || {
             model
                 .into_optimized()
                 .and_then(|m| m.into_runnable())
-                .map_err(wrap(name))?,
-        );
+                .map_err(wrap(name))
+        })?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if !cache.iter().any(|(k, _)| *k == shapes) {
             if cache.len() >= self.capacity {
@@ -503,6 +540,11 @@ fn from_tract(t: &TractTensor, model: &str) -> Result<Tensor> {
         DatumType::I32 => Tensor::I32(make(t).map_err(w)?),
         DatumType::U8 => Tensor::U8(make(t).map_err(w)?),
         DatumType::Bool => Tensor::Bool(make(t).map_err(w)?),
+        // a `Shape` (or shape arithmetic) as an output: concrete at run time, as i64
+        DatumType::TDim => {
+            let t = t.cast_to::<i64>().map_err(wrap(model))?;
+            Tensor::I64(make(&t).map_err(wrap(model))?)
+        }
         other => {
             return Err(Error::Backend {
                 model: model.into(),
@@ -550,7 +592,9 @@ impl Session for OnnxSession {
                 KeptState(State::new(runnable).map_err(wrap(&d.name))?)
             }
         };
-        let tract_outputs = state.0.run(values).map_err(wrap(&d.name))?;
+        let tract_outputs = unpanicked(&d.name, "running", || {
+            state.0.run(values).map_err(wrap(&d.name))
+        })?;
         let outputs = tract_outputs
             .iter()
             .map(|t| from_tract(t, &d.name))
