@@ -63,6 +63,37 @@ def maxpool_indices():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)]), {"x": (1, 1, 6, 6)}
 
 
+def single(op, inputs, out_shape, opset, initializers=(), **attrs):
+    """One node `op` named `<op>_0` over float inputs `x` (and initializers)."""
+    node = helper.make_node(op, ["x"] + [i.name for i in initializers], ["y"], name=f"{op.lower()}_0", **attrs)
+    graph = helper.make_graph(
+        [node], op.lower(), [helper.make_tensor_value_info("x", TensorProto.FLOAT, inputs)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], initializer=list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), {"x": tuple(inputs)}
+
+
+def scatter_reduction():
+    idx = helper.make_tensor("i", TensorProto.INT64, [1, 2], [1, 1])
+    upd = helper.make_tensor("u", TensorProto.FLOAT, [1, 2], [1.5, 2.5])
+    return single("ScatterElements", [1, 5], [1, 5], 18, [idx, upd], axis=1, reduction="add")
+
+
+def instancenorm_epsilon():
+    scale = helper.make_tensor("s", TensorProto.FLOAT, [3], [1.0, 1.5, 2.0])
+    bias = helper.make_tensor("b", TensorProto.FLOAT, [3], [0.0, 0.5, -1.0])
+    return single("InstanceNormalization", [2, 3, 4], [2, 3, 4], 6, [scale, bias], epsilon=0.01)
+
+
+# found by scripts/onnx-conformance.sh (its first run: ONNX's test_scatter_elements_with_
+# duplicate_indices, test_instancenorm_epsilon, test_spacetodepth_crd_mode_example)
+CONFORMANCE = {
+    "scatterelements_reduction.onnx": (scatter_reduction(), ["scatterelements_0", "ScatterElements", "reduction"]),
+    "instancenorm_epsilon.onnx": (instancenorm_epsilon(), ["instancenormalization_0", "InstanceNormalization", "epsilon"]),
+    "spacetodepth_crd.onnx": (single("SpaceToDepth", [1, 2, 4, 4], [1, 8, 2, 2], 28, blocksize=2, mode="CRD"),
+                              ["spacetodepth_0", "SpaceToDepth", "mode"]),
+}
+
+
 cases = {
     "gru_reverse.onnx": (rnn("GRU", "reverse", 3), ["gru_0", "GRU", "direction"]),
     "lstm_reverse.onnx": (rnn("LSTM", "reverse", 4), ["lstm_0", "LSTM", "direction"]),
@@ -106,7 +137,7 @@ def save_and_run(file, model, feeds):
 for old in OUT.glob("*"):
     old.unlink()
 refused, exact = {}, {}
-for file, ((model, feeds), names) in cases.items():
+for file, ((model, feeds), names) in {**cases, **CONFORMANCE}.items():
     save_and_run(file, model, feeds)
     refused[file] = names
 errors = {}
