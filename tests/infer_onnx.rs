@@ -37,6 +37,16 @@ fn npy(file: &str) -> Tensor {
     Tensor::Bool(a)
 }
 
+/// A case's inputs (`"inputs": {name: file.npy}` of a fixtures JSON), read.
+fn case_inputs(case: &serde_json::Value) -> Vec<(String, Tensor)> {
+    case["inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.clone(), npy(f.as_str().unwrap())))
+        .collect()
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     let (a, b) = (a.view_as::<f32>().unwrap(), b.view_as::<f32>().unwrap());
     assert_eq!(a.shape(), b.shape());
@@ -54,12 +64,7 @@ fn every_fixture_matches_onnxruntime() {
     assert_eq!(cases.len(), 8);
     for case in cases {
         let plan = prepare(case["model"].as_str().unwrap());
-        let inputs: Vec<(String, Tensor)> = case["inputs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, f)| (k.clone(), npy(f.as_str().unwrap())))
-            .collect();
+        let inputs = case_inputs(case);
         let named: Vec<(&str, _)> = inputs.iter().map(|(k, t)| (k.as_str(), t.view())).collect();
         // Three runs in one session: each request is independent, so a recurrent layer's
         // hidden state (gru, lstm) must not carry from one run into the next.
@@ -654,12 +659,7 @@ fn a_pytorch_transformer_encoder_with_dynamic_batch_and_sequence_matches_onnxrun
         let session = sessions
             .entry(file.clone())
             .or_insert_with(|| plan.session().unwrap());
-        let inputs: Vec<(String, Tensor)> = case["inputs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, f)| (k.clone(), npy(f.as_str().unwrap())))
-            .collect();
+        let inputs = case_inputs(case);
         let named: Vec<(&str, _)> = inputs.iter().map(|(k, t)| (k.as_str(), t.view())).collect();
         let out = session
             .run(&named)

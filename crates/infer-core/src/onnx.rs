@@ -138,12 +138,12 @@ impl Backend for OnnxBackend {
         let descriptor = describe(&model, &name, &self.version)?;
         // Optimise once up front when every input shape is fixed (the common case), so
         // that a broken model fails here and the first request is not slow.
-        let inner = Arc::new(Inner {
+        let mut inner = Inner {
             descriptor,
             model,
             cache: Mutex::new(Vec::new()),
             capacity: self.plan_cache,
-        });
+        };
         let fixed: Option<Vec<Vec<usize>>> = inner
             .descriptor
             .inputs
@@ -183,25 +183,22 @@ impl Backend for OnnxBackend {
                     if missing {
                         return Err(symbolic);
                     }
-                    let mut inner = inner;
-                    if let Some(i) = Arc::get_mut(&mut inner) {
-                        i.descriptor.metadata.insert(
-                            "plans".into(),
-                            format!(
-                                "typed per input shape (with symbolic dims tract could not: \
-                                 {})",
-                                match &symbolic {
-                                    Error::Backend { message, .. } => message.as_str(),
-                                    _ => "",
-                                }
-                            ),
-                        );
-                    }
-                    return Ok(Arc::new(OnnxPlan { inner }));
+                    inner.descriptor.metadata.insert(
+                        "plans".into(),
+                        format!(
+                            "typed per input shape (with symbolic dims tract could not: {})",
+                            match &symbolic {
+                                Error::Backend { message, .. } => message.as_str(),
+                                _ => "",
+                            }
+                        ),
+                    );
                 }
             }
         }
-        Ok(Arc::new(OnnxPlan { inner }))
+        Ok(Arc::new(OnnxPlan {
+            inner: Arc::new(inner),
+        }))
     }
 }
 

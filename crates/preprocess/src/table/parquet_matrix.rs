@@ -681,38 +681,29 @@ fn through_arrow(
 /// A table error of row group `index` that names no row: the group, and the column chunk's
 /// codec where it names a column, in its message (a corrupt page or a codec that fails says
 /// where it is: `row group 1, ZSTD chunk: …`).
-fn in_row_group(e: crate::Error, meta: &ParquetMetaData, index: usize) -> crate::Error {
-    let codec = |column: &Option<String>| {
-        let rg = meta.row_groups().get(index)?;
-        let chunk = rg
-            .columns()
-            .iter()
-            .find(|c| Some(c.column_path().string()) == *column)?;
-        let codec = format!("{:?}", chunk.compression());
-        Some(codec.split('(').next().unwrap_or_default().to_owned())
-    };
-    match e {
-        crate::Error::Table {
-            file,
-            row,
-            column,
-            message,
-            source,
-        } if row.is_none() && !message.contains("row group") => {
-            let message = match codec(&column) {
-                Some(codec) => format!("row group {index}, {codec} chunk: {message}"),
-                None => format!("row group {index}: {message}"),
-            };
-            crate::Error::Table {
-                file,
-                row,
-                column,
-                message,
-                source,
-            }
-        }
-        other => other,
+fn in_row_group(mut e: crate::Error, meta: &ParquetMetaData, index: usize) -> crate::Error {
+    if let crate::Error::Table {
+        row: None,
+        column,
+        message,
+        ..
+    } = &mut e
+        && !message.contains("row group")
+    {
+        let codec = meta.row_groups().get(index).and_then(|rg| {
+            let chunk = rg
+                .columns()
+                .iter()
+                .find(|c| Some(c.column_path().string()) == *column)?;
+            let codec = format!("{:?}", chunk.compression());
+            Some(codec.split('(').next().unwrap_or_default().to_owned())
+        });
+        *message = match codec {
+            Some(codec) => format!("row group {index}, {codec} chunk: {message}"),
+            None => format!("row group {index}: {message}"),
+        };
     }
+    e
 }
 
 fn group_size(file: &str, group: usize, rows: usize) -> crate::Error {
