@@ -64,32 +64,41 @@ fn parse() -> Result<Args, String> {
     })
 }
 
-/// Reads an `.npy` of f32, i64, i32, u8 or bool.
+/// Reads an `.npy` of any element type but f16/bf16 (`ndarray-npy` reads neither).
 fn read_any(path: &Path) -> Result<Tensor, String> {
-    if let Ok(a) = read_npy::<_, ArrayD<f32>>(path) {
-        return Ok(a.into());
+    macro_rules! try_read {
+        ($($t:ty),*) => {$(
+            if let Ok(a) = read_npy::<_, ArrayD<$t>>(path) {
+                return Ok(a.into());
+            }
+        )*};
     }
-    if let Ok(a) = read_npy::<_, ArrayD<i64>>(path) {
-        return Ok(a.into());
-    }
-    if let Ok(a) = read_npy::<_, ArrayD<i32>>(path) {
-        return Ok(a.into());
-    }
-    if let Ok(a) = read_npy::<_, ArrayD<u8>>(path) {
-        return Ok(a.into());
-    }
+    try_read!(f32, f64, i64, i32, i16, i8, u64, u32, u16, u8);
     read_npy::<_, ArrayD<bool>>(path)
         .map(Into::into)
-        .map_err(|e| format!("{}: not an f32/i64/i32/u8/bool .npy ({e})", path.display()))
+        .map_err(|e| {
+            format!(
+                "{}: not an .npy of f32/f64, i8…i64, u8…u64 or bool ({e})",
+                path.display()
+            )
+        })
 }
 
 fn write_any(path: &Path, t: &Tensor) -> Result<(), String> {
     let r = match t {
         Tensor::F32(a) => write_npy(path, a),
+        Tensor::F64(a) => write_npy(path, a),
         Tensor::I64(a) => write_npy(path, a),
         Tensor::I32(a) => write_npy(path, a),
+        Tensor::I16(a) => write_npy(path, a),
+        Tensor::I8(a) => write_npy(path, a),
+        Tensor::U64(a) => write_npy(path, a),
+        Tensor::U32(a) => write_npy(path, a),
+        Tensor::U16(a) => write_npy(path, a),
         Tensor::U8(a) => write_npy(path, a),
         Tensor::Bool(a) => write_npy(path, a),
+        // f16 as f32, exactly (every f16 is an f32)
+        Tensor::F16(a) => write_npy(path, &a.mapv(f32::from)),
         other => return Err(format!("cannot write an output of dtype {}", other.dtype())),
     };
     r.map_err(|e| format!("{}: {e}", path.display()))

@@ -25,14 +25,17 @@ fn prepare(file: &str) -> Arc<dyn Plan> {
         .unwrap()
 }
 
+/// An `.npy` of any element type `ndarray-npy` reads (all but f16/bf16).
 fn npy(file: &str) -> Tensor {
     let p = dir().join(file);
-    if let Ok(a) = read_npy::<_, ArrayD<f32>>(&p) {
-        return a.into();
+    macro_rules! try_read {
+        ($($t:ty),*) => {$(
+            if let Ok(a) = read_npy::<_, ArrayD<$t>>(&p) {
+                return a.into();
+            }
+        )*};
     }
-    if let Ok(a) = read_npy::<_, ArrayD<i64>>(&p) {
-        return a.into();
-    }
+    try_read!(f32, f64, i64, i32, i16, i8, u64, u32, u16, u8);
     let a: ArrayD<bool> = read_npy(&p).unwrap();
     Tensor::Bool(a)
 }
@@ -54,6 +57,72 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .zip(b.iter())
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// Every integer width, f64 and bool in and out (scripts/make_dtype_onnx_fixtures.py):
+/// onnxruntime's outputs exactly (integer sums past the range wrap, as in onnxruntime), f64
+/// within 1e-12 relative; as one batch, and row by row.
+#[test]
+fn every_element_type_onnx_models_use_matches_onnxruntime() {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("dtypes/dtypes.json")).unwrap())
+            .unwrap();
+    let plan = prepare("dtypes/dtypes.onnx");
+    let d = plan.descriptor();
+    let dtypes: Vec<DType> = d.inputs.iter().map(|s| s.dtype).collect();
+    assert_eq!(
+        dtypes,
+        [
+            DType::I8,
+            DType::I8,
+            DType::I16,
+            DType::U16,
+            DType::U32,
+            DType::U64,
+            DType::F64
+        ]
+    );
+    let inputs: Vec<(String, Tensor)> = meta["inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.clone(), npy(&format!("dtypes/{}", f.as_str().unwrap()))))
+        .collect();
+    let expected: Vec<(String, Tensor)> = meta["outputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.clone(), npy(&format!("dtypes/{}", f.as_str().unwrap()))))
+        .collect();
+    let same = |got: &Tensor, want: &Tensor, what: &str| match (got, want) {
+        (Tensor::F64(g), Tensor::F64(w)) => {
+            assert_eq!(g.shape(), w.shape(), "{what}");
+            for (x, y) in g.iter().zip(w) {
+                assert!(
+                    (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                    "{what}: {x} vs {y}"
+                );
+            }
+        }
+        _ => assert_eq!(got, want, "{what}"),
+    };
+    let mut session = plan.session().unwrap();
+    let named: Vec<(&str, _)> = inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+    let outputs = session.run(&named).unwrap();
+    for ((spec, got), (name, want)) in d.outputs.iter().zip(&outputs).zip(&expected) {
+        assert_eq!(&spec.name, name);
+        assert_eq!(spec.dtype, want.dtype(), "{name}");
+        same(got, want, name);
+    }
+    // row 1 alone (another plan), against the same rows of onnxruntime's batch
+    let rows: Vec<(&str, _)> = inputs
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.view().slice_axis(0, 1..2)))
+        .collect();
+    let outputs = session.run(&rows).unwrap();
+    for (got, (name, want)) in outputs.iter().zip(&expected) {
+        same(got, &want.view().slice_axis(0, 1..2).to_owned(), name);
+    }
 }
 
 #[test]

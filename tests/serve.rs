@@ -835,3 +835,148 @@ async fn the_request_span_records_the_ab_variant() {
         assert!(fields.contains("model.name=abspan"), "{fields}");
     }
 }
+
+/// Every integer width and FP64 in and out (scripts/make_dtype_onnx_fixtures.py): as JSON
+/// data and through the binary data extension, onnxruntime's outputs exactly; a value that
+/// does not fit its datatype and a BOOL byte that is no bool are 400s naming them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_integer_width_and_fp64_in_json_and_binary() {
+    use inferkit::infer_core::Tensor;
+    let app = App::new(Config::default());
+    app.load(app::load_model("dtypes", &fixture("dtypes/dtypes.onnx"), None, 1).unwrap());
+    let base = serve(app).await;
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("dtypes/dtypes.json")).unwrap())
+            .unwrap();
+    let read = |f: &Value| -> Tensor {
+        let p = fixture(&format!("dtypes/{}", f.as_str().unwrap()));
+        macro_rules! try_read {
+            ($($t:ty),*) => {$(
+                if let Ok(a) = read_npy::<_, ndarray::ArrayD<$t>>(&p) {
+                    return a.into();
+                }
+            )*};
+        }
+        try_read!(f64, i16, i8, u64, u32, u16);
+        read_npy::<_, ndarray::ArrayD<bool>>(&p).unwrap().into()
+    };
+    let name = |t: &Tensor| match t.dtype() {
+        inferkit::infer_core::DType::F64 => "FP64",
+        inferkit::infer_core::DType::I16 => "INT16",
+        inferkit::infer_core::DType::I8 => "INT8",
+        inferkit::infer_core::DType::U64 => "UINT64",
+        inferkit::infer_core::DType::U32 => "UINT32",
+        inferkit::infer_core::DType::U16 => "UINT16",
+        inferkit::infer_core::DType::Bool => "BOOL",
+        other => panic!("{other:?}"),
+    };
+    let inputs: Vec<(String, Tensor)> = meta["inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.clone(), read(f)))
+        .collect();
+    let outputs: Vec<(String, Tensor)> = meta["outputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, f)| (k.clone(), read(f)))
+        .collect();
+    let as_json = |t: &Tensor| -> Value {
+        let mut bytes = Vec::new();
+        t.write_le_bytes(&mut bytes);
+        let width = t.dtype().size();
+        let v: Vec<Value> = bytes
+            .chunks_exact(width)
+            .map(|c| match t {
+                Tensor::F64(_) => json!(f64::from_le_bytes(c.try_into().unwrap())),
+                Tensor::I16(_) => json!(i16::from_le_bytes(c.try_into().unwrap())),
+                Tensor::I8(_) => json!(c[0] as i8),
+                Tensor::U64(_) => json!(u64::from_le_bytes(c.try_into().unwrap())),
+                Tensor::U32(_) => json!(u32::from_le_bytes(c.try_into().unwrap())),
+                Tensor::U16(_) => json!(u16::from_le_bytes(c.try_into().unwrap())),
+                Tensor::Bool(_) => json!(c[0] == 1),
+                _ => unreachable!(),
+            })
+            .collect();
+        Value::Array(v)
+    };
+    let c = reqwest::Client::new();
+    let url = format!("{base}/v2/models/dtypes/infer");
+    // JSON in, JSON out
+    let json_body = json!({"inputs": inputs.iter().map(|(n, t)| json!({
+        "name": n, "shape": t.shape(), "datatype": name(t), "data": as_json(t)})).collect::<Vec<_>>()});
+    let r: Value = c
+        .post(&url)
+        .json(&json_body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (n, want) in &outputs {
+        let got = r["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == json!(n))
+            .unwrap_or_else(|| panic!("no output {n}: {r}"));
+        assert_eq!(got["datatype"], json!(name(want)), "{n}");
+        assert_eq!(got["shape"], json!(want.shape()), "{n}");
+        assert_eq!(got["data"], as_json(want), "{n}");
+    }
+    // binary in, binary out
+    let mut tail = Vec::new();
+    let header = json!({
+        "inputs": inputs.iter().map(|(n, t)| json!({"name": n, "shape": t.shape(),
+            "datatype": name(t), "parameters": {"binary_data_size": t.write_le_bytes(&mut tail)}}))
+            .collect::<Vec<_>>(),
+        "parameters": {"binary_data_output": true}
+    });
+    let mut body = serde_json::to_vec(&header).unwrap();
+    let len = body.len();
+    body.extend_from_slice(&tail);
+    let r = c
+        .post(&url)
+        .header("inference-header-content-length", len)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().await.unwrap();
+    let head: Value = serde_json::from_slice(&body[..len]).unwrap();
+    let mut at = len;
+    for o in head["outputs"].as_array().unwrap() {
+        let (_, want) = outputs.iter().find(|(n, _)| o["name"] == json!(n)).unwrap();
+        let size = o["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+        let got = Tensor::from_le_bytes(want.dtype(), want.shape(), &body[at..at + size]).unwrap();
+        assert_eq!(&got, want, "{o}");
+        at += size;
+    }
+    assert_eq!(at, body.len());
+    // 200 does not fit INT8: named
+    let mut bad = json_body["inputs"].clone();
+    bad[0]["data"][2] = json!(200);
+    let r = c
+        .post(&url)
+        .json(&json!({"inputs": bad}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("value 2 is not a INT8"),
+        "{e}"
+    );
+}

@@ -76,6 +76,10 @@ pub enum Error {
         /// `latest`, `=1.2.3` or a semver requirement.
         requirement: String,
     },
+    /// Tensors could not be built or joined: bytes that do not fill the shape or are no
+    /// value of the element type, mixed element types, mismatched dimensions.
+    #[error("tensor: {0}")]
+    Tensor(String),
     /// A router was configured wrongly.
     #[error("router: {0}")]
     Router(String),

@@ -135,7 +135,17 @@ impl Backend for OnnxBackend {
             });
         }
         let model = parsed.model;
-        let descriptor = describe(&model, &name, &self.version)?;
+        let mut descriptor = describe(&model, &name, &self.version)?;
+        // tract reads no output types or shapes from the file (its analysis finds them per
+        // plan): the descriptor takes them from the graph's declaration, as onnxruntime's
+        // `get_outputs()` does
+        if let Some(graph) = &proto.graph {
+            for (spec, declared) in descriptor.outputs.iter_mut().zip(&graph.output) {
+                if let Some(d) = declared_spec(declared, &name)? {
+                    *spec = d;
+                }
+            }
+        }
         // Optimise once up front when every input shape is fixed (the common case), so
         // that a broken model fails here and the first request is not slow.
         let mut inner = Inner {
@@ -281,16 +291,28 @@ fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()>
     Ok(())
 }
 
+/// tract's element types and ours, both ways (tract 0.21 has no bfloat16).
+const DTYPES: [(DatumType, DType); 12] = [
+    (DatumType::F32, DType::F32),
+    (DatumType::F16, DType::F16),
+    (DatumType::F64, DType::F64),
+    (DatumType::I64, DType::I64),
+    (DatumType::I32, DType::I32),
+    (DatumType::I16, DType::I16),
+    (DatumType::I8, DType::I8),
+    (DatumType::U64, DType::U64),
+    (DatumType::U32, DType::U32),
+    (DatumType::U16, DType::U16),
+    (DatumType::U8, DType::U8),
+    (DatumType::Bool, DType::Bool),
+];
+
 fn dtype_of(dt: DatumType) -> Option<DType> {
-    Some(match dt {
-        DatumType::F32 => DType::F32,
-        DatumType::F16 => DType::F16,
-        DatumType::I64 => DType::I64,
-        DatumType::I32 => DType::I32,
-        DatumType::U8 => DType::U8,
-        DatumType::Bool => DType::Bool,
-        _ => return None,
-    })
+    DTYPES.iter().find(|(t, _)| *t == dt).map(|(_, d)| *d)
+}
+
+fn datum_of(dt: DType) -> Option<DatumType> {
+    DTYPES.iter().find(|(_, d)| *d == dt).map(|(t, _)| *t)
 }
 
 fn spec_of(fact: &InferenceFact, name: &str, model: &str) -> Result<TensorSpec> {
@@ -319,6 +341,49 @@ fn spec_of(fact: &InferenceFact, name: &str, model: &str) -> Result<TensorSpec> 
         dtype,
         shape,
     })
+}
+
+/// A graph input's or output's declared element type and shape (`None` where the file
+/// declares no element type).
+fn declared_spec(v: &tract_onnx::pb::ValueInfoProto, model: &str) -> Result<Option<TensorSpec>> {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as D;
+    use tract_onnx::pb::type_proto::Value;
+    let Some(Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Ok(None);
+    };
+    if t.elem_type == 0 {
+        return Ok(None);
+    }
+    let dtype = tract_onnx::pb::tensor_proto::DataType::from_i32(t.elem_type)
+        .and_then(|pb| DatumType::try_from(pb).ok())
+        .and_then(dtype_of)
+        .ok_or_else(|| Error::Backend {
+            model: model.into(),
+            source: None,
+            message: format!(
+                "tensor `{}` has element type {} ({}), which inferkit tensors do not hold",
+                v.name,
+                tract_onnx::pb::tensor_proto::DataType::from_i32(t.elem_type)
+                    .map_or("unknown", |d| d.as_str_name()),
+                t.elem_type
+            ),
+        })?;
+    let shape = t.shape.as_ref().map_or_else(Vec::new, |s| {
+        s.dim
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match &d.value {
+                Some(D::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as usize),
+                Some(D::DimParam(p)) if !p.is_empty() => Dim::Dynamic(p.clone()),
+                _ => Dim::Dynamic(format!("{}_dim{i}", v.name)),
+            })
+            .collect()
+    });
+    Ok(Some(TensorSpec {
+        name: v.name.clone(),
+        dtype,
+        shape,
+    }))
 }
 
 fn describe(
@@ -415,20 +480,11 @@ impl Inner {
             }
         }
         for (i, (spec, shape)) in self.descriptor.inputs.iter().zip(&shapes).enumerate() {
-            let dt = match spec.dtype {
-                DType::F32 => f32::datum_type(),
-                DType::I64 => i64::datum_type(),
-                DType::I32 => i32::datum_type(),
-                DType::U8 => u8::datum_type(),
-                DType::Bool => bool::datum_type(),
-                other => {
-                    return Err(Error::Input {
-                        model: name.clone(),
-                        input: spec.name.clone(),
-                        problem: InputProblem::Unsupported(other),
-                    });
-                }
-            };
+            let dt = datum_of(spec.dtype).ok_or_else(|| Error::Input {
+                model: name.clone(),
+                input: spec.name.clone(),
+                problem: InputProblem::Unsupported(spec.dtype),
+            })?;
             model
                 .set_input_fact(i, InferenceFact::dt_shape(dt, shape.clone()))
                 .map_err(wrap(name))?;
@@ -525,8 +581,15 @@ fn to_tract(view: &TensorView<'_>, model: &str, input: &str) -> Result<TractTens
     }
     match view {
         TensorView::F32(a) => make(a),
+        TensorView::F16(a) => make(a),
+        TensorView::F64(a) => make(a),
         TensorView::I64(a) => make(a),
         TensorView::I32(a) => make(a),
+        TensorView::I16(a) => make(a),
+        TensorView::I8(a) => make(a),
+        TensorView::U64(a) => make(a),
+        TensorView::U32(a) => make(a),
+        TensorView::U16(a) => make(a),
         TensorView::U8(a) => make(a),
         TensorView::Bool(a) => make(a),
         other => {
@@ -550,8 +613,15 @@ fn from_tract(t: &TractTensor, model: &str) -> Result<Tensor> {
     let w = wrap(model);
     Ok(match t.datum_type() {
         DatumType::F32 => Tensor::F32(make(t).map_err(w)?),
+        DatumType::F16 => Tensor::F16(make(t).map_err(w)?),
+        DatumType::F64 => Tensor::F64(make(t).map_err(w)?),
         DatumType::I64 => Tensor::I64(make(t).map_err(w)?),
         DatumType::I32 => Tensor::I32(make(t).map_err(w)?),
+        DatumType::I16 => Tensor::I16(make(t).map_err(w)?),
+        DatumType::I8 => Tensor::I8(make(t).map_err(w)?),
+        DatumType::U64 => Tensor::U64(make(t).map_err(w)?),
+        DatumType::U32 => Tensor::U32(make(t).map_err(w)?),
+        DatumType::U16 => Tensor::U16(make(t).map_err(w)?),
         DatumType::U8 => Tensor::U8(make(t).map_err(w)?),
         DatumType::Bool => Tensor::Bool(make(t).map_err(w)?),
         // a `Shape` (or shape arithmetic) as an output: concrete at run time, as i64

@@ -20,7 +20,6 @@ use inferkit_infer_core::{
     Variant,
 };
 use inferkit_pipeline::{BatchOptions, Input, Pipeline, PrioritySubmitter, Run, SubmitError};
-use ndarray::Axis;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
@@ -656,8 +655,8 @@ fn concat_inputs(group: &[Job]) -> Result<(Vec<String>, Vec<Tensor>), String> {
     let names: Vec<String> = group[0].inputs.iter().map(|(n, _)| n.clone()).collect();
     let mut joined = Vec::with_capacity(names.len());
     for (i, _) in names.iter().enumerate() {
-        let parts: Vec<&Tensor> = group.iter().map(|j| &j.inputs[i].1).collect();
-        joined.push(concat(&parts)?);
+        let parts: Vec<TensorView<'_>> = group.iter().map(|j| j.inputs[i].1.view()).collect();
+        joined.push(Tensor::concatenate(0, &parts).map_err(|e| e.to_string())?);
     }
     Ok((names, joined))
 }
@@ -683,45 +682,12 @@ fn run_joined(
         .collect())
 }
 
-fn concat(parts: &[&Tensor]) -> Result<Tensor, String> {
-    macro_rules! join {
-        ($variant:ident) => {{
-            let views: Vec<_> = parts
-                .iter()
-                .map(|t| match t {
-                    Tensor::$variant(a) => Ok(a.view()),
-                    _ => Err("mixed dtypes".to_string()),
-                })
-                .collect::<Result<_, _>>()?;
-            Ok(Tensor::$variant(
-                ndarray::concatenate(Axis(0), &views).map_err(|e| e.to_string())?,
-            ))
-        }};
-    }
-    match parts[0] {
-        Tensor::F32(_) => join!(F32),
-        Tensor::I64(_) => join!(I64),
-        Tensor::I32(_) => join!(I32),
-        Tensor::U8(_) => join!(U8),
-        Tensor::Bool(_) => join!(Bool),
-        other => Err(format!("dtype {:?} cannot be batched", other.dtype())),
-    }
-}
-
+/// Rows `at..at + rows` of a batch's output (a 0-d output, not batched, whole).
 fn slice_rows(t: &Tensor, at: usize, rows: usize) -> Tensor {
-    macro_rules! cut {
-        ($a:expr, $v:ident) => {
-            Tensor::$v($a.slice_axis(Axis(0), (at..at + rows).into()).to_owned())
-        };
+    if t.shape().is_empty() {
+        return t.clone();
     }
-    match t {
-        Tensor::F32(a) => cut!(a, F32),
-        Tensor::I64(a) => cut!(a, I64),
-        Tensor::I32(a) => cut!(a, I32),
-        Tensor::U8(a) => cut!(a, U8),
-        Tensor::Bool(a) => cut!(a, Bool),
-        other => other.clone(),
-    }
+    t.view().slice_axis(0, at..at + rows).to_owned()
 }
 
 /// Loads one model as `name` at `version` (default 1.0.0) from `path`: a `.onnx` file
@@ -835,31 +801,19 @@ fn metadata(w: &Worker, versions: Vec<String>) -> Value {
     })
 }
 
-/// An output's values as little-endian bytes, appended to `out`; its byte count.
-pub(crate) fn output_binary(t: &Tensor, out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    match t {
-        Tensor::F32(a) => a
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Tensor::I64(a) => a
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Tensor::I32(a) => a
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Tensor::U8(a) => out.extend(a.iter()),
-        Tensor::Bool(a) => out.extend(a.iter().map(|&b| u8::from(b))),
-        _ => {}
-    }
-    out.len() - start
-}
-
 fn output_json(name: &str, t: &Tensor) -> Value {
     let data: Value = match t {
         Tensor::F32(a) => a.iter().copied().collect(),
+        Tensor::F64(a) => a.iter().copied().collect(),
+        Tensor::F16(a) => a.iter().map(|&x| f32::from(x)).collect(),
+        Tensor::BF16(a) => a.iter().map(|&x| f32::from(x)).collect(),
         Tensor::I64(a) => a.iter().copied().collect(),
         Tensor::I32(a) => a.iter().copied().collect(),
+        Tensor::I16(a) => a.iter().copied().collect(),
+        Tensor::I8(a) => a.iter().copied().collect(),
+        Tensor::U64(a) => a.iter().copied().collect(),
+        Tensor::U32(a) => a.iter().copied().collect(),
+        Tensor::U16(a) => a.iter().copied().collect(),
         Tensor::U8(a) => a.iter().copied().collect(),
         Tensor::Bool(a) => a.iter().copied().collect(),
         _ => Value::Null,
@@ -1008,7 +962,7 @@ impl Answer {
     /// Its values in the protocol's binary form, appended to `out`; the byte count.
     pub(crate) fn binary(&self, out: &mut Vec<u8>) -> usize {
         match self {
-            Answer::Tensor(t) => output_binary(t, out),
+            Answer::Tensor(t) => t.write_le_bytes(out),
             Answer::Strings(_, s) => bytes_binary(s, out),
         }
     }

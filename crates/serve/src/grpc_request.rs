@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use inferkit_infer_core::{DType, ModelDescriptor, Tensor};
+use inferkit_infer_core::{DType, Element, ModelDescriptor, Tensor};
 
 use crate::grpc::proto::infer_parameter::ParameterChoice;
 use crate::grpc::proto::{InferParameter, InferTensorContents, ModelInferRequest};
@@ -120,27 +120,48 @@ fn inputs(
     Ok(out)
 }
 
-/// Typed contents into a tensor of `shape`.
+/// Typed contents into a tensor of `shape` (as Triton: INT8/16/32 in `int_contents`,
+/// UINT8/16/32 in `uint_contents`, each value checked to fit).
 fn typed(
     name: &str,
     dtype: DType,
     shape: &[usize],
     c: &InferTensorContents,
 ) -> Result<Tensor, String> {
-    let shaped = |e: ndarray::ShapeError| format!("input `{name}`: {e} (shape {shape:?})");
-    let shape = ndarray::IxDyn(shape);
-    Ok(match dtype {
-        DType::F32 => Tensor::F32(
-            ndarray::ArrayD::from_shape_vec(shape, c.fp32_contents.clone()).map_err(shaped)?,
-        ),
-        DType::I64 => Tensor::I64(
-            ndarray::ArrayD::from_shape_vec(shape, c.int64_contents.clone()).map_err(shaped)?,
-        ),
-        DType::I32 => Tensor::I32(
-            ndarray::ArrayD::from_shape_vec(shape, c.int_contents.clone()).map_err(shaped)?,
-        ),
-        other => {
-            return Err(format!("input `{name}`: datatype {other:?} is not served"));
-        }
-    })
+    fn narrow<T: Element + TryFrom<W>, W: Copy + std::fmt::Display>(
+        name: &str,
+        values: &[W],
+    ) -> Result<Vec<T>, String> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                T::try_from(v).map_err(|_| {
+                    format!(
+                        "input `{name}`: value {i} ({v}) does not fit {:?}",
+                        T::DTYPE
+                    )
+                })
+            })
+            .collect()
+    }
+    fn shaped<T: Element>(name: &str, shape: &[usize], v: Vec<T>) -> Result<Tensor, String> {
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v)
+            .map(Tensor::from)
+            .map_err(|e| format!("input `{name}`: {e} (shape {shape:?})"))
+    }
+    match dtype {
+        DType::F32 => shaped(name, shape, c.fp32_contents.clone()),
+        DType::F64 => shaped(name, shape, c.fp64_contents.clone()),
+        DType::I64 => shaped(name, shape, c.int64_contents.clone()),
+        DType::U64 => shaped(name, shape, c.uint64_contents.clone()),
+        DType::I32 => shaped(name, shape, c.int_contents.clone()),
+        DType::I16 => shaped::<i16>(name, shape, narrow(name, &c.int_contents)?),
+        DType::I8 => shaped::<i8>(name, shape, narrow(name, &c.int_contents)?),
+        DType::U32 => shaped(name, shape, c.uint_contents.clone()),
+        DType::U16 => shaped::<u16>(name, shape, narrow(name, &c.uint_contents)?),
+        DType::U8 => shaped::<u8>(name, shape, narrow(name, &c.uint_contents)?),
+        DType::Bool => shaped(name, shape, c.bool_contents.clone()),
+        other => Err(format!("input `{name}`: datatype {other:?} is not served")),
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use inferkit_infer_core::{DType, ModelDescriptor, Tensor, TensorSpec, TensorView};
+use inferkit_infer_core::{DType, Element, ModelDescriptor, Tensor, TensorSpec, TensorView};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;
 
@@ -392,34 +392,58 @@ fn parse_input(
     }
     let shape = IxDyn(&shape);
     let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e}"));
-    let t = match (spec.dtype, &flat.floats) {
-        (DType::F32, Some(f)) => Tensor::F32(
-            ArrayD::from_shape_vec(shape, f.iter().map(|&x| x as f32).collect()).map_err(shaped)?,
-        ),
-        (DType::F32, None) => Tensor::F32(
-            ArrayD::from_shape_vec(shape, flat.ints.iter().map(|&x| x as f32).collect())
-                .map_err(shaped)?,
-        ),
-        (DType::I64 | DType::I32, Some(_)) => {
-            return Err(err(flat.first_float.unwrap_or(0)));
+    // whole numbers into an integer type, each checked to fit
+    fn whole<T: Element + TryFrom<i64>>(
+        ints: &[i64],
+        err: impl Fn(usize) -> String,
+    ) -> Result<Vec<T>, String> {
+        ints.iter()
+            .enumerate()
+            .map(|(i, &x)| T::try_from(x).map_err(|_| err(i)))
+            .collect()
+    }
+    let floats: Option<Vec<f64>> = match &flat.floats {
+        Some(f) => Some(f.clone()),
+        None if matches!(spec.dtype, DType::F32 | DType::F64) => {
+            Some(flat.ints.iter().map(|&x| x as f64).collect())
         }
-        (DType::I64, None) => {
-            Tensor::I64(ArrayD::from_shape_vec(shape, flat.ints.clone()).map_err(shaped)?)
+        None => None,
+    };
+    let t: Tensor = match (spec.dtype, floats) {
+        (DType::F32, Some(f)) => {
+            ArrayD::from_shape_vec(shape, f.iter().map(|&x| x as f32).collect())
+                .map_err(shaped)?
+                .into()
         }
-        (DType::I32, None) => Tensor::I32(
-            ArrayD::from_shape_vec(
-                shape,
-                flat.ints
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &x)| i32::try_from(x).map_err(|_| err(i)))
-                    .collect::<Result<_, _>>()?,
-            )
-            .map_err(shaped)?,
-        ),
-        (other, _) => {
+        (DType::F64, Some(f)) => ArrayD::from_shape_vec(shape, f).map_err(shaped)?.into(),
+        (_, Some(_)) => return Err(err(flat.first_float.unwrap_or(0))),
+        (DType::I64, None) => ArrayD::from_shape_vec(shape, flat.ints.clone())
+            .map_err(shaped)?
+            .into(),
+        (DType::I32, None) => ArrayD::from_shape_vec(shape, whole::<i32>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::I16, None) => ArrayD::from_shape_vec(shape, whole::<i16>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::I8, None) => ArrayD::from_shape_vec(shape, whole::<i8>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::U64, None) => ArrayD::from_shape_vec(shape, whole::<u64>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::U32, None) => ArrayD::from_shape_vec(shape, whole::<u32>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::U16, None) => ArrayD::from_shape_vec(shape, whole::<u16>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (DType::U8, None) => ArrayD::from_shape_vec(shape, whole::<u8>(&flat.ints, err)?)
+            .map_err(shaped)?
+            .into(),
+        (other, None) => {
             return Err(bad(format!(
-                "input `{name}`: datatype {other:?} is not served"
+                "input `{name}`: datatype {other:?} is not served as JSON data"
             )));
         }
     };
@@ -551,37 +575,5 @@ pub(crate) fn tensor_from_le(
     shape: &[usize],
     bytes: &[u8],
 ) -> Result<Tensor, String> {
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| bad(format!("input `{name}`: shape {shape:?} is too large")))?;
-    let width = dtype.size();
-    if n.checked_mul(width) != Some(bytes.len()) {
-        return Err(bad(format!(
-            "input `{name}`: {} bytes of data for shape {shape:?} of {} ({n} values of {width} bytes)",
-            bytes.len(),
-            datatype(dtype)
-        )));
-    }
-    let shape = IxDyn(shape);
-    Ok(match dtype {
-        DType::F32 => Tensor::F32(from_le(shape, bytes, f32::from_le_bytes)),
-        DType::I64 => Tensor::I64(from_le(shape, bytes, i64::from_le_bytes)),
-        DType::I32 => Tensor::I32(from_le(shape, bytes, i32::from_le_bytes)),
-        other => {
-            return Err(bad(format!(
-                "input `{name}`: datatype {other:?} is not served"
-            )));
-        }
-    })
-}
-
-/// Little-endian values of `N` bytes each into an array of `shape` (the caller checked the
-/// length).
-fn from_le<T, const N: usize>(shape: IxDyn, bytes: &[u8], f: fn([u8; N]) -> T) -> ArrayD<T> {
-    let v: Vec<T> = bytes
-        .chunks_exact(N)
-        .map(|c| f(c.try_into().expect("chunks_exact gives N bytes")))
-        .collect();
-    ArrayD::from_shape_vec(shape, v).expect("length checked against the shape")
+    Tensor::from_le_bytes(dtype, shape, bytes).map_err(|e| bad(format!("input `{name}`: {e}")))
 }
