@@ -125,6 +125,43 @@ fn every_element_type_onnx_models_use_matches_onnxruntime() {
     }
 }
 
+/// A `Reshape` target and `ReduceSum` axes given as graph inputs at run time
+/// (scripts/make_value_input_onnx_fixtures.py): each value gets its own plan and
+/// onnxruntime's answer; the `Gather` indices, data, do not multiply the plans.
+#[test]
+fn shapes_and_axes_given_at_run_time_match_onnxruntime() {
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir().join("value_inputs/value_inputs.json")).unwrap(),
+    )
+    .unwrap();
+    let plan = prepare("value_inputs/value_inputs.onnx");
+    assert_eq!(
+        plan.descriptor().metadata["plans"],
+        "typed per input shape and per value of shape, axes, which the graph takes as constants"
+    );
+    let mut session = plan.session().unwrap();
+    for (i, case) in meta["cases"].as_array().unwrap().iter().enumerate() {
+        let read = |k: &str, f: &serde_json::Value| {
+            (
+                k.to_owned(),
+                npy(&format!("value_inputs/{}", f.as_str().unwrap())),
+            )
+        };
+        let inputs: Vec<(String, Tensor)> = case["inputs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, f)| read(k, f))
+            .collect();
+        let named: Vec<(&str, _)> = inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        let got = session.run(&named).unwrap();
+        for (out, want) in got.iter().zip(["y", "g"]) {
+            let (_, want) = read(want, &case["outputs"][want]);
+            assert!(max_abs_diff(out, &want) <= 1e-5, "case {i}");
+        }
+    }
+}
+
 #[test]
 fn every_fixture_matches_onnxruntime() {
     let cases: serde_json::Value =
@@ -774,7 +811,7 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
         serde_json::from_str(&std::fs::read_to_string(dir().join("inexact/inexact.json")).unwrap())
             .unwrap();
     let refused = meta["refused"].as_object().unwrap();
-    assert_eq!(refused.len(), 9);
+    assert_eq!(refused.len(), 11);
     for (file, names) in refused {
         let path = dir().join("inexact").join(file);
         for source in [
@@ -807,6 +844,34 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
         for name in names.as_array().unwrap() {
             assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
         }
+    }
+    // wrong at some shapes or values only (linear half-pixel upsampling, an empty
+    // ReduceMax): refused at those, naming the node and the shape; right at the others
+    let at_shapes = meta["at_shapes"].as_object().unwrap();
+    assert_eq!(at_shapes.len(), 2);
+    for (file, case) in at_shapes {
+        let plan = prepare(&format!("inexact/{file}"));
+        let mut session = plan.session().unwrap();
+        let inputs = |which: &str| -> Vec<(String, Tensor)> {
+            case[which]["inputs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, f)| (k.clone(), npy(&format!("inexact/{}", f.as_str().unwrap()))))
+                .collect()
+        };
+        let bad = inputs("refused");
+        let named: Vec<(&str, _)> = bad.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        let e = session.run(&named).expect_err(file).to_string();
+        for name in case["names"].as_array().unwrap() {
+            assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
+        }
+        assert!(e.contains("refused rather than answered wrongly"), "{e}");
+        let good = inputs("exact");
+        let named: Vec<(&str, _)> = good.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+        let out = session.run(&named).unwrap();
+        let want = npy(&format!("inexact/{}", case["exact"]["y"].as_str().unwrap()));
+        assert!(max_abs_diff(&out[0], &want) <= 1e-5, "{file}");
     }
     let exact = meta["exact"].as_object().unwrap();
     assert_eq!(exact.len(), 4);

@@ -148,11 +148,27 @@ impl Backend for OnnxBackend {
         }
         // Optimise once up front when every input shape is fixed (the common case), so
         // that a broken model fails here and the first request is not slow.
+        let baked: Vec<bool> = descriptor
+            .inputs
+            .iter()
+            .map(|spec| {
+                proto.graph.as_ref().is_some_and(|g| {
+                    g.node.iter().any(|n| {
+                        n.input
+                            .iter()
+                            .enumerate()
+                            .any(|(pos, i)| *i == spec.name && needs_value(&n.op_type, pos))
+                    })
+                })
+            })
+            .collect();
         let mut inner = Inner {
             descriptor,
             model,
             cache: Mutex::new(Vec::new()),
             capacity: self.plan_cache,
+            baked,
+            watch: proto.graph.as_ref().map(watched).unwrap_or_default(),
         };
         let fixed: Option<Vec<Vec<usize>>> = inner
             .descriptor
@@ -168,9 +184,38 @@ impl Backend for OnnxBackend {
                     .collect()
             })
             .collect();
+        let baked_names: Vec<&str> = (inner.descriptor.inputs.iter().zip(&inner.baked))
+            .filter(|(_, b)| **b)
+            .map(|(s, _)| s.name.as_str())
+            .collect();
         match fixed {
+            _ if !baked_names.is_empty() => {
+                // Typed at each run's shapes and values of these inputs; an operator tract
+                // does not have is named now.
+                if let Some(n) =
+                    (inner.model.nodes().iter()).find(|n| n.op.name().starts_with("Unimplemented("))
+                {
+                    return Err(Error::Backend {
+                        model: inner.descriptor.name.clone(),
+                        message: format!(
+                            "node `{}`: {}, which tract 0.21 does not have",
+                            n.name,
+                            n.op.name()
+                        ),
+                        source: None,
+                    });
+                }
+                let plans = format!(
+                    "typed per input shape and per value of {}, which the graph takes as constants",
+                    baked_names.join(", ")
+                );
+                inner.descriptor.metadata.insert("plans".into(), plans);
+            }
             Some(shapes) => {
-                inner.plan_for(shapes)?;
+                inner.plan_for(Key {
+                    shapes,
+                    values: Vec::new(),
+                })?;
             }
             None => {
                 // An operator tract does not have is named here. Otherwise tract may fail
@@ -209,6 +254,119 @@ impl Backend for OnnxBackend {
         Ok(Arc::new(OnnxPlan {
             inner: Arc::new(inner),
         }))
+    }
+}
+
+/// What tract 0.21 answers wrongly at some shapes only: checked on each plan's shapes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum AtShapes {
+    /// Linear `Resize` with half-pixel coordinates extrapolates (rather than clamps) at the
+    /// borders when an axis grows.
+    ResizeLinearHalfPixel,
+    /// `align_corners` divides by zero when a resized axis becomes 1 long (onnxruntime
+    /// answers otherwise than ONNX's reference there too).
+    ResizeAlignCorners,
+    /// `ReduceMax`/`ReduceMin` of an empty set (ONNX: the lowest/highest value).
+    ReduceMinMaxEmpty,
+}
+
+/// A node to check at each plan's shapes: tract's name for it, how errors name it, what.
+#[derive(Debug, Clone)]
+struct Watched {
+    node: String,
+    shown: String,
+    what: AtShapes,
+}
+
+/// The nodes of `graph` (not its subgraphs) that tract answers wrongly at some shapes, named
+/// as tract-onnx names nodes (their name, else their first output's).
+fn watched(graph: &tract_onnx::pb::GraphProto) -> Vec<Watched> {
+    let mut out = Vec::new();
+    for node in &graph.node {
+        let attribute = |n: &str| node.attribute.iter().find(|a| a.name == n);
+        let linear = attribute("mode").is_some_and(|a| a.s == b"linear");
+        let coords =
+            attribute("coordinate_transformation_mode").map_or(&b"half_pixel"[..], |a| &a.s[..]);
+        let what = match node.op_type.as_str() {
+            "Resize" if linear && coords == b"half_pixel" => AtShapes::ResizeLinearHalfPixel,
+            "Resize" if coords == b"align_corners" => AtShapes::ResizeAlignCorners,
+            "ReduceMax" | "ReduceMin" => AtShapes::ReduceMinMaxEmpty,
+            _ => continue,
+        };
+        let node_name = if !node.name.is_empty() {
+            node.name.clone()
+        } else if let Some(o) = node.output.first().filter(|o| !o.is_empty()) {
+            o.clone()
+        } else {
+            continue;
+        };
+        out.push(Watched {
+            shown: format!("node `{node_name}` ({})", node.op_type),
+            node: node_name,
+            what,
+        });
+    }
+    out
+}
+
+/// Refuses a plan whose shapes make a [`Watched`] node answer wrongly (`model` has its
+/// facts analysed).
+fn refuse_at_shapes(model: &InferenceModel, watch: &[Watched], name: &str) -> Result<()> {
+    let dims = |f: &InferenceFact| f.shape.as_concrete_finite().ok().flatten();
+    for w in watch {
+        let Ok(node) = model.node_by_name(&w.node) else {
+            continue;
+        };
+        let Ok(inputs) = model.node_input_facts(node.id) else {
+            continue;
+        };
+        let (Some(input), Some(output)) = (
+            inputs.first().and_then(|f| dims(f)),
+            node.outputs.first().and_then(|o| dims(&o.fact)),
+        ) else {
+            continue;
+        };
+        let pairs = || input.iter().zip(&output).filter(|(i, o)| i != o);
+        let problem = match w.what {
+            AtShapes::ResizeLinearHalfPixel if pairs().any(|(i, o)| o > i) => {
+                "linear half-pixel upsampling, which tract 0.21 extrapolates at the borders"
+            }
+            AtShapes::ResizeAlignCorners if pairs().any(|(_, o)| *o == 1) => {
+                "align_corners onto an axis of length 1, where ONNX's formula divides by zero"
+            }
+            AtShapes::ReduceMinMaxEmpty if input.contains(&0) => {
+                "an empty input, whose reduction tract 0.21 does not give as ONNX does"
+            }
+            _ => continue,
+        };
+        return Err(Error::Backend {
+            model: name.to_string(),
+            message: format!(
+                "{} at input shape {input:?}: {problem}: refused rather than answered wrongly",
+                w.shown
+            ),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+/// Whether input `pos` of an `op` node must be a constant for tract 0.21 to type the graph
+/// (a shape, axes, pads, sizes, splits, repeats, `k`, a range's bounds, normalisation
+/// parameters, sequence lengths). A graph input there — ONNX's own tests feed them so, as
+/// do exporters for a `Reshape` to a size given at run time — makes its plans specialised
+/// per value as well as per shape.
+fn needs_value(op: &str, pos: usize) -> bool {
+    match op {
+        "Reshape" | "Expand" | "Tile" | "Squeeze" | "Unsqueeze" | "TopK" | "Split" | "OneHot"
+        | "CumSum" | "Upsample" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin"
+        | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp"
+        | "ReduceSumSquare" => pos == 1,
+        "ConstantOfShape" => pos == 0,
+        "Range" => pos <= 2,
+        "Slice" | "Pad" | "Resize" | "BatchNormalization" | "Dropout" => pos >= 1,
+        "LSTM" | "GRU" | "RNN" => pos == 4,
+        _ => false,
     }
 }
 
@@ -265,6 +423,12 @@ fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()>
             "SpaceToDepth" if attribute("mode").is_some_and(|a| a.s != b"DCR") => {
                 Some("`mode` CRD, which tract 0.21 runs as DCR")
             }
+            "Resize" if attribute("antialias").is_some_and(|a| a.i != 0) => {
+                Some("`antialias`, which tract 0.21 ignores")
+            }
+            "Resize" if attribute("nearest_mode").is_some_and(|a| a.s == b"ceil") => Some(
+                "`nearest_mode` ceil, which tract 0.21 answers with the next pixel at whole coordinates",
+            ),
             _ => None,
         };
         if let Some(problem) = problem {
@@ -435,23 +599,32 @@ fn describe(
 
 type Runnable = TypedRunnableModel<TypedModel>;
 
-/// Input shapes, in descriptor order: the key of the plan cache.
-type Shapes = Vec<Vec<usize>>;
+/// Input shapes, in descriptor order, and the values of the inputs the graph needs as
+/// constants (see [`needs_value`]), in descriptor order: the key of the plan cache.
+#[derive(Debug, Clone, PartialEq)]
+struct Key {
+    shapes: Vec<Vec<usize>>,
+    values: Vec<Tensor>,
+}
 
 struct Inner {
     descriptor: ModelDescriptor,
     model: InferenceModel,
     /// Most recently used last.
-    cache: Mutex<Vec<(Shapes, Arc<Runnable>)>>,
+    cache: Mutex<Vec<(Key, Arc<Runnable>)>>,
     capacity: usize,
+    /// Per input (descriptor order): whether the graph takes its value as a constant.
+    baked: Vec<bool>,
+    /// Nodes to check at each plan's shapes.
+    watch: Vec<Watched>,
 }
 
 impl Inner {
     /// The optimised plan for these input shapes, from the cache or made (outside the lock).
-    fn plan_for(&self, shapes: Shapes) -> Result<Arc<Runnable>> {
+    fn plan_for(&self, key: Key) -> Result<Arc<Runnable>> {
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = cache.iter().position(|(k, _)| *k == shapes) {
+            if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
                 let hit = cache.remove(i);
                 let plan = Arc::clone(&hit.1);
                 cache.push(hit);
@@ -479,7 +652,7 @@ impl Inner {
                 }
             }
         }
-        for (i, (spec, shape)) in self.descriptor.inputs.iter().zip(&shapes).enumerate() {
+        for (i, (spec, shape)) in self.descriptor.inputs.iter().zip(&key.shapes).enumerate() {
             let dt = datum_of(spec.dtype).ok_or_else(|| Error::Input {
                 model: name.clone(),
                 input: spec.name.clone(),
@@ -489,6 +662,38 @@ impl Inner {
                 .set_input_fact(i, InferenceFact::dt_shape(dt, shape.clone()))
                 .map_err(wrap(name))?;
         }
+        // inputs whose values the graph needs as constants become constants of this plan
+        if !key.values.is_empty() {
+            let mut values = key.values.iter();
+            let mut kept = Vec::new();
+            for (outlet, (&baked, spec)) in inputs
+                .iter()
+                .zip(self.baked.iter().zip(&self.descriptor.inputs))
+            {
+                if !baked {
+                    kept.push(*outlet);
+                    continue;
+                }
+                let value = values.next().expect("one value per baked input");
+                let t = Arc::new(to_tract(&value.view(), name, &spec.name)?);
+                model.node_mut(outlet.node).op = Box::new(
+                    tract_onnx::tract_hir::ops::konst::Const::new(Arc::clone(&t)),
+                );
+                model
+                    .set_outlet_fact(*outlet, InferenceFact::from(t))
+                    .map_err(wrap(name))?;
+            }
+            model.set_input_outlets(&kept).map_err(wrap(name))?;
+        }
+        if !self.watch.is_empty() {
+            // (a graph that does not analyse fails below, with tract's error)
+            let analysed = unpanicked(name, "typing the graph", || {
+                model.analyse(false).map_err(wrap(name))
+            });
+            if analysed.is_ok() {
+                refuse_at_shapes(&model, &self.watch, name)?;
+            }
+        }
         let plan = Arc::new(unpanicked(name, "optimising the graph", || {
             model
                 .into_optimized()
@@ -496,11 +701,11 @@ impl Inner {
                 .map_err(wrap(name))
         })?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if !cache.iter().any(|(k, _)| *k == shapes) {
+        if !cache.iter().any(|(k, _)| *k == key) {
             if cache.len() >= self.capacity {
                 cache.remove(0);
             }
-            cache.push((shapes, Arc::clone(&plan)));
+            cache.push((key, Arc::clone(&plan)));
         }
         Ok(plan)
     }
@@ -543,8 +748,8 @@ impl Plan for OnnxPlan {
 /// scratch) for each input shape it has run, so a run does not rebuild it.
 struct OnnxSession {
     plan: Arc<Inner>,
-    /// Per input shapes, most recently used last, at most the plan cache's capacity.
-    states: Vec<(Shapes, KeptState)>,
+    /// Per plan key, most recently used last, at most the plan cache's capacity.
+    states: Vec<(Key, KeptState)>,
     _context: DeviceContext,
 }
 
@@ -657,13 +862,23 @@ impl Session for OnnxSession {
     fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
         let d = &self.plan.descriptor;
         let (ordered, _dynamic) = d.validate(inputs)?;
-        let shapes: Shapes = ordered.iter().map(|v| v.shape().to_vec()).collect();
+        let key = Key {
+            shapes: ordered.iter().map(|v| v.shape().to_vec()).collect(),
+            values: ordered
+                .iter()
+                .zip(&self.plan.baked)
+                .filter(|(_, b)| **b)
+                .map(|(v, _)| TensorView::to_owned(v))
+                .collect(),
+        };
         let mut values = tvec![];
-        for (spec, view) in d.inputs.iter().zip(&ordered) {
-            values.push(to_tract(view, &d.name, &spec.name)?.into());
+        for ((spec, view), baked) in d.inputs.iter().zip(&ordered).zip(&self.plan.baked) {
+            if !baked {
+                values.push(to_tract(view, &d.name, &spec.name)?.into());
+            }
         }
         // Out of the session for the run: a run that fails or panics drops its state.
-        let mut state = match self.states.iter().position(|(k, _)| *k == shapes) {
+        let mut state = match self.states.iter().position(|(k, _)| *k == key) {
             Some(i) => {
                 let mut kept = self.states.remove(i).1;
                 // Requests are independent: op states (a recurrent layer's hidden state) start
@@ -672,7 +887,7 @@ impl Session for OnnxSession {
                 kept
             }
             None => {
-                let runnable = self.plan.plan_for(shapes.clone())?;
+                let runnable = self.plan.plan_for(key.clone())?;
                 KeptState(State::new(runnable).map_err(wrap(&d.name))?)
             }
         };
@@ -687,7 +902,7 @@ impl Session for OnnxSession {
         if self.states.len() >= self.plan.capacity {
             self.states.remove(0);
         }
-        self.states.push((shapes, state));
+        self.states.push((key, state));
         Ok(outputs)
     }
 }
