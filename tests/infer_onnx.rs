@@ -162,6 +162,30 @@ fn shapes_and_axes_given_at_run_time_match_onnxruntime() {
     }
 }
 
+/// Operators tract 0.21 lacks, registered by the ONNX backend (`Gelu`, both
+/// approximations; scripts/make_op_onnx_fixtures.py): onnxruntime's outputs within 1e-6.
+#[test]
+fn operators_we_register_match_onnxruntime() {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("ops/ops.json")).unwrap())
+            .unwrap();
+    let cases = meta["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 2);
+    for (file, io) in cases {
+        let plan = prepare(&format!("ops/{file}"));
+        let x = npy(&format!("ops/{}", io["x"].as_str().unwrap()));
+        let want = npy(&format!("ops/{}", io["y"].as_str().unwrap()));
+        let mut session = plan.session().unwrap();
+        let out = session.run(&[("x", x.view())]).unwrap();
+        let diff = max_abs_diff(&out[0], &want);
+        assert!(diff <= 1e-6, "{file}: {diff}");
+        // one row (another plan)
+        let out = session.run(&[("x", x.view().slice_axis(0, 0..1))]).unwrap();
+        let want = want.view().slice_axis(0, 0..1).to_owned();
+        assert!(max_abs_diff(&out[0], &want) <= 1e-6, "{file}");
+    }
+}
+
 #[test]
 fn every_fixture_matches_onnxruntime() {
     let cases: serde_json::Value =

@@ -32,6 +32,8 @@ mod device;
 mod error;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "onnx")]
+mod onnx_ops;
 mod registry;
 mod router;
 mod spec;

@@ -108,7 +108,8 @@ impl Backend for OnnxBackend {
             ModelSource::Bytes(_) => "model".into(),
         };
         let name = self.name.clone().unwrap_or(default_name);
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        crate::onnx_ops::register(&mut onnx.op_register);
         let (proto, dir) = match source {
             ModelSource::Path(p) => (
                 onnx.proto_model_for_path(p),
