@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use inferkit::infer_core::onnx::OnnxBackend;
-use inferkit::infer_core::{Backend, Device, Model, ModelSource, Tensor};
+use inferkit::infer_core::{Backend, DType, Device, Model, ModelSource, Tensor};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
 
@@ -115,7 +115,29 @@ fn run(args: &Args) -> Result<(), String> {
     let inputs: Vec<(String, Tensor)> = args
         .inputs
         .iter()
-        .map(|(n, f)| Ok((n.clone(), read_any(f)?)))
+        .map(|(n, f)| {
+            let t = read_any(f)?;
+            // `ndarray-npy` reads no f16: an F16 input may come as f32 values that are all
+            // exactly f16s
+            let f16_input =
+                (plan.descriptor().inputs.iter()).any(|s| s.name == *n && s.dtype == DType::F16);
+            match t {
+                Tensor::F32(a) if f16_input => {
+                    let h = a.mapv(half::f16::from_f32);
+                    if h.iter()
+                        .zip(&a)
+                        .any(|(h, x)| f32::from(*h) != *x && !x.is_nan())
+                    {
+                        return Err(format!(
+                            "{}: input `{n}` is F16 and these f32 values are not all f16s",
+                            f.display()
+                        ));
+                    }
+                    Ok((n.clone(), Tensor::F16(h)))
+                }
+                t => Ok((n.clone(), t)),
+            }
+        })
         .collect::<Result<_, String>>()?;
     let model = Arc::new(Model::new(plan, args.threads));
     let started = Instant::now();

@@ -13,11 +13,15 @@ tolerance (rtol 1e-3, atol 1e-7). A test inferkit answers outside the tolerance 
 WRONG ANSWER — the one outcome that must never happen; an error is a named refusal.
 
 Usage: onnx_conformance.py RUN_ONNX_BINARY OUT.md
+       onnx_conformance.py --gate RUN_ONNX_BINARY DOC.md   (CI: fails on any wrong answer or
+       panic, or on fewer passes of the tests onnxruntime passes than DOC.md records; writes
+       nothing but target/onnx-conformance/results.json)
 """
 import collections
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +32,8 @@ import onnx
 import onnxruntime as ort
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RUN_ONNX, OUT = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+GATE = sys.argv[1] == "--gate"
+RUN_ONNX, OUT = pathlib.Path(sys.argv[1 + GATE]), pathlib.Path(sys.argv[2 + GATE])
 RTOL, ATOL = 1e-3, 1e-7
 TIME_LIMIT_S = 60
 
@@ -75,7 +80,8 @@ def run_ours(path, inputs, outputs, tmp):
     args = [str(RUN_ONNX), str(path), "--out", str(tmp / "out")]
     for i, (name, value) in enumerate(inputs.items()):
         f = tmp / f"in{i}.npy"
-        np.save(f, value)
+        # (run_onnx reads no f16 .npy: f16 values go as the f32s they exactly are)
+        np.save(f, value.astype(np.float32) if value.dtype == np.float16 else value)
         args += ["--input", f"{name}={f}"]
     try:
         r = subprocess.run(args, capture_output=True, text=True, timeout=TIME_LIMIT_S)
@@ -127,7 +133,24 @@ def main():
     out = ROOT / "target" / "onnx-conformance"
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    write_report(results)
+    if GATE:
+        gate(results)
+    else:
+        write_report(results)
+
+
+def gate(results):
+    recorded = re.search(r"of the tests onnxruntime passes, \*\*(\d+) ", OUT.read_text())
+    floor = int(recorded.group(1)) if recorded else 0
+    ort_pass = [r for r in results if r["ort"] == "pass"]
+    ours = sum(r["ours"] == "pass" for r in ort_pass)
+    bad = [r for r in results if r["ours"] in ("wrong", "panic")]
+    print(f"{len(results)} tests; onnxruntime {len(ort_pass)}; inferkit {ours} of those "
+          f"({OUT} records {floor}); wrong or panicking: {len(bad)}")
+    for r in bad:
+        print(f"  {r['ours'].upper()}: {r['test']} ({r['op']}): {r['why']}")
+    if bad or ours < floor:
+        sys.exit(1)
 
 
 def write_report(results):

@@ -359,13 +359,14 @@ fn refuse_at_shapes(model: &InferenceModel, watch: &[Watched], name: &str) -> Re
 /// per value as well as per shape.
 fn needs_value(op: &str, pos: usize) -> bool {
     match op {
-        "Reshape" | "Expand" | "Tile" | "Squeeze" | "Unsqueeze" | "TopK" | "Split" | "OneHot"
-        | "CumSum" | "Upsample" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin"
-        | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp"
-        | "ReduceSumSquare" => pos == 1,
+        "Reshape" | "Expand" | "Tile" | "Squeeze" | "Unsqueeze" | "TopK" | "Split" | "CumSum"
+        | "Upsample" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
+            pos == 1
+        }
         "ConstantOfShape" => pos == 0,
         "Range" => pos <= 2,
-        "Slice" | "Pad" | "Resize" | "BatchNormalization" | "Dropout" => pos >= 1,
+        "Slice" | "Pad" | "Resize" | "BatchNormalization" | "Dropout" | "OneHot" => pos >= 1,
         "LSTM" | "GRU" | "RNN" => pos == 4,
         _ => false,
     }

@@ -6,6 +6,12 @@
 //! - `Gelu` (opset 20; torch's exporter emits it for `nn.GELU` from opset 20): `approximate`
 //!   `none` is `0.5·x·(1 + erf(x/√2))`, `tanh` is `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`,
 //!   as in the ONNX specification. Upstream tract added Gelu after 0.21.
+//! - `Mish` (opset 18): `x·tanh(ln(1 + eˣ))`.
+//! - `Dropout` with its `ratio` and `training_mode` inputs (opset 12+) and its `mask`
+//!   output: tract 0.21's takes one input and loses the mask ("no entry found for key").
+//!   In inference (`training_mode` absent or false, or a ratio of 0) it is the identity and
+//!   the mask all true, as in onnxruntime; training mode drops at random, which no
+//!   inference server should, and is refused by name.
 
 use std::borrow::Cow;
 
@@ -17,6 +23,24 @@ use tract_onnx::tract_hir::ops::activations::broadcast_scalar;
 /// Adds our operators to tract-onnx's registry.
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("Gelu", gelu);
+    reg.insert("Mish", |_, _| Ok((expand(Mish), vec![])));
+    reg.insert("Dropout", |_, node| {
+        let mask = node.output.get(1).is_some_and(|o| !o.is_empty());
+        Ok((expand(Dropout { mask }), vec![]))
+    });
+}
+
+/// Rules of an element-wise op: one input, one output of its type and shape.
+fn unary_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+) -> InferenceResult {
+    check_input_arity(inputs, 1)?;
+    check_output_arity(outputs, 1)?;
+    s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+    s.equals(&inputs[0].shape, &outputs[0].shape)?;
+    Ok(())
 }
 
 fn gelu(
@@ -48,11 +72,7 @@ impl Expansion for Gelu {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, 1)?;
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        s.equals(&inputs[0].shape, &outputs[0].shape)?;
-        Ok(())
+        unary_rules(s, inputs, outputs)
     }
 
     fn wire(
@@ -86,5 +106,122 @@ impl Expansion for Gelu {
         let plus1 = model.wire_node(format!("{name}.plus1"), add(), &[inner, one])?[0];
         let xs = model.wire_node(format!("{name}.x_plus1"), mul(), &[x, plus1])?[0];
         model.wire_node(name, mul(), &[xs, half])
+    }
+}
+
+/// ONNX `Mish`.
+#[derive(Debug, Clone, Hash)]
+struct Mish;
+
+impl Expansion for Mish {
+    fn name(&self) -> Cow<'_, str> {
+        "Mish".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        unary_rules(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        use tract_onnx::tract_core::ops::math::{add, exp, ln, mul, tanh};
+        let x = inputs[0];
+        let one = broadcast_scalar(1.0, model, inputs)?;
+        let one = model.add_const(format!("{name}.one"), one)?;
+        let e = model.wire_node(format!("{name}.exp"), exp(), &[x])?[0];
+        let e1 = model.wire_node(format!("{name}.exp_plus1"), add(), &[e, one])?[0];
+        let softplus = model.wire_node(format!("{name}.softplus"), ln(), &[e1])?[0];
+        let t = model.wire_node(format!("{name}.tanh"), tanh(), &[softplus])?[0];
+        model.wire_node(name, mul(), &[x, t])
+    }
+}
+
+/// ONNX `Dropout` in inference.
+#[derive(Debug, Clone, Hash)]
+struct Dropout {
+    /// Whether the node has its `mask` output.
+    mask: bool,
+}
+
+impl Expansion for Dropout {
+    fn name(&self) -> Cow<'_, str> {
+        "Dropout".into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(1 + usize::from(self.mask))
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        if inputs.is_empty() || inputs.len() > 3 {
+            bail!("Dropout takes 1 to 3 inputs, not {}", inputs.len());
+        }
+        check_output_arity(outputs, 1 + usize::from(self.mask))?;
+        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
+        s.equals(&inputs[0].shape, &outputs[0].shape)?;
+        if self.mask {
+            s.equals(&outputs[1].datum_type, bool::datum_type())?;
+            s.equals(&inputs[0].shape, &outputs[1].shape)?;
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let konst = |i: usize| -> TractResult<Option<Arc<Tensor>>> {
+            match inputs.get(i) {
+                Some(o) => match model.outlet_fact(*o)?.konst.clone() {
+                    Some(k) => Ok(Some(k)),
+                    None => bail!("Dropout {name}: input {i} is not a constant"),
+                },
+                None => Ok(None),
+            }
+        };
+        let training = match konst(2)? {
+            Some(t) => *t.cast_to::<bool>()?.to_scalar::<bool>()?,
+            None => false,
+        };
+        let ratio = match konst(1)? {
+            Some(r) => *r.cast_to::<f32>()?.to_scalar::<f32>()?,
+            None => 0.5,
+        };
+        if training && ratio != 0.0 {
+            bail!(
+                "Dropout {name} in training mode (ratio {ratio}) drops at random: \
+                 not run by an inference backend"
+            );
+        }
+        let mut out = model.wire_node(
+            name,
+            tract_onnx::tract_hir::ops::identity::Identity,
+            &[inputs[0]],
+        )?;
+        if self.mask {
+            let fact = model.outlet_fact(inputs[0])?;
+            let Some(shape) = fact.shape.as_concrete().map(<[usize]>::to_vec) else {
+                bail!("Dropout {name}: its mask needs a concrete input shape");
+            };
+            let mask = tract_onnx::tract_hir::tract_ndarray::ArrayD::from_elem(shape, true);
+            out.push(model.add_const(format!("{name}.mask"), mask.into_arc_tensor())?);
+        }
+        Ok(out)
     }
 }
