@@ -84,17 +84,6 @@ def instancenorm_epsilon():
     return single("InstanceNormalization", [2, 3, 4], [2, 3, 4], 6, [scale, bias], epsilon=0.01)
 
 
-def resize_scales(scale, **attrs):
-    """Resize of a [1, 1, 4, 4] input by `scale` (an initializer) on both spatial axes."""
-    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, scale, scale])
-    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="resize_0", **attrs)
-    out = int(4 * scale)
-    graph = helper.make_graph(
-        [node], "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, out, out])], initializer=[scales])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), {"x": (1, 1, 4, 4)}
-
-
 # found by scripts/onnx-conformance.sh (its first run: ONNX's test_scatter_elements_with_
 # duplicate_indices, test_instancenorm_epsilon, test_spacetodepth_crd_mode_example)
 CONFORMANCE = {
@@ -102,23 +91,7 @@ CONFORMANCE = {
     "instancenorm_epsilon.onnx": (instancenorm_epsilon(), ["instancenormalization_0", "InstanceNormalization", "epsilon"]),
     "spacetodepth_crd.onnx": (single("SpaceToDepth", [1, 2, 4, 4], [1, 8, 2, 2], 28, blocksize=2, mode="CRD"),
                               ["spacetodepth_0", "SpaceToDepth", "mode"]),
-    # (ONNX's test_resize_downsample_scales_linear_antialias, ..._nearest_ceil_half_pixel)
-    "resize_antialias.onnx": (resize_scales(0.5, mode="linear", antialias=1), ["resize_0", "Resize", "antialias"]),
-    "resize_nearest_ceil.onnx": (resize_scales(2.0, mode="nearest", nearest_mode="ceil"),
-                                 ["resize_0", "Resize", "nearest_mode"]),
 }
-
-
-def resize_sizes():
-    """Linear half-pixel Resize to `sizes` given at run time: wrong in tract 0.21 when an
-    axis grows (ONNX's test_resize_upsample_scales_linear), right when it shrinks."""
-    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="resize_0", mode="linear")
-    graph = helper.make_graph(
-        [node], "resize_sizes",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]),
-         helper.make_tensor_value_info("sizes", TensorProto.INT64, [4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "h", "w"])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def reduce_max():
@@ -134,9 +107,6 @@ def reduce_max():
 
 # refused at the shapes (and values) where they are wrong, answered at the others
 AT_SHAPES = {
-    "resize_sizes.onnx": (resize_sizes(), {"x": np.float32, "sizes": np.int64},
-                          {"x": (1, 1, 4, 4), "sizes": [1, 1, 8, 8]}, {"x": (1, 1, 4, 4), "sizes": [1, 1, 2, 3]},
-                          ["resize_0", "Resize", "upsampling"]),
     "reduce_max.onnx": (reduce_max(), {"x": np.float32}, {"x": (2, 0, 4)}, {"x": (2, 3, 4)},
                         ["reducemax_0", "ReduceMax", "empty"]),
 }

@@ -2,8 +2,12 @@
 (crates/infer-core/src/onnx_ops.rs), with onnxruntime's outputs, over a dynamic batch:
 `Gelu` (opset 20) with `approximate` none and tanh; `Mish` (opset 18); `Dropout` (opset 13)
 with its ratio and training_mode (false) inputs and its mask output, the identity in
-inference; and `Dropout` in training mode with a ratio of 0.5, which is refused (it drops
-at random).
+inference; `Resize` (opset 19, crates/infer-core/src/onnx_resize.rs) in the modes tract 0.21
+got wrong or lacked — linear half-pixel upsampling (wrong at the borders), PyTorch's
+bilinear export (`pytorch_half_pixel`), cubic, antialiased downsampling, nearest `ceil`,
+`tf_crop_and_resize` with extrapolation, `axes` with `keep_aspect_ratio_policy` — with
+`scales`/`sizes` as initializers and, for one, as a graph input given at run time; and
+`Dropout` in training mode with a ratio of 0.5, which is refused (it drops at random).
 
 Run: scripts/pyvenv.sh onnx-dtypes onnx onnxruntime numpy -- scripts/make_op_onnx_fixtures.py
 Writes tests/fixtures/onnx/ops/{<name>.onnx, <name>.x.npy, <name>.y.npy, ops.json}.
@@ -34,7 +38,56 @@ MODELS = {
     "dropout": (*dropout(False), 13),
 }
 
+def resize(name, x_shape, inputs, **attrs):
+    """Resize of x [n, c, h, w] (n dynamic) by initializer inputs {name: (onnx type, values)}
+    placed in their slots (roi, scales, sizes)."""
+    slots = ["x", "", "", ""]
+    inits = []
+    for slot, key in ((1, "roi"), (2, "scales"), (3, "sizes")):
+        if key in inputs:
+            t, v = inputs[key]
+            inits.append(helper.make_tensor(key, t, [len(v)], v))
+            slots[slot] = key
+    while slots[-1] == "":
+        slots.pop()
+    node = helper.make_node("Resize", slots, ["y"], name="resize_0", **attrs)
+    return [node], inits, [], 19
+
+
+RESIZES = {
+    "resize_linear_up": ([1, 1, 2, 2], {"scales": (T.FLOAT, [1, 1, 2, 2])}, dict(mode="linear")),
+    "resize_bilinear_torch": ([1, 2, 3, 5], {"sizes": (T.INT64, [7, 4])},
+                              dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel", axes=[2, 3])),
+    "resize_cubic": ([1, 1, 4, 4], {"scales": (T.FLOAT, [1, 1, 0.8, 1.5])},
+                     dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1)),
+    "resize_cubic_antialias": ([1, 1, 6, 6], {"sizes": (T.INT64, [3, 4])},
+                               dict(mode="cubic", antialias=1, axes=[2, 3])),
+    "resize_linear_antialias": ([1, 1, 6, 6], {"scales": (T.FLOAT, [1, 1, 0.5, 0.6])},
+                                dict(mode="linear", antialias=1)),
+    "resize_nearest_ceil": ([1, 1, 2, 3], {"sizes": (T.INT64, [5, 7])},
+                            dict(mode="nearest", nearest_mode="ceil", axes=[2, 3])),
+    "resize_crop": ([1, 1, 4, 4], {"roi": (T.FLOAT, [0.4, 0.6, 1.2, 1.7]), "sizes": (T.INT64, [3, 3])},
+                    dict(mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+                         extrapolation_value=10.0, axes=[2, 3])),
+    "resize_axes_not_larger": ([1, 1, 4, 6], {"sizes": (T.INT64, [7, 8])},
+                               dict(mode="nearest", axes=[2, 3], keep_aspect_ratio_policy="not_larger")),
+}
+
 cases = {}
+for name, (shape, inputs, attrs) in RESIZES.items():
+    nodes, inits, extra, opset = resize(name, shape, inputs, **attrs)
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("x", T.FLOAT, ["n"] + shape[1:])],
+        [helper.make_tensor_value_info("y", T.FLOAT, ["n", "c", "h", "w"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, OUT / f"{name}.onnx")
+    x = rng.standard_normal([3] + shape[1:]).astype(np.float32)
+    y = ort.InferenceSession(str(OUT / f"{name}.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.save(OUT / f"{name}.x.npy", x)
+    np.save(OUT / f"{name}.y.npy", y)
+    cases[f"{name}.onnx"] = {"x": f"{name}.x.npy", "y": f"{name}.y.npy"}
+
 graph = helper.make_graph(*dropout(True)[:1], "dropout_training",
                           [helper.make_tensor_value_info("x", T.FLOAT, ["n", 16])],
                           [helper.make_tensor_value_info("y", T.FLOAT, ["n", 16]), dropout(True)[2][0]],

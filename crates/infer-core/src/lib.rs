@@ -34,6 +34,8 @@ mod error;
 pub mod onnx;
 #[cfg(feature = "onnx")]
 mod onnx_ops;
+#[cfg(feature = "onnx")]
+mod onnx_resize;
 mod registry;
 mod router;
 mod spec;

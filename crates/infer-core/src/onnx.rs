@@ -261,12 +261,6 @@ impl Backend for OnnxBackend {
 /// What tract 0.21 answers wrongly at some shapes only: checked on each plan's shapes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum AtShapes {
-    /// Linear `Resize` with half-pixel coordinates extrapolates (rather than clamps) at the
-    /// borders when an axis grows.
-    ResizeLinearHalfPixel,
-    /// `align_corners` divides by zero when a resized axis becomes 1 long (onnxruntime
-    /// answers otherwise than ONNX's reference there too).
-    ResizeAlignCorners,
     /// `ReduceMax`/`ReduceMin` of an empty set (ONNX: the lowest/highest value).
     ReduceMinMaxEmpty,
 }
@@ -284,13 +278,7 @@ struct Watched {
 fn watched(graph: &tract_onnx::pb::GraphProto) -> Vec<Watched> {
     let mut out = Vec::new();
     for node in &graph.node {
-        let attribute = |n: &str| node.attribute.iter().find(|a| a.name == n);
-        let linear = attribute("mode").is_some_and(|a| a.s == b"linear");
-        let coords =
-            attribute("coordinate_transformation_mode").map_or(&b"half_pixel"[..], |a| &a.s[..]);
         let what = match node.op_type.as_str() {
-            "Resize" if linear && coords == b"half_pixel" => AtShapes::ResizeLinearHalfPixel,
-            "Resize" if coords == b"align_corners" => AtShapes::ResizeAlignCorners,
             "ReduceMax" | "ReduceMin" => AtShapes::ReduceMinMaxEmpty,
             _ => continue,
         };
@@ -321,20 +309,10 @@ fn refuse_at_shapes(model: &InferenceModel, watch: &[Watched], name: &str) -> Re
         let Ok(inputs) = model.node_input_facts(node.id) else {
             continue;
         };
-        let (Some(input), Some(output)) = (
-            inputs.first().and_then(|f| dims(f)),
-            node.outputs.first().and_then(|o| dims(&o.fact)),
-        ) else {
+        let Some(input) = inputs.first().and_then(|f| dims(f)) else {
             continue;
         };
-        let pairs = || input.iter().zip(&output).filter(|(i, o)| i != o);
         let problem = match w.what {
-            AtShapes::ResizeLinearHalfPixel if pairs().any(|(i, o)| o > i) => {
-                "linear half-pixel upsampling, which tract 0.21 extrapolates at the borders"
-            }
-            AtShapes::ResizeAlignCorners if pairs().any(|(_, o)| *o == 1) => {
-                "align_corners onto an axis of length 1, where ONNX's formula divides by zero"
-            }
             AtShapes::ReduceMinMaxEmpty if input.contains(&0) => {
                 "an empty input, whose reduction tract 0.21 does not give as ONNX does"
             }
@@ -425,12 +403,6 @@ fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()>
             "SpaceToDepth" if attribute("mode").is_some_and(|a| a.s != b"DCR") => {
                 Some("`mode` CRD, which tract 0.21 runs as DCR")
             }
-            "Resize" if attribute("antialias").is_some_and(|a| a.i != 0) => {
-                Some("`antialias`, which tract 0.21 ignores")
-            }
-            "Resize" if attribute("nearest_mode").is_some_and(|a| a.s == b"ceil") => Some(
-                "`nearest_mode` ceil, which tract 0.21 answers with the next pixel at whole coordinates",
-            ),
             _ => None,
         };
         if let Some(problem) = problem {
