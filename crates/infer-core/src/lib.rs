@@ -36,6 +36,8 @@ pub mod onnx;
 mod onnx_ops;
 #[cfg(feature = "onnx")]
 mod onnx_resize;
+#[cfg(feature = "onnx")]
+mod onnx_scatter;
 mod registry;
 mod router;
 mod spec;

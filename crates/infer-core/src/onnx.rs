@@ -371,7 +371,7 @@ fn unpanicked<T>(model: &str, step: &str, f: impl FnOnce() -> Result<T>) -> Resu
 /// against onnxruntime: scripts/make_inexact_onnx_fixtures.py): a recurrent layer run in
 /// `reverse` direction alone (run forward: GRU 0.96, LSTM 0.37 off; `bidirectional` is
 /// right), pooling with `dilations` (ignored: another output shape), MaxPool's `Indices`
-/// output with strides (other indices), a Scatter's `reduction`, InstanceNormalization's
+/// output with strides (other indices), InstanceNormalization's
 /// `epsilon` and SpaceToDepth's CRD `mode` (ignored; found by scripts/onnx-conformance.sh). Subgraphs (`If`, `Loop`, `Scan` bodies)
 /// are looked at too.
 fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()> {
@@ -389,11 +389,6 @@ fn refuse_inexact(graph: &tract_onnx::pb::GraphProto, model: &str) -> Result<()>
             }
             "MaxPool" if node.output.len() > 1 && strided => {
                 Some("an `Indices` output with strides, which tract 0.21 numbers otherwise")
-            }
-            "ScatterElements" | "ScatterND"
-                if attribute("reduction").is_some_and(|a| a.s != b"none") =>
-            {
-                Some("a `reduction`, which tract 0.21 ignores (it overwrites)")
             }
             "InstanceNormalization"
                 if attribute("epsilon").is_some_and(|a| (a.f - 1e-5).abs() > 1e-12) =>

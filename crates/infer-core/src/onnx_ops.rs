@@ -23,6 +23,7 @@ use tract_onnx::tract_hir::ops::activations::broadcast_scalar;
 /// Adds our operators to tract-onnx's registry.
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
     crate::onnx_resize::register(reg);
+    crate::onnx_scatter::register(reg);
     reg.insert("Gelu", gelu);
     reg.insert("Mish", |_, _| Ok((expand(Mish), vec![])));
     reg.insert("Dropout", |_, node| {
