@@ -6,8 +6,13 @@ y = ReduceSum(Reshape(x, shape), axes, keepdims=0); g = Gather(x, idx, axis=1). 
 backend plans per value of `shape` and `axes` (the graph needs them as constants) and not
 per value of `idx` (data, which tract takes at run time).
 
+Beside it, batch_sum.onnx: y = 2·x per row and s = ReduceSum over the batch axis — an
+output not batched along axis 0, which a server must not cut into rows (inferkit-serve runs
+each request of such a model alone).
+
 Run: scripts/pyvenv.sh onnx-dtypes onnx onnxruntime numpy -- scripts/make_value_input_onnx_fixtures.py
-Writes tests/fixtures/onnx/value_inputs/{value_inputs.onnx, case<N>.<name>.npy, value_inputs.json}.
+Writes tests/fixtures/onnx/value_inputs/{value_inputs.onnx, case<N>.<name>.npy, value_inputs.json,
+batch_sum.onnx}.
 """
 import json
 import pathlib
@@ -68,3 +73,20 @@ for i, (n, shape, axes, idx) in enumerate([
 (OUT / "value_inputs.json").write_text(json.dumps({
     "model": "value_inputs.onnx", "onnxruntime": ort.__version__, "cases": cases}, indent=1) + "\n")
 print("wrote", OUT)
+
+graph = helper.make_graph(
+    [
+        helper.make_node("Add", ["x", "x"], ["y"]),
+        helper.make_node("ReduceSum", ["x", "axes0"], ["s"], keepdims=0),
+    ],
+    "batch_sum",
+    [helper.make_tensor_value_info("x", T.FLOAT, ["n", 4])],
+    [helper.make_tensor_value_info("y", T.FLOAT, ["n", 4]), helper.make_tensor_value_info("s", T.FLOAT, [4])],
+    [helper.make_tensor("axes0", T.INT64, [1], [0])],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+onnx.checker.check_model(model, full_check=True)
+onnx.save(model, OUT / "batch_sum.onnx")
+x = np.arange(8, dtype=np.float32).reshape(2, 4)
+y, s = ort.InferenceSession(str(OUT / "batch_sum.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+assert np.array_equal(s, x.sum(0)) and np.array_equal(y, 2 * x)

@@ -980,3 +980,78 @@ async fn every_integer_width_and_fp64_in_json_and_binary() {
         "{e}"
     );
 }
+
+/// A model with an output not batched along axis 0 (a sum over the batch;
+/// scripts/make_value_input_onnx_fixtures.py): concurrent requests that land in one batch
+/// each get their own answer — the sum of their own rows — as each runs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_whose_output_is_not_batched_answers_each_request_alone() {
+    let app = App::new(
+        Config::default()
+            .with_max_batch(8)
+            .with_max_delay(Duration::from_millis(50)),
+    );
+    app.load(app::load_model("sum", &fixture("value_inputs/batch_sum.onnx"), None, 1).unwrap());
+    let base = serve(Arc::clone(&app)).await;
+    let c = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let (c, base) = (c.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let x: Vec<f32> = (0..8).map(|k| f32::from(i * 10 + k)).collect();
+            let body =
+                json!({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": x}]});
+            let r: Value = c
+                .post(format!("{base}/v2/models/sum/infer"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (x, r)
+        }));
+    }
+    for t in tasks {
+        let (x, r) = t.await.unwrap();
+        let out = |name: &str| -> Vec<f32> {
+            let o = r["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == name);
+            let o = o.unwrap_or_else(|| panic!("no {name}: {r}"));
+            o["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        };
+        let sum: Vec<f32> = (0..4).map(|k| x[k] + x[k + 4]).collect();
+        assert_eq!(out("s"), sum, "{r}");
+        assert_eq!(
+            out("y"),
+            x.iter().map(|v| 2.0 * v).collect::<Vec<_>>(),
+            "{r}"
+        );
+    }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = metrics
+        .lines()
+        .find(|l| l.starts_with("inferkit_batch_size_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert!(
+        count < 8.0,
+        "8 requests in {count} batches: none shared one, nothing was tested"
+    );
+}

@@ -643,7 +643,11 @@ impl Inner {
                     kept.push(*outlet);
                     continue;
                 }
-                let value = values.next().expect("one value per baked input");
+                let value = values.next().ok_or_else(|| Error::Backend {
+                    model: name.clone(),
+                    message: format!("no value for input `{}` of this plan", spec.name),
+                    source: None,
+                })?;
                 let t = Arc::new(to_tract(&value.view(), name, &spec.name)?);
                 model.node_mut(outlet.node).op = Box::new(
                     tract_onnx::tract_hir::ops::konst::Const::new(Arc::clone(&t)),

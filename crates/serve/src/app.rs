@@ -626,16 +626,37 @@ impl App {
             let runs: Vec<tracing::Span> = (group.iter().zip(&batches))
                 .map(|(j, b)| stage_span!("run", b, model, j.variant.as_deref()))
                 .collect();
+            let single = group.len() == 1;
             let ran = joined.and_then(|(names, joined)| run_joined(model, &names, &joined));
+            // A batch of several requests is cut along axis 0; a model whose outputs are not
+            // batched there (a reduction over the batch, a fixed table) runs each request
+            // alone instead, as Triton runs a model without batching.
+            let unbatched = !single
+                && matches!(&ran, Ok(outputs) if outputs
+                    .iter()
+                    .any(|(_, t)| t.shape().first().is_some_and(|&n| n != rows)));
+            if unbatched {
+                tracing::debug!(model = %model.descriptor().name, rows, "outputs not batched along axis 0: requests run one by one");
+                for j in group {
+                    let _ = j.reply.send(run_alone(model, &j.inputs));
+                }
+                drop(runs);
+                continue;
+            }
             drop(runs);
             match ran {
-                Ok(outputs) => {
+                Ok(mut outputs) => {
                     let mut at = 0;
                     for j in group {
-                        let part = outputs
-                            .iter()
-                            .map(|(n, t)| (n.clone(), slice_rows(t, at, j.rows)))
-                            .collect();
+                        let part = if single {
+                            // (the whole output: no copy)
+                            std::mem::take(&mut outputs)
+                        } else {
+                            outputs
+                                .iter()
+                                .map(|(n, t)| (n.clone(), slice_rows(t, at, j.rows)))
+                                .collect()
+                        };
                         at += j.rows;
                         let _ = j.reply.send(Ok(part));
                     }
@@ -672,7 +693,22 @@ fn run_joined(
         .map(String::as_str)
         .zip(joined.iter().map(Tensor::view))
         .collect();
-    let out = model.run(&views).map_err(|e| e.to_string())?;
+    run_views(model, &views)
+}
+
+/// One request's inputs run on their own: its outputs by name.
+fn run_alone(model: &Model, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>, String> {
+    let views: Vec<(&str, TensorView<'_>)> =
+        inputs.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
+    run_views(model, &views)
+}
+
+/// The model run on named inputs: its outputs by name.
+fn run_views(
+    model: &Model,
+    views: &[(&str, TensorView<'_>)],
+) -> Result<Vec<(String, Tensor)>, String> {
+    let out = model.run(views).map_err(|e| e.to_string())?;
     Ok(model
         .descriptor()
         .outputs
@@ -682,7 +718,8 @@ fn run_joined(
         .collect())
 }
 
-/// Rows `at..at + rows` of a batch's output (a 0-d output, not batched, whole).
+/// Rows `at..at + rows` of a batch's output (whose axis 0 has the batch's rows; a 0-d
+/// output, not batched, whole).
 fn slice_rows(t: &Tensor, at: usize, rows: usize) -> Tensor {
     if t.shape().is_empty() {
         return t.clone();
