@@ -481,6 +481,10 @@ impl Expansion for Resize {
                 && out[a] == shape[a]
                 && (roi.0.abs() < 1e-12 && (roi.1 - 1.0).abs() < 1e-12);
             if !identity {
+                ensure!(
+                    shape[a] > 0,
+                    "Resize {name}: axis {a} of the input is empty"
+                );
                 steps.push((a, out[a], self.taps(shape[a], out[a], factors[a], roi)));
             }
         }
