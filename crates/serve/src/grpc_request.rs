@@ -7,11 +7,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use inferkit_infer_core::{DType, Element, ModelDescriptor, Tensor};
+use inferkit_infer_core::{DType, ModelDescriptor, Tensor};
 
 use crate::grpc::proto::infer_parameter::ParameterChoice;
 use crate::grpc::proto::{InferParameter, InferTensorContents, ModelInferRequest};
-use crate::request::{Arg, Wanted, bytes_arg, bytes_elements, input_spec, tensor_from_le};
+use crate::request::{
+    Arg, Wanted, bytes_arg, bytes_elements, input_spec, narrowed, tensor_from_le,
+};
 
 /// What a request asks for.
 #[derive(Debug)]
@@ -128,40 +130,23 @@ fn typed(
     shape: &[usize],
     c: &InferTensorContents,
 ) -> Result<Tensor, String> {
-    fn narrow<T: Element + TryFrom<W>, W: Copy + std::fmt::Display>(
-        name: &str,
-        values: &[W],
-    ) -> Result<Vec<T>, String> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                T::try_from(v).map_err(|_| {
-                    format!(
-                        "input `{name}`: value {i} ({v}) does not fit {:?}",
-                        T::DTYPE
-                    )
-                })
-            })
-            .collect()
-    }
-    fn shaped<T: Element>(name: &str, shape: &[usize], v: Vec<T>) -> Result<Tensor, String> {
-        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), v)
-            .map(Tensor::from)
-            .map_err(|e| format!("input `{name}`: {e} (shape {shape:?})"))
+    let shaped = |e: ndarray::ShapeError| format!("input `{name}`: {e} (shape {shape:?})");
+    // a value that does not fit the datatype (only the narrowed INT8/16, UINT8/16 can fail)
+    fn unfit<W: std::fmt::Display>(name: &str, dtype: DType) -> impl Fn(usize, W) -> String + '_ {
+        move |i, v| format!("input `{name}`: value {i} ({v}) does not fit {dtype:?}")
     }
     match dtype {
-        DType::F32 => shaped(name, shape, c.fp32_contents.clone()),
-        DType::F64 => shaped(name, shape, c.fp64_contents.clone()),
-        DType::I64 => shaped(name, shape, c.int64_contents.clone()),
-        DType::U64 => shaped(name, shape, c.uint64_contents.clone()),
-        DType::I32 => shaped(name, shape, c.int_contents.clone()),
-        DType::I16 => shaped::<i16>(name, shape, narrow(name, &c.int_contents)?),
-        DType::I8 => shaped::<i8>(name, shape, narrow(name, &c.int_contents)?),
-        DType::U32 => shaped(name, shape, c.uint_contents.clone()),
-        DType::U16 => shaped::<u16>(name, shape, narrow(name, &c.uint_contents)?),
-        DType::U8 => shaped::<u8>(name, shape, narrow(name, &c.uint_contents)?),
-        DType::Bool => shaped(name, shape, c.bool_contents.clone()),
+        DType::F32 => narrowed::<f32, _>(shape, &c.fp32_contents, unfit(name, dtype), shaped),
+        DType::F64 => narrowed::<f64, _>(shape, &c.fp64_contents, unfit(name, dtype), shaped),
+        DType::I64 => narrowed::<i64, _>(shape, &c.int64_contents, unfit(name, dtype), shaped),
+        DType::U64 => narrowed::<u64, _>(shape, &c.uint64_contents, unfit(name, dtype), shaped),
+        DType::I32 => narrowed::<i32, _>(shape, &c.int_contents, unfit(name, dtype), shaped),
+        DType::I16 => narrowed::<i16, _>(shape, &c.int_contents, unfit(name, dtype), shaped),
+        DType::I8 => narrowed::<i8, _>(shape, &c.int_contents, unfit(name, dtype), shaped),
+        DType::U32 => narrowed::<u32, _>(shape, &c.uint_contents, unfit(name, dtype), shaped),
+        DType::U16 => narrowed::<u16, _>(shape, &c.uint_contents, unfit(name, dtype), shaped),
+        DType::U8 => narrowed::<u8, _>(shape, &c.uint_contents, unfit(name, dtype), shaped),
+        DType::Bool => narrowed::<bool, _>(shape, &c.bool_contents, unfit(name, dtype), shaped),
         other => Err(format!("input `{name}`: datatype {other:?} is not served")),
     }
 }

@@ -390,18 +390,8 @@ fn parse_input(
     if let Some(i) = flat.not_number {
         return Err(err(i));
     }
-    let shape = IxDyn(&shape);
     let shaped = |e: ndarray::ShapeError| bad(format!("input `{name}`: {e}"));
-    // whole numbers into an integer type, each checked to fit
-    fn whole<T: Element + TryFrom<i64>>(
-        ints: &[i64],
-        err: impl Fn(usize) -> String,
-    ) -> Result<Vec<T>, String> {
-        ints.iter()
-            .enumerate()
-            .map(|(i, &x)| T::try_from(x).map_err(|_| err(i)))
-            .collect()
-    }
+    let whole = |i: usize, _: i64| err(i);
     let floats: Option<Vec<f64>> = match &flat.floats {
         Some(f) => Some(f.clone()),
         None if matches!(spec.dtype, DType::F32 | DType::F64) => {
@@ -411,36 +401,22 @@ fn parse_input(
     };
     let t: Tensor = match (spec.dtype, floats) {
         (DType::F32, Some(f)) => {
-            ArrayD::from_shape_vec(shape, f.iter().map(|&x| x as f32).collect())
+            ArrayD::from_shape_vec(IxDyn(&shape), f.iter().map(|&x| x as f32).collect())
                 .map_err(shaped)?
                 .into()
         }
-        (DType::F64, Some(f)) => ArrayD::from_shape_vec(shape, f).map_err(shaped)?.into(),
+        (DType::F64, Some(f)) => ArrayD::from_shape_vec(IxDyn(&shape), f)
+            .map_err(shaped)?
+            .into(),
         (_, Some(_)) => return Err(err(flat.first_float.unwrap_or(0))),
-        (DType::I64, None) => ArrayD::from_shape_vec(shape, flat.ints.clone())
-            .map_err(shaped)?
-            .into(),
-        (DType::I32, None) => ArrayD::from_shape_vec(shape, whole::<i32>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::I16, None) => ArrayD::from_shape_vec(shape, whole::<i16>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::I8, None) => ArrayD::from_shape_vec(shape, whole::<i8>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::U64, None) => ArrayD::from_shape_vec(shape, whole::<u64>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::U32, None) => ArrayD::from_shape_vec(shape, whole::<u32>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::U16, None) => ArrayD::from_shape_vec(shape, whole::<u16>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
-        (DType::U8, None) => ArrayD::from_shape_vec(shape, whole::<u8>(&flat.ints, err)?)
-            .map_err(shaped)?
-            .into(),
+        (DType::I64, None) => narrowed::<i64, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::I32, None) => narrowed::<i32, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::I16, None) => narrowed::<i16, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::I8, None) => narrowed::<i8, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::U64, None) => narrowed::<u64, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::U32, None) => narrowed::<u32, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::U16, None) => narrowed::<u16, _>(&shape, &flat.ints, whole, shaped)?,
+        (DType::U8, None) => narrowed::<u8, _>(&shape, &flat.ints, whole, shaped)?,
         (other, None) => {
             return Err(bad(format!(
                 "input `{name}`: datatype {other:?} is not served as JSON data"
@@ -448,6 +424,25 @@ fn parse_input(
         }
     };
     Ok((name.to_owned(), Arg::Tensor(t)))
+}
+
+/// `values` into a tensor of `T` and `shape` (both protocols' typed data), each value checked
+/// to fit `T`: `unfit(i, v)` names the first that does not, `shaped` a count that does not
+/// fill the shape.
+pub(crate) fn narrowed<T: Element + TryFrom<W>, W: Copy>(
+    shape: &[usize],
+    values: &[W],
+    unfit: impl Fn(usize, W) -> String,
+    shaped: impl Fn(ndarray::ShapeError) -> String,
+) -> Result<Tensor, String> {
+    let v = values
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| T::try_from(x).map_err(|_| unfit(i, x)))
+        .collect::<Result<Vec<T>, _>>()?;
+    ArrayD::from_shape_vec(IxDyn(shape), v)
+        .map(Tensor::from)
+        .map_err(shaped)
 }
 
 /// The served `BYTES` input `name`, sent as datatype `dt` with `shape`: its elements, read
