@@ -20,6 +20,39 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::ops::activations::broadcast_scalar;
 
+/// tract-onnx's operator builder (its type alias is private).
+pub(crate) type OpBuilder =
+    fn(&ParsingContext<'_>, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+/// The value of an optional input (`None` when absent), which must be a constant at typing
+/// time (the ONNX backend bakes such graph inputs into each plan); `node` and `what` name it
+/// in the error.
+pub(crate) fn constant_input(
+    model: &TypedModel,
+    input: Option<OutletId>,
+    node: &str,
+    what: &str,
+) -> TractResult<Option<Arc<Tensor>>> {
+    let Some(input) = input else { return Ok(None) };
+    match model.outlet_fact(input)?.konst.clone() {
+        Some(k) => Ok(Some(k)),
+        None => bail!("{node}: {what} is not a constant"),
+    }
+}
+
+/// The scalar `v` of `inputs[0]`'s type, broadcastable to its rank, as the constant
+/// `{name}.{label}`.
+fn scalar(
+    model: &mut TypedModel,
+    inputs: &[OutletId],
+    name: &str,
+    label: &str,
+    v: f32,
+) -> TractResult<OutletId> {
+    let t = broadcast_scalar(v, model, inputs)?;
+    model.add_const(format!("{name}.{label}"), t)
+}
+
 /// Adds our operators to tract-onnx's registry.
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
     crate::onnx_resize::register(reg);
@@ -85,10 +118,7 @@ impl Expansion for Gelu {
     ) -> TractResult<TVec<OutletId>> {
         use tract_onnx::tract_core::ops::math::{add, erf, mul, tanh};
         let x = inputs[0];
-        let mut constant = |label: &str, v: f32| -> TractResult<OutletId> {
-            let t = broadcast_scalar(v, model, inputs)?;
-            model.add_const(format!("{name}.{label}"), t)
-        };
+        let mut constant = |label: &str, v: f32| scalar(model, inputs, name, label, v);
         let half = constant("half", 0.5)?;
         let one = constant("one", 1.0)?;
         let inner = if self.tanh {
@@ -137,8 +167,7 @@ impl Expansion for Mish {
     ) -> TractResult<TVec<OutletId>> {
         use tract_onnx::tract_core::ops::math::{add, exp, ln, mul, tanh};
         let x = inputs[0];
-        let one = broadcast_scalar(1.0, model, inputs)?;
-        let one = model.add_const(format!("{name}.one"), one)?;
+        let one = scalar(model, inputs, name, "one", 1.0)?;
         let e = model.wire_node(format!("{name}.exp"), exp(), &[x])?[0];
         let e1 = model.wire_node(format!("{name}.exp_plus1"), add(), &[e, one])?[0];
         let softplus = model.wire_node(format!("{name}.softplus"), ln(), &[e1])?[0];
@@ -188,14 +217,13 @@ impl Expansion for Dropout {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let konst = |i: usize| -> TractResult<Option<Arc<Tensor>>> {
-            match inputs.get(i) {
-                Some(o) => match model.outlet_fact(*o)?.konst.clone() {
-                    Some(k) => Ok(Some(k)),
-                    None => bail!("Dropout {name}: input {i} is not a constant"),
-                },
-                None => Ok(None),
-            }
+        let konst = |i: usize| {
+            constant_input(
+                model,
+                inputs.get(i).copied(),
+                &format!("Dropout {name}"),
+                &format!("input {i}"),
+            )
         };
         let training = match konst(2)? {
             Some(t) => *t.cast_to::<bool>()?.to_scalar::<bool>()?,

@@ -21,9 +21,7 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-/// tract-onnx's operator builder (its type alias is private).
-type OpBuilder =
-    fn(&ParsingContext<'_>, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+use crate::onnx_ops::{OpBuilder, constant_input};
 
 /// tract's own builder, for `Resize` before opset 11 (whose semantics differ).
 static TRACT_RESIZE: OnceLock<OpBuilder> = OnceLock::new();
@@ -431,13 +429,9 @@ impl Expansion for Resize {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let konst = |i: Option<usize>, what: &str| -> TractResult<Option<Arc<Tensor>>> {
-            let Some(i) = i else { return Ok(None) };
-            match model.outlet_fact(inputs[i])?.konst.clone() {
-                Some(k) => Ok(Some(k)),
-                None => bail!("Resize {name}: {what} is not a constant"),
-            }
-        };
+        let node = format!("Resize {name}");
+        let konst =
+            |i: Option<usize>, what: &str| constant_input(model, i.map(|i| inputs[i]), &node, what);
         let (roi, scales, sizes) = (
             konst(self.roi, "roi")?,
             konst(self.scales, "scales")?,

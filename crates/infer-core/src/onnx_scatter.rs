@@ -11,9 +11,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::tract_ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 
-/// tract-onnx's operator builder (its type alias is private).
-type OpBuilder =
-    fn(&ParsingContext<'_>, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+use crate::onnx_ops::OpBuilder;
 
 static TRACT_ELEMENTS: OnceLock<OpBuilder> = OnceLock::new();
 static TRACT_ND: OnceLock<OpBuilder> = OnceLock::new();
