@@ -40,6 +40,20 @@ fn npy(file: &str) -> Tensor {
     Tensor::Bool(a)
 }
 
+/// Preparing `sub/file` and running it on zeros of `shape` as its input `x` fails, with an
+/// error that names each of `names` (a JSON array of strings).
+fn fails_naming(sub: &str, file: &str, shape: &[usize], names: &serde_json::Value) {
+    let x = Tensor::F32(ArrayD::zeros(IxDyn(shape)));
+    let e = OnnxBackend::new()
+        .prepare(ModelSource::Path(&dir().join(sub).join(file)), Device::Cpu)
+        .and_then(|plan| plan.session()?.run(&[("x", x.view())]))
+        .expect_err(file)
+        .to_string();
+    for name in names.as_array().unwrap() {
+        assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
+    }
+}
+
 /// A case's inputs (`"inputs": {name: file.npy}` of a fixtures JSON), read.
 fn case_inputs(case: &serde_json::Value) -> Vec<(String, Tensor)> {
     case["inputs"]
@@ -193,18 +207,7 @@ fn operators_we_register_match_onnxruntime() {
         assert!(max_abs_diff(&out[0], &want) <= 1e-6, "{file}");
     }
     for (file, names) in meta["refused"].as_object().unwrap() {
-        let x = Tensor::F32(ArrayD::zeros(IxDyn(&[2, 16])));
-        let e = OnnxBackend::new()
-            .prepare(
-                ModelSource::Path(&dir().join("ops").join(file)),
-                Device::Cpu,
-            )
-            .and_then(|plan| plan.session()?.run(&[("x", x.view())]))
-            .expect_err(file)
-            .to_string();
-        for name in names.as_array().unwrap() {
-            assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
-        }
+        fails_naming("ops", file, &[2, 16], names);
     }
 }
 
@@ -881,18 +884,7 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
     }
     // a graph tract panics on (ONNX's test_shape_start_greater_than_end): an error
     for (file, names) in meta["errors"].as_object().unwrap() {
-        let x = Tensor::F32(ArrayD::zeros(IxDyn(&[3, 4, 5])));
-        let e = OnnxBackend::new()
-            .prepare(
-                ModelSource::Path(&dir().join("inexact").join(file)),
-                Device::Cpu,
-            )
-            .and_then(|plan| plan.session()?.run(&[("x", x.view())]))
-            .expect_err(file)
-            .to_string();
-        for name in names.as_array().unwrap() {
-            assert!(e.contains(name.as_str().unwrap()), "{file}: {e}");
-        }
+        fails_naming("inexact", file, &[3, 4, 5], names);
     }
     // wrong at some shapes only (an empty ReduceMax): refused at those, naming the node and
     // the shape; right at the others

@@ -44,6 +44,17 @@ fn output(v: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// The value of the first sample in a Prometheus scrape whose line starts with `name`.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn close(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5)
 }
@@ -271,18 +282,9 @@ async fn concurrent_requests_are_batched_and_get_their_own_rows() {
         .text()
         .await
         .unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let (sum, count) = (
-        value("inferkit_batch_size_sum"),
-        value("inferkit_batch_size_count"),
+        metric(&metrics, "inferkit_batch_size_sum"),
+        metric(&metrics, "inferkit_batch_size_count"),
     );
     assert_eq!(sum, 16.0);
     assert!(
@@ -1043,13 +1045,7 @@ async fn a_model_whose_output_is_not_batched_answers_each_request_alone() {
         .text()
         .await
         .unwrap();
-    let count = metrics
-        .lines()
-        .find(|l| l.starts_with("inferkit_batch_size_count"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .parse::<f64>()
-        .unwrap();
+    let count = metric(&metrics, "inferkit_batch_size_count");
     assert!(
         count < 8.0,
         "8 requests in {count} batches: none shared one, nothing was tested"
