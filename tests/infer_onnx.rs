@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[path = "common/npy.rs"]
+mod npy;
+
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::{
     Backend, DType, Device, Dim, Error, InputProblem, Model, ModelSource, Plan, Registry, Router,
     Tensor, Variant,
 };
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::read_npy;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
@@ -25,19 +27,9 @@ fn prepare(file: &str) -> Arc<dyn Plan> {
         .unwrap()
 }
 
-/// An `.npy` of any element type `ndarray-npy` reads (all but f16/bf16).
+/// A fixture `.npy` of any element type `ndarray-npy` reads.
 fn npy(file: &str) -> Tensor {
-    let p = dir().join(file);
-    macro_rules! try_read {
-        ($($t:ty),*) => {$(
-            if let Ok(a) = read_npy::<_, ArrayD<$t>>(&p) {
-                return a.into();
-            }
-        )*};
-    }
-    try_read!(f32, f64, i64, i32, i16, i8, u64, u32, u16, u8);
-    let a: ArrayD<bool> = read_npy(&p).unwrap();
-    Tensor::Bool(a)
+    npy::read_any(&dir().join(file))
 }
 
 /// Preparing `sub/file` and running it on zeros of `shape` as its input `x` fails, with an

@@ -7,6 +7,8 @@
 use inferkit_serve as app;
 #[path = "common/log.rs"]
 mod log;
+#[path = "common/npy.rs"]
+mod npy;
 #[path = "common/serve_support.rs"]
 #[allow(dead_code)]
 mod serve_support;
@@ -851,16 +853,7 @@ async fn every_integer_width_and_fp64_in_json_and_binary() {
         serde_json::from_str(&std::fs::read_to_string(fixture("dtypes/dtypes.json")).unwrap())
             .unwrap();
     let read = |f: &Value| -> Tensor {
-        let p = fixture(&format!("dtypes/{}", f.as_str().unwrap()));
-        macro_rules! try_read {
-            ($($t:ty),*) => {$(
-                if let Ok(a) = read_npy::<_, ndarray::ArrayD<$t>>(&p) {
-                    return a.into();
-                }
-            )*};
-        }
-        try_read!(f64, i16, i8, u64, u32, u16);
-        read_npy::<_, ndarray::ArrayD<bool>>(&p).unwrap().into()
+        npy::read_any(&fixture(&format!("dtypes/{}", f.as_str().unwrap())))
     };
     let name = |t: &Tensor| match t.dtype() {
         inferkit::infer_core::DType::F64 => "FP64",
