@@ -1,8 +1,13 @@
 //! Runs an ONNX model once on inputs read from `.npy` files.
 //!
 //! ```text
-//! cargo run --release --example run_onnx -- MODEL.onnx --input NAME=FILE.npy… --out DIR [--threads N]
+//! cargo run --release --example run_onnx -- MODEL.onnx --input NAME=FILE.npy… --out DIR \
+//!     [--threads N] [--backend tract|ort]
 //! ```
+//!
+//! `--backend tract` (the default) is the pure-Rust ONNX backend; `--backend ort` is
+//! onnxruntime through the `ort` crate, loading the library from `ORT_DYLIB_PATH`, else the one
+//! `scripts/fetch-models.sh` puts in `.cache/models/onnxruntime/`, else the system loader's.
 //!
 //! Prints the model's descriptor as one JSON line, runs it (on N threads at once through one
 //! shared plan when `--threads N`, checking they agree), writes each output as
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use inferkit::infer_core::onnx::OnnxBackend;
+use inferkit::infer_core::ort::OrtBackend;
 use inferkit::infer_core::{Backend, DType, Device, Model, ModelSource, Tensor};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
@@ -24,7 +30,10 @@ struct Args {
     inputs: Vec<(String, PathBuf)>,
     out: PathBuf,
     threads: usize,
+    backend: String,
 }
+
+const USAGE: &str = "usage: run_onnx MODEL.onnx --input NAME=FILE.npy… --out DIR [--threads N] [--backend tract|ort]";
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -32,6 +41,7 @@ fn parse() -> Result<Args, String> {
     let mut inputs = Vec::new();
     let mut out = None;
     let mut threads = 1;
+    let mut backend = "tract".to_string();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--input" => {
@@ -50,17 +60,23 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--threads: {e}"))?
                     .max(1)
             }
+            "--backend" => {
+                backend = it.next().ok_or("--backend needs tract or ort")?;
+                if backend != "tract" && backend != "ort" {
+                    return Err(format!("--backend {backend}: expected tract or ort"));
+                }
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if model.is_none() => model = Some(PathBuf::from(s)),
             s => return Err(format!("unexpected argument {s}")),
         }
     }
     Ok(Args {
-        model: model
-            .ok_or("usage: run_onnx MODEL.onnx --input NAME=FILE.npy… --out DIR [--threads N]")?,
+        model: model.ok_or(USAGE)?,
         inputs,
         out: out.ok_or("--out DIR is required")?,
         threads,
+        backend,
     })
 }
 
@@ -97,17 +113,29 @@ fn write_any(path: &Path, t: &Tensor) -> Result<(), String> {
         Tensor::U16(a) => write_npy(path, a),
         Tensor::U8(a) => write_npy(path, a),
         Tensor::Bool(a) => write_npy(path, a),
-        // f16 as f32, exactly (every f16 is an f32)
+        // f16 and bf16 as f32, exactly (every one is an f32)
         Tensor::F16(a) => write_npy(path, &a.mapv(f32::from)),
+        Tensor::BF16(a) => write_npy(path, &a.mapv(f32::from)),
         other => return Err(format!("cannot write an output of dtype {}", other.dtype())),
     };
     r.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let plan = OnnxBackend::new()
-        .prepare(ModelSource::Path(&args.model), Device::Cpu)
-        .map_err(|e| e.to_string())?;
+    let source = ModelSource::Path(&args.model);
+    let plan = match args.backend.as_str() {
+        "ort" => {
+            let fetched = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".cache/models/onnxruntime/capi/libonnxruntime.so.1.32.0");
+            let mut backend = OrtBackend::new();
+            if std::env::var_os("ORT_DYLIB_PATH").is_none() && fetched.exists() {
+                backend = backend.with_library(fetched);
+            }
+            backend.prepare(source, Device::Cpu)
+        }
+        _ => OnnxBackend::new().prepare(source, Device::Cpu),
+    }
+    .map_err(|e| e.to_string())?;
     println!(
         "{}",
         serde_json::to_string(plan.descriptor()).map_err(|e| e.to_string())?

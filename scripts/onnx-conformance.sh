@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ONNX's backend node tests through inferkit's ONNX backend and onnxruntime, per operator:
+# ONNX's backend node tests through inferkit's two ONNX backends (run_onnx --backend tract|ort)
+# and onnxruntime's Python API, per operator:
 # writes docs/onnx-conformance.md (see scripts/onnx_conformance.py). A few minutes here.
 # `run_onnx` is the dev-profile build that `cargo test` makes (dependencies optimised; the
 # answers are the release build's), which CI's gate runs too.

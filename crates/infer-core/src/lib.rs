@@ -38,6 +38,8 @@ mod onnx_ops;
 mod onnx_resize;
 #[cfg(feature = "onnx")]
 mod onnx_scatter;
+#[cfg(feature = "ort")]
+pub mod ort;
 mod registry;
 mod router;
 mod spec;
