@@ -1,8 +1,10 @@
 //! The native CPU backend against onnxruntime and PyTorch, measured by
 //! scripts/anchors/models.py in the same run (target/bench-data/anchors-models.json):
 //! EfficientNet-Lite0 batch 1 (latency) and 32 (throughput), MiniLM batch 32 × 128 tokens,
-//! one thread and two; tract (the ONNX backend) on EfficientNet when the exported model is
-//! there. The table also gives each model's GFLOP/s and its fraction of the measured sgemm
+//! one thread and two. The ONNX backends — tract and onnxruntime through the `ort` crate
+//! (`ORT_DYLIB_PATH`, else the library scripts/fetch-models.sh fetched) — on the exported
+//! EfficientNet and MiniLM and on a held-back transformer (scripts/anchors/models.py exports
+//! them), where the files are there, against onnxruntime's Python API. The table also gives each model's GFLOP/s and its fraction of the measured sgemm
 //! peak (PyTorch's 2048³ from scripts/bench-gemm.sh, and the `gemm` crate's when
 //! benches/gemm.rs has run).
 //!
@@ -20,8 +22,9 @@ mod common;
 use common::{anchors, median, ratio};
 use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
 use inferkit::infer_core::onnx::OnnxBackend;
+use inferkit::infer_core::ort::OrtBackend;
 use inferkit::infer_core::{Backend, Device, ModelSource, Plan, Session};
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array3, Array4};
 
 /// Multiply-adds of EfficientNet-Lite0 per 224² image (convolutions and the classifier).
 const EFFNET_MACS: f64 = 385.0e6;
@@ -38,6 +41,45 @@ fn input(batch: usize) -> Array4<f32> {
 fn minilm_macs(batch: usize, seq: usize) -> f64 {
     let (t, h, f) = ((batch * seq) as f64, 384.0, 1536.0);
     6.0 * (t * (4.0 * h * h + 2.0 * h * f) + 2.0 * batch as f64 * (seq * seq) as f64 * h)
+}
+
+/// Sessions of `file` on the ONNX backends, where it exists: tract (one thread: tract 0.21
+/// runs on one) and ort on one and two intra-op threads.
+struct OnnxSessions {
+    tract: Box<dyn Session>,
+    ort: Option<Box<dyn Session>>,
+    ort2: Option<Box<dyn Session>>,
+}
+
+fn onnx_sessions(file: &Path) -> Option<OnnxSessions> {
+    if !file.exists() {
+        return None;
+    }
+    let tract = OnnxBackend::new()
+        .prepare(ModelSource::Path(file), Device::Cpu)
+        .unwrap()
+        .session()
+        .unwrap();
+    let fetched = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".cache/models/onnxruntime/capi/libonnxruntime.so.1.32.0");
+    let ort = |threads: usize| {
+        let mut b = OrtBackend::new().with_threads(threads);
+        if std::env::var_os("ORT_DYLIB_PATH").is_none() && fetched.exists() {
+            b = b.with_library(&fetched);
+        }
+        match b.prepare(ModelSource::Path(file), Device::Cpu) {
+            Ok(plan) => Some(plan.session().unwrap()),
+            Err(e) => {
+                eprintln!("ort backend left out: {e}");
+                None
+            }
+        }
+    };
+    Some(OnnxSessions {
+        tract,
+        ort: ort(1),
+        ort2: ort(2),
+    })
 }
 
 fn main() {
@@ -57,12 +99,10 @@ fn main() {
     let minilm2 = MiniLm::load(&minilm_dir)
         .ok()
         .map(|m| m.with_threads(2).unwrap());
-    let mut tract: Option<Box<dyn Session>> = onnx.exists().then(|| {
-        let plan = OnnxBackend::new()
-            .prepare(ModelSource::Path(&onnx), Device::Cpu)
-            .unwrap();
-        plan.session().unwrap()
-    });
+    let mut eff_onnx = onnx_sessions(&onnx);
+    let mut minilm_onnx = onnx_sessions(&minilm_dir.join("minilm-embed.onnx"));
+    let mut heldback =
+        onnx_sessions(&root.join(".cache/models/heldback-transformer/transformer.onnx"));
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
@@ -80,10 +120,9 @@ fn main() {
                 b.iter(|| black_box(eff2.run(&[("images", (&x).into())]).unwrap()))
             });
         }
-        if let Some(session) = tract.as_mut() {
-            g.bench_function(format!("tract_efficientnet_b{batch}"), |b| {
-                b.iter(|| black_box(session.run(&[("images", (&x).into())]).unwrap()))
-            });
+        if let Some(o) = eff_onnx.as_mut() {
+            let inputs = [("images", (&x).into())];
+            onnx_benches(&mut g, o, &format!("efficientnet_b{batch}"), &inputs);
         }
     }
     // token ids as the anchor draws them: [CLS] … [SEP], every token real
@@ -102,9 +141,47 @@ fn main() {
             );
         }
     }
+    if let Some(o) = minilm_onnx.as_mut() {
+        let inputs = [
+            ("input_ids", (&ids).into()),
+            ("attention_mask", (&mask).into()),
+        ];
+        onnx_benches(
+            &mut g,
+            o,
+            &format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
+            &inputs,
+        );
+    }
+    if let Some(o) = heldback.as_mut() {
+        let x = Array3::<f32>::from_shape_fn((8, 128, 256), |(b, s, d)| {
+            ((b * 31 + s * 7 + d) % 23) as f32 / 23.0 - 0.5
+        });
+        g.throughput(Throughput::Elements(8));
+        onnx_benches(&mut g, o, "heldback_b8_s128", &[("x", (&x).into())]);
+    }
     g.finish();
     c.final_summary();
     report();
+}
+
+/// `tract_<what>`, `ort_<what>` and `ort_<what>_t2` on `inputs`.
+fn onnx_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    o: &mut OnnxSessions,
+    what: &str,
+    inputs: &[(&str, inferkit::infer_core::TensorView<'_>)],
+) {
+    g.bench_function(format!("tract_{what}"), |b| {
+        b.iter(|| black_box(o.tract.run(inputs).unwrap()))
+    });
+    for (suffix, session) in [("", &mut o.ort), ("_t2", &mut o.ort2)] {
+        if let Some(session) = session {
+            g.bench_function(format!("ort_{what}{suffix}"), |b| {
+                b.iter(|| black_box(session.run(inputs).unwrap()))
+            });
+        }
+    }
 }
 
 fn report() {
@@ -212,10 +289,49 @@ fn report() {
             &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2")
         )
     );
-    let tract = median("infer", "tract_efficientnet_b1");
     println!(
-        "tract (ONNX backend) EfficientNet b1: {} ({} of onnxruntime's time)",
-        tract.map_or("-".into(), |v| format!("{:.2} ms", v * 1e3)),
-        ratio(tract, get("ort_eff_b1_t1_s"), 2)
+        "\nONNX backends vs onnxruntime's Python API {} (same library, same run); medians  ",
+        a.get("onnxruntime").and_then(|v| v.as_str()).unwrap_or("?"),
     );
+    println!(
+        "| model | threads | tract | ort backend | onnxruntime (Python) | ort backend / Python time | tract / Python time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mb = format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}");
+    let onnx_rows: [(&str, &str, &str, usize); 7] = [
+        ("EfficientNet-Lite0 b1", "efficientnet_b1", "eff_b1", 1),
+        ("EfficientNet-Lite0 b32", "efficientnet_b32", "eff_b32", 1),
+        ("EfficientNet-Lite0 b32", "efficientnet_b32", "eff_b32", 2),
+        ("MiniLM b32×128", &mb, &mb, 1),
+        ("MiniLM b32×128", &mb, &mb, 2),
+        (
+            "held-back transformer b8×128",
+            "heldback_b8_s128",
+            "heldback_b8_s128",
+            1,
+        ),
+        (
+            "held-back transformer b8×128",
+            "heldback_b8_s128",
+            "heldback_b8_s128",
+            2,
+        ),
+    ];
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2} ms", v * 1e3));
+    for (label, id, anchor, threads) in onnx_rows {
+        let tract = (threads == 1)
+            .then(|| median("infer", &format!("tract_{id}")))
+            .flatten();
+        let suffix = if threads == 2 { "_t2" } else { "" };
+        let ort = median("infer", &format!("ort_{id}{suffix}"));
+        let py = get(&format!("ort_{anchor}_t{threads}_s"));
+        println!(
+            "| {label} | {threads} | {} | {} | {} | {} | {} |",
+            ms(tract),
+            ms(ort),
+            ms(py),
+            ratio(ort, py, 3),
+            ratio(tract, py, 2)
+        );
+    }
 }

@@ -8,7 +8,9 @@ ONNX (BERT encoder + mean pooling + L2 normalisation, dynamic batch and sequence
 Writes target/bench-data/anchors-models.json: medians after warm-up.
 
 EfficientNet-Lite0: batch 1 (latency) and 32; MiniLM: batch 32 × 128 tokens, all real
-tokens (the shape the issue names).
+tokens (the shape the issue names); a held-back transformer (PyTorch's nn.TransformerEncoder,
+4 layers of width 256, random weights of a fixed seed, exported once with dynamic batch and
+sequence: a model no part of inferkit was tuned on), batch 8 × 128, onnxruntime only.
 """
 import json
 import pathlib
@@ -29,6 +31,7 @@ CACHE = ROOT / ".cache" / "models"
 EFF_ONNX = CACHE / "efficientnet-lite0" / "efficientnet-lite0.onnx"
 MINILM = CACHE / "all-MiniLM-L6-v2"
 MINILM_ONNX = MINILM / "minilm-embed.onnx"
+HELDBACK_ONNX = CACHE / "heldback-transformer" / "transformer.onnx"
 
 
 def median_time(f, runs, warm=3):
@@ -74,6 +77,23 @@ def export_minilm(model):
             "attention_mask": {0: "batch", 1: "sequence"},
             "sentence_embedding": {0: "batch"},
         },
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def export_heldback():
+    torch.manual_seed(20261207)
+    layer = torch.nn.TransformerEncoderLayer(256, 4, dim_feedforward=1024, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 4, enable_nested_tensor=False).eval()
+    HELDBACK_ONNX.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 16, 256),),
+        str(HELDBACK_ONNX),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch", 1: "sequence"}, "y": {0: "batch", 1: "sequence"}},
         opset_version=17,
         dynamo=False,
     )
@@ -132,6 +152,13 @@ def main():
         it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
         with torch.inference_mode():
             out[f"torch_minilm_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: model(it, mt), 10)
+    # the held-back transformer
+    if not HELDBACK_ONNX.exists():
+        export_heldback()
+    x = rng.standard_normal((8, 128, 256)).astype(np.float32)
+    for threads in (1, 2):
+        sess = ort_session(HELDBACK_ONNX, threads)
+        out[f"ort_heldback_b8_s128_t{threads}_s"] = median_time(lambda: sess.run(None, {"x": x}), 20)
     for k, v in out.items():
         if k.endswith("_s"):
             print(f"{k}: {v * 1e3:.2f} ms")
