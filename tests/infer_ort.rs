@@ -106,8 +106,9 @@ fn check_case(sub: &str, file: &str, inputs: &serde_json::Value, outputs: &serde
 
 /// Every fixture of tests/infer_onnx.rs that has onnxruntime's answer: the small models, the
 /// element types (exactly), shapes and axes given at run time, the operators the tract
-/// backend registers, the layers tract runs right, and PyTorch's transformer encoder at each
-/// of its shapes.
+/// backend registers, the layers tract runs right, PyTorch's transformer encoder at each of
+/// its shapes, and torchvision's MobileNetV3/ResNet and recurrent models exported with
+/// symbolic dims.
 #[test]
 fn every_fixture_matches_onnxruntimes_python_api() {
     let mut n = 0;
@@ -174,7 +175,16 @@ fn every_fixture_matches_onnxruntimes_python_api() {
         );
         n += 1;
     }
-    assert_eq!(n, 8 + 5 + 12 + 5 + 5);
+    for case in json("exports/exports.json")["cases"].as_array().unwrap() {
+        check_case(
+            "exports/",
+            case["model"].as_str().unwrap(),
+            &case["inputs"],
+            &case["outputs"],
+        );
+        n += 1;
+    }
+    assert_eq!(n, 8 + 5 + 12 + 6 + 5 + 8);
 }
 
 /// The graphs the tract backend refuses rather than answer wrongly (a recurrent layer run in
@@ -213,7 +223,17 @@ fn the_descriptor_is_the_tract_backends() {
     let mut files: Vec<String> = (json("cases.json")["cases"].as_array().unwrap().iter())
         .map(|c| c["model"].as_str().unwrap().to_owned())
         .collect();
-    files.extend(["dtypes/dtypes.onnx", "transformer.onnx"].map(String::from));
+    files.extend(
+        [
+            "dtypes/dtypes.onnx",
+            "transformer.onnx",
+            "exports/mobilenet_v3_small.onnx",
+            "exports/resnet.onnx",
+            "exports/lstm.onnx",
+            "exports/gru_bidirectional.onnx",
+        ]
+        .map(String::from),
+    );
     files.dedup();
     for file in files {
         let ort = prepare(&file);

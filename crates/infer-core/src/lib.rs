@@ -33,6 +33,8 @@ mod error;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 #[cfg(feature = "onnx")]
+mod onnx_gru;
+#[cfg(feature = "onnx")]
 mod onnx_ops;
 #[cfg(feature = "onnx")]
 mod onnx_resize;

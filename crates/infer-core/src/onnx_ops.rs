@@ -55,6 +55,7 @@ fn scalar(
 
 /// Adds our operators to tract-onnx's registry.
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
+    crate::onnx_gru::register(reg);
     crate::onnx_resize::register(reg);
     crate::onnx_scatter::register(reg);
     reg.insert("Gelu", gelu);
