@@ -14,6 +14,19 @@ pub enum ModelSource<'a> {
     Bytes(&'a [u8]),
 }
 
+#[cfg(any(feature = "onnx", feature = "ort"))]
+impl ModelSource<'_> {
+    /// The name a model gets when none is given: its file's stem, else `model`.
+    pub(crate) fn default_name(&self) -> String {
+        match self {
+            ModelSource::Path(p) => p
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            ModelSource::Bytes(_) => "model".into(),
+        }
+    }
+}
+
 /// Something that turns model files into runnable plans for a device.
 pub trait Backend {
     /// The backend's name (`onnx`, …).

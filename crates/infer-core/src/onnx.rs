@@ -101,13 +101,7 @@ impl Backend for OnnxBackend {
                 reason: "the ONNX backend (tract) runs on the CPU only".into(),
             });
         }
-        let default_name = match source {
-            ModelSource::Path(p) => p
-                .file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
-            ModelSource::Bytes(_) => "model".into(),
-        };
-        let name = self.name.clone().unwrap_or(default_name);
+        let name = self.name.clone().unwrap_or_else(|| source.default_name());
         let mut onnx = tract_onnx::onnx();
         crate::onnx_ops::register(&mut onnx.op_register);
         let (proto, dir) = match source {

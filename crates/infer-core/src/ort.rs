@@ -211,13 +211,7 @@ impl Backend for OrtBackend {
     }
 
     fn prepare(&self, source: ModelSource<'_>, device: Device) -> Result<Arc<dyn Plan>> {
-        let default_name = match source {
-            ModelSource::Path(p) => p
-                .file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
-            ModelSource::Bytes(_) => "model".into(),
-        };
-        let name = self.name.clone().unwrap_or(default_name);
+        let name = self.name.clone().unwrap_or_else(|| source.default_name());
         let library = self.library();
         let environment = environment(&library, &name)?;
         let source = match source {
@@ -237,38 +231,27 @@ impl Backend for OrtBackend {
             threads: self.threads,
             environment,
             source,
-            descriptor: None,
         });
         let first = inner.open()?;
         let descriptor = describe(&first, &inner.name, &self.version, device, &library)?;
-        let inner = Arc::new(Inner {
-            descriptor: Some(descriptor),
-            ..Arc::into_inner(inner).expect("no session keeps the plan yet")
-        });
         Ok(Arc::new(OrtPlan {
             inner,
+            descriptor: Arc::new(descriptor),
             first: Mutex::new(Some(first)),
         }))
     }
 }
 
+/// What a plan opens its sessions from.
 struct Inner {
     name: String,
     device: Device,
     threads: usize,
     environment: Environment,
     source: Source,
-    /// `None` only while the first session is opened.
-    descriptor: Option<ModelDescriptor>,
 }
 
 impl Inner {
-    fn descriptor(&self) -> &ModelDescriptor {
-        self.descriptor
-            .as_ref()
-            .expect("a plan is made with its descriptor")
-    }
-
     /// A new onnxruntime session of the model for this plan's device.
     fn open(&self) -> Result<OrtSessionHandle> {
         let name = self.name.as_str();
@@ -400,6 +383,7 @@ fn describe(
 /// A prepared onnxruntime model.
 struct OrtPlan {
     inner: Arc<Inner>,
+    descriptor: Arc<ModelDescriptor>,
     /// The session opened at prepare time (to check the model), for the first worker.
     first: Mutex<Option<OrtSessionHandle>>,
 }
@@ -415,7 +399,7 @@ impl std::fmt::Debug for OrtPlan {
 
 impl Plan for OrtPlan {
     fn descriptor(&self) -> &ModelDescriptor {
-        self.inner.descriptor()
+        &self.descriptor
     }
 
     fn device(&self) -> Device {
@@ -429,7 +413,7 @@ impl Plan for OrtPlan {
             None => self.inner.open()?,
         };
         Ok(Box::new(OrtSession {
-            plan: Arc::clone(&self.inner),
+            descriptor: Arc::clone(&self.descriptor),
             session,
         }))
     }
@@ -438,14 +422,14 @@ impl Plan for OrtPlan {
 /// One worker's onnxruntime session (which holds the device's context: onnxruntime's
 /// CUDA stream and allocator for a GPU) for the worker's life.
 struct OrtSession {
-    plan: Arc<Inner>,
+    descriptor: Arc<ModelDescriptor>,
     session: OrtSessionHandle,
 }
 
 impl std::fmt::Debug for OrtSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OrtSession")
-            .field("model", &self.plan.name)
+            .field("model", &self.descriptor.name)
             .finish_non_exhaustive()
     }
 }
@@ -532,11 +516,11 @@ fn from_ort(v: &DynValue, model: &str, output: &str) -> Result<Tensor> {
 
 impl Session for OrtSession {
     fn descriptor(&self) -> &ModelDescriptor {
-        self.plan.descriptor()
+        &self.descriptor
     }
 
     fn run(&mut self, inputs: &[(&str, TensorView<'_>)]) -> Result<Vec<Tensor>> {
-        let d = self.plan.descriptor();
+        let d = &*self.descriptor;
         let (ordered, _dynamic) = d.validate(inputs)?;
         let values = (d.inputs.iter().zip(&ordered))
             .map(|(spec, view)| {
