@@ -4,6 +4,9 @@
 //! Parquet (snappy, and zstd at level 1; row groups of 131,072) and CSV, under
 //! target/bench-data/. Parquet (`read_parquet_matrix`) on one thread and on two (row groups
 //! handed to threads as they free up), the zstd file on one, CSV on one;
+//! a mixed CSV of the same row count (an id, 4 f64, 2 i64, 2 bool columns with 5% empty
+//! fields each, a quoted text column with commas, quotes and line breaks, a category
+//! column) to a matrix of its 9 number and bool columns, nulls filled with 0, on one thread;
 //! then typed rows from the same data in memory — the derived `FromRecordBatch`, a
 //! hand-written column loop and the dynamic by-name path. pyarrow + numpy and polars
 //! (scripts/anchors/tables.py, target/bench-data/anchors-tables.json) in the same run.
@@ -141,6 +144,74 @@ fn generate(n: usize) -> (PathBuf, PathBuf, PathBuf) {
     (pq, zstd, csv)
 }
 
+/// The columns of the mixed CSV that go into its matrix.
+fn mixed_columns() -> Vec<String> {
+    let mut c = vec!["id".to_string()];
+    c.extend((0..4).map(|i| format!("x{i}")));
+    c.extend((0..2).map(|i| format!("n{i}")));
+    c.extend((0..2).map(|i| format!("flag{i}")));
+    c
+}
+
+/// Writes the mixed CSV (once per row count): numbers, bools, quoted text with commas,
+/// doubled quotes and line breaks, and 5% empty fields in every column but `id`.
+fn generate_mixed(n: usize) -> PathBuf {
+    let path = bench_dir().join(format!("table_{n}_mixed_v1.csv"));
+    if path.exists() {
+        return path;
+    }
+    let h = |r: usize, c: usize| {
+        let mut z = (r as u64 * 32 + c as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let null = |r: usize, c: usize| h(r, c + 16) % 100 < 5;
+    let mut w = csv::Writer::from_path(&path).unwrap();
+    let mut header = mixed_columns();
+    header.extend(["text".to_string(), "category".to_string()]);
+    w.write_record(&header).unwrap();
+    let mut rec: Vec<String> = Vec::with_capacity(header.len());
+    for r in 0..n {
+        rec.clear();
+        rec.push(r.to_string());
+        for c in 0..4 {
+            rec.push(if null(r, c) {
+                String::new()
+            } else {
+                format!(
+                    "{}",
+                    (h(r, c) >> 11) as f64 / (1u64 << 53) as f64 * 100.0 - 50.0
+                )
+            });
+        }
+        for c in 4..6 {
+            rec.push(if null(r, c) {
+                String::new()
+            } else {
+                ((h(r, c) % 2_000_001) as i64 - 1_000_000).to_string()
+            });
+        }
+        for c in 6..8 {
+            rec.push(if null(r, c) {
+                String::new()
+            } else {
+                (h(r, c) % 2 == 0).to_string()
+            });
+        }
+        rec.push(match h(r, 8) % 4 {
+            0 => String::new(),
+            1 => format!("item {r}, size {}", h(r, 9) % 50),
+            2 => format!("said \"hello\" to {r}"),
+            _ => format!("line one of {r}\nline two"),
+        });
+        rec.push(["red", "green", "blue"][(h(r, 10) % 3) as usize].to_string());
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
 fn features() -> Features {
     Features::new(numeric()).with_nulls("f64_0", Nulls::Fill(0.0))
 }
@@ -231,6 +302,12 @@ fn dynamic(b: &RecordBatch) -> Vec<[f64; 16]> {
 fn main() {
     let n = rows();
     let (pq, zstd, csv) = generate(n);
+    let mixed = generate_mixed(n);
+    let mixed_features = mixed_columns()
+        .into_iter()
+        .fold(Features::new(mixed_columns()), |f, c| {
+            f.with_nulls(&c, Nulls::Fill(0.0))
+        });
     let pool = BufferPool::new(4);
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -251,6 +328,13 @@ fn main() {
     g.bench_function("csv_matrix_t1", |b| {
         b.iter(|| {
             let m = read_csv_matrix(&csv, &CsvOptions::default(), &features(), &pool).unwrap();
+            black_box(m)
+        })
+    });
+    g.bench_function("csv_mixed_matrix_t1", |b| {
+        b.iter(|| {
+            let m =
+                read_csv_matrix(&mixed, &CsvOptions::default(), &mixed_features, &pool).unwrap();
             black_box(m)
         })
     });
@@ -352,6 +436,12 @@ fn report(n: usize) {
         "csv_matrix_t1",
         "pyarrow_csv_t1_s",
         "polars_csv_t1_s",
+    );
+    row(
+        "CSV mixed (9 of 11 columns: numbers, bools; quoted text; 5% nulls), 1 thread",
+        "csv_mixed_matrix_t1",
+        "pyarrow_csv_mixed_t1_s",
+        "polars_csv_mixed_t1_s",
     );
     row(
         "CSV through arrow RecordBatches, 1 thread",
