@@ -7,7 +7,8 @@ got wrong or lacked — linear half-pixel upsampling (wrong at the borders), PyT
 bilinear export (`pytorch_half_pixel`), cubic, antialiased downsampling, nearest `ceil`,
 `tf_crop_and_resize` with extrapolation, `axes` with `keep_aspect_ratio_policy` — with
 `scales`/`sizes` as initializers and, for one, as a graph input given at run time; and
-`Dropout` in training mode with a ratio of 0.5, which is refused (it drops at random).
+`Dropout` in training mode with a ratio of 0.5, which is refused (it drops at random); and
+a `Range` over the input's length compared with an int64 constant (`range_mask`).
 
 Run: scripts/pyvenv.sh onnx-dtypes onnx onnxruntime numpy -- scripts/make_op_onnx_fixtures.py
 Writes tests/fixtures/onnx/ops/{<name>.onnx, <name>.x.npy, <name>.y.npy, ops.json}.
@@ -31,11 +32,28 @@ def dropout(training):
             [ratio, mode], [helper.make_tensor_value_info("mask", T.BOOL, ["n", 16])])
 
 
+def range_mask():
+    """y = x · (position ≥ 3), the positions a `Range` over the input's own length (shape
+    arithmetic, as transformers' BERT export computes position ids) compared with an int64
+    constant: tract 0.21 failed `Impossible to unify TDim with I64`."""
+    scalar = lambda name, v: helper.make_tensor(name, T.INT64, [], [v])  # noqa: E731
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], name="shape_0"),
+        helper.make_node("Gather", ["s", "axis1"], ["t"], name="gather_0", axis=0),
+        helper.make_node("Range", ["zero", "t", "one"], ["pos"], name="range_0"),
+        helper.make_node("GreaterOrEqual", ["pos", "three"], ["keep"], name="ge_0"),
+        helper.make_node("Cast", ["keep"], ["keepf"], name="cast_0", to=T.FLOAT),
+        helper.make_node("Mul", ["x", "keepf"], ["y"], name="mul_0"),
+    ]
+    return nodes, [scalar("axis1", 1), scalar("zero", 0), scalar("one", 1), scalar("three", 3)], []
+
+
 MODELS = {
     "gelu_none": ([helper.make_node("Gelu", ["x"], ["y"], name="gelu_0", approximate="none")], [], [], 20),
     "gelu_tanh": ([helper.make_node("Gelu", ["x"], ["y"], name="gelu_0", approximate="tanh")], [], [], 20),
     "mish": ([helper.make_node("Mish", ["x"], ["y"], name="mish_0")], [], [], 18),
     "dropout": (*dropout(False), 13),
+    "range_mask": (*range_mask(), 13),
 }
 
 def resize(name, x_shape, inputs, **attrs):

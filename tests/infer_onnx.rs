@@ -170,7 +170,7 @@ fn shapes_and_axes_given_at_run_time_match_onnxruntime() {
 
 /// Operators tract 0.21 lacks or gets wrong, registered by the ONNX backend (`Gelu`, both
 /// approximations, `Mish`, `Dropout` with its inputs and mask, `Resize` in eight of its
-/// modes; scripts/make_op_onnx_fixtures.py):
+/// modes, a `Range` over shape arithmetic; scripts/make_op_onnx_fixtures.py):
 /// onnxruntime's outputs within 1e-6; a training-mode `Dropout` is refused by name.
 #[test]
 fn operators_we_register_match_onnxruntime() {
@@ -178,7 +178,7 @@ fn operators_we_register_match_onnxruntime() {
         serde_json::from_str(&std::fs::read_to_string(dir().join("ops/ops.json")).unwrap())
             .unwrap();
     let cases = meta["cases"].as_object().unwrap();
-    assert_eq!(cases.len(), 12);
+    assert_eq!(cases.len(), 13);
     for (file, io) in cases {
         let plan = prepare(&format!("ops/{file}"));
         let x = npy(&format!("ops/{}", io["x"].as_str().unwrap()));

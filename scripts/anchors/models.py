@@ -95,7 +95,10 @@ def export_heldback():
         output_names=["y"],
         dynamic_axes={"x": {0: "batch", 1: "sequence"}, "y": {0: "batch", 1: "sequence"}},
         opset_version=17,
-        dynamo=False,
+        # torch's default exporter: the TorchScript one bakes the traced sequence length into
+        # the attention's Reshape (tests/infer_onnx.rs, transformer_legacy)
+        dynamo=True,
+        external_data=False,
     )
 
 

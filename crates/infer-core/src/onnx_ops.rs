@@ -59,6 +59,7 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
     crate::onnx_resize::register(reg);
     crate::onnx_scatter::register(reg);
     reg.insert("Gelu", gelu);
+    reg.insert("Range", |_, _| Ok((expand(Range), vec![])));
     reg.insert("Mish", |_, _| Ok((expand(Mish), vec![])));
     reg.insert("Dropout", |_, node| {
         let mask = node.output.get(1).is_some_and(|o| !o.is_empty());
@@ -254,5 +255,79 @@ impl Expansion for Dropout {
             out.push(model.add_const(format!("{name}.mask"), mask.into_arc_tensor())?);
         }
         Ok(out)
+    }
+}
+
+/// ONNX `Range`, typed as the ONNX type of its bounds (int64 for shape arithmetic, which
+/// tract holds as TDim).
+#[derive(Debug, Clone)]
+struct Range;
+
+/// The element type of a range over `types`: their common type, with tract's TDim (shape
+/// arithmetic) as the int64 ONNX has there.
+fn range_type(types: impl IntoIterator<Item = DatumType>) -> TractResult<DatumType> {
+    let dt = DatumType::super_type_for(types).context("Range: bounds of no common type")?;
+    Ok(if dt == DatumType::TDim {
+        DatumType::I64
+    } else {
+        dt
+    })
+}
+
+impl Expansion for Range {
+    fn name(&self) -> Cow<'_, str> {
+        "Range".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 3)?;
+        check_output_arity(outputs, 1)?;
+        s.given_3(
+            &inputs[0].datum_type,
+            &inputs[1].datum_type,
+            &inputs[2].datum_type,
+            move |s, a, b, c| s.equals(range_type([a, b, c])?, &outputs[0].datum_type),
+        )?;
+        for i in inputs {
+            s.equals(&i.rank, 0)?;
+        }
+        s.equals(&outputs[0].rank, 1)?;
+        s.given_3(
+            &inputs[0].value,
+            &inputs[1].value,
+            &inputs[2].value,
+            move |s, start, limit, delta| {
+                let (start, limit) = (start.cast_to::<TDim>()?, limit.cast_to::<TDim>()?);
+                let delta = delta.cast_to::<i64>()?;
+                let len = (limit.to_scalar::<TDim>()?.clone() - start.to_scalar::<TDim>()?)
+                    .divceil(*delta.to_scalar::<i64>()? as _);
+                s.equals(&outputs[0].shape[0], len)
+            },
+        )
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let types = inputs
+            .iter()
+            .map(|o| Ok(model.outlet_fact(*o)?.datum_type))
+            .collect::<TractResult<Vec<_>>>()?;
+        let dt = range_type(types)?;
+        let inputs = tract_onnx::tract_core::ops::cast::wire_cast(name, model, inputs, dt)?;
+        let len = model.symbols.new_with_prefix("range");
+        model.wire_node(
+            name,
+            tract_onnx::tract_core::ops::array::Range::new(len.into()),
+            &inputs,
+        )
     }
 }
