@@ -255,9 +255,11 @@ impl Inner {
     /// A new onnxruntime session of the model for this plan's device.
     fn open(&self) -> Result<OrtSessionHandle> {
         let name = self.name.as_str();
+        // every graph optimisation, as onnxruntime's Python API does by default (`ort`'s
+        // `Level3` is ORT_ENABLE_LAYOUT, not ORT_ENABLE_ALL)
         let mut builder = SessionBuilder::new(&self.environment)
             .map_err(ort_error(name, "making session options"))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort_error(name, "setting the optimisation level"))?;
         if self.threads > 0 {
             builder = builder
