@@ -46,7 +46,7 @@ def to_matrix(table, cols=COLS):
     for j, c in enumerate(cols):
         col = table[c]
         if col.null_count:
-            col = col.fill_null(0)
+            col = col.fill_null(False if pa.types.is_boolean(col.type) else 0)
         out[:, j] = col.to_numpy()
     return out
 
