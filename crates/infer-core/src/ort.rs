@@ -174,8 +174,8 @@ fn environment(path: &Path, model: &str) -> Result<Environment> {
         model: model.into(),
         message: format!(
             "loading onnxruntime: {e} (give the library with ORT_DYLIB_PATH or \
-             OrtBackend::with_library; the `onnxruntime` pip wheel has one in \
-             onnxruntime/capi/, scripts/fetch-models.sh puts one in .cache/models/onnxruntime/)"
+             OrtBackend::with_library: the `onnxruntime` pip wheel has one in \
+             onnxruntime/capi/)"
         ),
         source: Some(Box::new(e)),
     })?;
