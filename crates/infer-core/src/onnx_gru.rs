@@ -201,12 +201,13 @@ impl EvalOp for Gru {
         let r = inputs[2]
             .to_array_view::<f32>()?
             .into_dimensionality::<Ix3>()?;
-        let (steps, batch, _) = x.dim();
+        let (steps, batch, input) = x.dim();
         let dirs = self.reverse.len();
         let h = r.shape()[2];
         ensure!(
-            w.shape()[0] == dirs && r.shape()[0] == dirs && w.shape()[1] == 3 * h,
-            "GRU: W {:?} and R {:?} do not fit {dirs} direction(s) of hidden size {h}",
+            w.shape() == [dirs, 3 * h, input] && r.shape() == [dirs, 3 * h, h],
+            "GRU: W {:?} and R {:?} do not fit {dirs} direction(s) of hidden size {h} over \
+             inputs of size {input}",
             w.shape(),
             r.shape()
         );
@@ -218,6 +219,14 @@ impl EvalOp for Gru {
             ),
             None => None,
         };
+        if let Some(b) = &bias {
+            ensure!(
+                b.shape() == [dirs, 6 * h],
+                "GRU: B {:?}, not [{dirs}, {}]",
+                b.shape(),
+                6 * h
+            );
+        }
         let lens: Vec<usize> = match self.seq_lens {
             Some(i) => {
                 let l = inputs[i].cast_to::<i64>()?;
@@ -247,6 +256,13 @@ impl EvalOp for Gru {
             ),
             None => None,
         };
+        if let Some(h0) = &h0 {
+            ensure!(
+                h0.shape() == [dirs, batch, h],
+                "GRU: initial_h {:?}, not [{dirs}, {batch}, {h}]",
+                h0.shape()
+            );
+        }
         let clip = |v: f32| self.clip.map_or(v, |c| v.clamp(-c, c));
         let mut y = Array4::<f32>::zeros((steps, dirs, batch, h));
         let mut y_h = Array3::<f32>::zeros((dirs, batch, h));
