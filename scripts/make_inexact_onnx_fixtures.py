@@ -42,6 +42,31 @@ def rnn(op, direction, gates):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), {"x": (T, N, I)}
 
 
+def gru_full():
+    """A GRU with every input and attribute ours takes: bidirectional, hidden size 24 at
+    batch 3 (where tract 0.21's own was wrong), linear_before_reset, clip, bias, per-row
+    sequence lengths (6, 4, 1) and an initial state; its own random stream, so that adding
+    it left the other fixtures as they were."""
+    g = np.random.default_rng(24)
+    t, n, i, h, dirs = 6, 3, 5, 24, 2
+    tensor = lambda name, shape, v, dt=TensorProto.FLOAT: helper.make_tensor(name, dt, shape, v)  # noqa: E731
+    inits = [
+        tensor("W", [dirs, 3 * h, i], g.standard_normal(dirs * 3 * h * i).astype(np.float32)),
+        tensor("R", [dirs, 3 * h, h], (g.standard_normal(dirs * 3 * h * h) * 0.3).astype(np.float32)),
+        tensor("B", [dirs, 6 * h], g.standard_normal(dirs * 6 * h).astype(np.float32)),
+        tensor("lens", [n], [6, 4, 1], TensorProto.INT32),
+        tensor("h0", [dirs, n, h], g.standard_normal(dirs * n * h).astype(np.float32)),
+    ]
+    node = helper.make_node("GRU", ["x", "W", "R", "B", "lens", "h0"], ["y", "y_h"], name="gru_0",
+                            hidden_size=h, direction="bidirectional", linear_before_reset=1, clip=3.0)
+    graph = helper.make_graph(
+        [node], "gru_full", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [t, n, i])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [t, dirs, n, h]),
+         helper.make_tensor_value_info("y_h", TensorProto.FLOAT, [dirs, n, h])],
+        initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), {"x": (t, n, i)}
+
+
 def pool(op):
     node = helper.make_node(op, ["x"], ["y"], name=f"{op.lower()}_0", kernel_shape=[2, 2],
                             dilations=[2, 2])
@@ -141,6 +166,7 @@ exact_cases = {
     "gru_bidirectional.onnx": rnn("GRU", "bidirectional", 3),
     # refused once (tract 0.21 runs it forward); our own GRU now (crate::onnx_gru)
     "gru_reverse.onnx": rnn("GRU", "reverse", 3),
+    "gru_full.onnx": gru_full(),
     "lstm_bidirectional.onnx": rnn("LSTM", "bidirectional", 4),
     "rnn_bidirectional.onnx": rnn("RNN", "bidirectional", 1),
 }

@@ -946,7 +946,7 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
         assert!(max_abs_diff(&out[0], &want) <= 1e-5, "{file}");
     }
     let exact = meta["exact"].as_object().unwrap();
-    assert_eq!(exact.len(), 6);
+    assert_eq!(exact.len(), 7);
     for (file, io) in exact {
         let plan = prepare(&format!("inexact/{file}"));
         let x = npy(&format!("inexact/{}", io["x"].as_str().unwrap()));

@@ -184,7 +184,7 @@ fn every_fixture_matches_onnxruntimes_python_api() {
         );
         n += 1;
     }
-    assert_eq!(n, 8 + 5 + 13 + 6 + 5 + 8);
+    assert_eq!(n, 8 + 5 + 13 + 7 + 5 + 8);
 }
 
 /// The graphs the tract backend refuses rather than answer wrongly (a recurrent layer run in
