@@ -267,38 +267,37 @@ fn field<'a>(
 
 /// Whether `record` has a carriage return, or a quote anywhere but around a whole field
 /// (with doubled quotes inside): what simd-csv and csv-core may read differently. One SIMD
-/// search per record; the fields are looked at only when it finds something.
+/// search per record; when it finds a quote, the record's quotes are counted in one more
+/// pass and only the fields that open with a quote are looked into: every quote must be one
+/// of theirs (an unquoted field holding one leaves the count short).
 fn unusual(record: &simd_csv::ZeroCopyByteRecord<'_>, quote: u8) -> bool {
-    if memchr::memchr2(b'\r', quote, record.as_slice()).is_none() {
+    let raw = record.as_slice();
+    if memchr::memchr2(b'\r', quote, raw).is_none() {
         return false;
     }
-    if record.as_slice().contains(&b'\r') {
+    if memchr::memchr(b'\r', raw).is_some() {
         return true;
     }
-    record.iter().any(|f| {
-        if !f.contains(&quote) {
-            return false;
+    let mut accounted = 0;
+    for f in record.iter() {
+        if f.first() != Some(&quote) {
+            continue;
         }
-        let clean = f.len() >= 2 && f[0] == quote && f[f.len() - 1] == quote && {
-            // inside: quotes only in doubled pairs
-            let inner = &f[1..f.len() - 1];
-            let mut i = 0;
-            let mut ok = true;
-            while i < inner.len() {
-                if inner[i] == quote {
-                    if inner.get(i + 1) != Some(&quote) {
-                        ok = false;
-                        break;
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                }
+        if f.len() < 2 || f[f.len() - 1] != quote {
+            return true;
+        }
+        // inside: quotes only in doubled pairs
+        let inner = &f[1..f.len() - 1];
+        let mut at = memchr::memchr_iter(quote, inner);
+        while let Some(i) = at.next() {
+            if at.next() != Some(i + 1) {
+                return true;
             }
-            ok
-        };
-        !clean
-    })
+            accounted += 2;
+        }
+        accounted += 2;
+    }
+    memchr::memchr_iter(quote, raw).count() != accounted
 }
 
 /// [`read_csv`] then [`FeatureMatrix::from_batch`] batch by batch, appended.
