@@ -1,5 +1,6 @@
 //! The inference contract of inferkit: tensors, model descriptors, the backend → plan →
-//! session trait, an ONNX backend (tract, pure Rust), a versioned registry with atomic hot
+//! session trait, two ONNX backends (tract, pure Rust: feature `onnx`; onnxruntime through the
+//! `ort` crate, loaded at run time: feature `ort`), a versioned registry with atomic hot
 //! swap, and a sticky weighted A/B router.
 //!
 //! ```
