@@ -19,12 +19,15 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 
 mod common;
+#[path = "../tests/common/ort_library.rs"]
+mod ort_library;
 use common::{anchors, median, ratio};
 use inferkit::infer_core::cpu::{EfficientNetLite0, MiniLm};
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::ort::OrtBackend;
 use inferkit::infer_core::{Backend, Device, ModelSource, Plan, Session};
 use ndarray::{Array2, Array3, Array4};
+use ort_library::fetched_ort_library;
 
 /// Multiply-adds of EfficientNet-Lite0 per 224² image (convolutions and the classifier).
 const EFFNET_MACS: f64 = 385.0e6;
@@ -58,12 +61,11 @@ fn onnx_sessions(file: &Path) -> Option<OnnxSessions> {
     let tract = OnnxBackend::new()
         .prepare(ModelSource::Path(file), Device::Cpu)
         .and_then(|plan| plan.session());
-    let fetched = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".cache/models/onnxruntime/capi/libonnxruntime.so.1.32.0");
+    let fetched = fetched_ort_library();
     let ort = |threads: usize| {
         let mut b = OrtBackend::new().with_threads(threads);
-        if std::env::var_os("ORT_DYLIB_PATH").is_none() && fetched.exists() {
-            b = b.with_library(&fetched);
+        if let Some(lib) = &fetched {
+            b = b.with_library(lib);
         }
         match b.prepare(ModelSource::Path(file), Device::Cpu) {
             Ok(plan) => Some(plan.session().unwrap()),

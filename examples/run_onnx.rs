@@ -25,6 +25,10 @@ use inferkit::infer_core::{Backend, DType, Device, Model, ModelSource, Tensor};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
 
+#[path = "../tests/common/ort_library.rs"]
+mod ort_library;
+use ort_library::fetched_ort_library;
+
 struct Args {
     model: PathBuf,
     inputs: Vec<(String, PathBuf)>,
@@ -125,11 +129,9 @@ fn run(args: &Args) -> Result<(), String> {
     let source = ModelSource::Path(&args.model);
     let plan = match args.backend.as_str() {
         "ort" => {
-            let fetched = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(".cache/models/onnxruntime/capi/libonnxruntime.so.1.32.0");
             let mut backend = OrtBackend::new();
-            if std::env::var_os("ORT_DYLIB_PATH").is_none() && fetched.exists() {
-                backend = backend.with_library(fetched);
+            if let Some(lib) = fetched_ort_library() {
+                backend = backend.with_library(lib);
             }
             backend.prepare(source, Device::Cpu)
         }

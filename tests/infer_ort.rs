@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 #[path = "common/npy.rs"]
 mod npy;
+#[path = "common/ort_library.rs"]
+mod ort_library;
 
 use inferkit::infer_core::onnx::OnnxBackend;
 use inferkit::infer_core::ort::OrtBackend;
@@ -19,29 +21,25 @@ use inferkit::infer_core::{
     Backend, DType, Device, Error, InputProblem, Model, ModelSource, Plan, Tensor,
 };
 use ndarray::{ArrayD, IxDyn};
+use ort_library::fetched_ort_library;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
 }
 
-fn library() -> PathBuf {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let cache = std::env::var_os("INFERKIT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models"));
-    let lib = cache.join("onnxruntime/capi/libonnxruntime.so.1.32.0");
-    assert!(
-        lib.exists(),
-        "{} is missing: run scripts/fetch-models.sh (or set ORT_DYLIB_PATH to a libonnxruntime)",
-        lib.display()
-    );
-    lib
-}
-
+/// The backend on `ORT_DYLIB_PATH`'s library, else the one scripts/fetch-models.sh fetched.
 fn backend() -> OrtBackend {
-    OrtBackend::new().with_library(library())
+    match fetched_ort_library() {
+        Some(lib) => OrtBackend::new().with_library(lib),
+        None => {
+            assert!(
+                std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| !p.is_empty()),
+                "no onnxruntime library: run scripts/fetch-models.sh (or set ORT_DYLIB_PATH to a \
+                 libonnxruntime)"
+            );
+            OrtBackend::new()
+        }
+    }
 }
 
 fn prepare(file: &str) -> Arc<dyn Plan> {
@@ -86,8 +84,24 @@ fn assert_same(got: &Tensor, want: &Tensor, tol: f32, what: &str) {
 /// Runs `file` on `inputs` (name → fixture file, under `sub`) and compares each output named
 /// in `outputs` with its fixture.
 fn check_case(sub: &str, file: &str, inputs: &serde_json::Value, outputs: &serde_json::Value) {
+    check_plan(
+        &prepare(&format!("{sub}{file}")),
+        sub,
+        file,
+        inputs,
+        outputs,
+    );
+}
+
+/// [`check_case`] on a plan already prepared.
+fn check_plan(
+    plan: &Arc<dyn Plan>,
+    sub: &str,
+    file: &str,
+    inputs: &serde_json::Value,
+    outputs: &serde_json::Value,
+) {
     let at = |f: &serde_json::Value| npy(&format!("{sub}{}", f.as_str().unwrap()));
-    let plan = prepare(&format!("{sub}{file}"));
     let given: Vec<(String, Tensor)> = (inputs.as_object().unwrap().iter())
         .map(|(k, f)| (k.clone(), at(f)))
         .collect();
@@ -102,6 +116,25 @@ fn check_case(sub: &str, file: &str, inputs: &serde_json::Value, outputs: &serde
         let i = d.outputs.iter().position(|s| s.name == *name).unwrap();
         assert_same(&got[i], &at(f), 1e-6, &format!("{file} output {name}"));
     }
+}
+
+/// Cases `{file: {"x": input file, "y": output file}}` under `sub`: `x` the input named x,
+/// `y` the model's first output. Returns how many.
+fn check_x_to_first_output(sub: &str, cases: &serde_json::Value) -> usize {
+    let cases = cases.as_object().unwrap();
+    for (file, io) in cases {
+        let plan = prepare(&format!("{sub}{file}"));
+        let first = plan.descriptor().outputs[0].name.clone();
+        let inputs = serde_json::json!({ "x": io["x"] });
+        check_plan(
+            &plan,
+            sub,
+            file,
+            &inputs,
+            &serde_json::json!({ first: io["y"] }),
+        );
+    }
+    cases.len()
 }
 
 /// Every fixture of tests/infer_onnx.rs that has onnxruntime's answer: the small models, the
@@ -140,32 +173,8 @@ fn every_fixture_matches_onnxruntimes_python_api() {
         );
         n += 1;
     }
-    for (file, io) in json("ops/ops.json")["cases"].as_object().unwrap() {
-        let inputs = serde_json::json!({ "x": io["x"] });
-        let first = prepare(&format!("ops/{file}")).descriptor().outputs[0]
-            .name
-            .clone();
-        check_case(
-            "ops/",
-            file,
-            &inputs,
-            &serde_json::json!({ first: io["y"] }),
-        );
-        n += 1;
-    }
-    for (file, io) in json("inexact/inexact.json")["exact"].as_object().unwrap() {
-        let inputs = serde_json::json!({ "x": io["x"] });
-        let first = prepare(&format!("inexact/{file}")).descriptor().outputs[0]
-            .name
-            .clone();
-        check_case(
-            "inexact/",
-            file,
-            &inputs,
-            &serde_json::json!({ first: io["y"] }),
-        );
-        n += 1;
-    }
+    n += check_x_to_first_output("ops/", &json("ops/ops.json")["cases"]);
+    n += check_x_to_first_output("inexact/", &json("inexact/inexact.json")["exact"]);
     for case in json("transformer.json")["cases"].as_array().unwrap() {
         check_case(
             "",
