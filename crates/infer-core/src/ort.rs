@@ -451,21 +451,7 @@ where
 }
 
 fn to_ort<'v>(view: &TensorView<'v>, model: &str, input: &str) -> Result<SessionInputValue<'v>> {
-    let value = match view {
-        TensorView::F32(a) => input_value(a),
-        TensorView::F16(a) => input_value(a),
-        TensorView::BF16(a) => input_value(a),
-        TensorView::F64(a) => input_value(a),
-        TensorView::I64(a) => input_value(a),
-        TensorView::I32(a) => input_value(a),
-        TensorView::I16(a) => input_value(a),
-        TensorView::I8(a) => input_value(a),
-        TensorView::U64(a) => input_value(a),
-        TensorView::U32(a) => input_value(a),
-        TensorView::U16(a) => input_value(a),
-        TensorView::U8(a) => input_value(a),
-        TensorView::Bool(a) => input_value(a),
-    };
+    let value = crate::tensor::each!(@ view, TensorView, a => input_value(a));
     value.map_err(|e| Error::Backend {
         model: model.into(),
         message: format!("input `{input}`: onnxruntime refused the tensor: {e}"),

@@ -111,6 +111,9 @@ macro_rules! each {
         }
     };
 }
+// (for the backends' conversions of every element type)
+#[cfg(feature = "ort")]
+pub(crate) use each;
 
 impl Tensor {
     /// The element type.
