@@ -35,7 +35,7 @@ grind() {
 }
 exes=$( (exes_of -p inferkit-weights --tests
          exes_of -p inferkit --test weights --test preprocess_alloc --test infer_load_heap --test faults
-         exes_of -p inferkit-infer-core --test kernels) | sort -u)
+         exes_of -p inferkit-infer-core --test kernels --test kernels_int8) | sort -u)
 for exe in $exes; do
   echo "== valgrind $(basename "$exe")"
   grind "$exe" --test-threads=2 -q

@@ -17,10 +17,12 @@ mod efficientnet;
 #[cfg(feature = "text")]
 mod minilm;
 
-// The kernels: public only for this repository's benches (`benches/gemm.rs`) and kernel tests
+// The kernels: public only for this repository's benches (`benches/gemm.rs`, `benches/int8.rs`) and kernel tests
 // (`tests/kernels.rs`), hidden from the docs and outside the semver promise.
 #[doc(hidden)]
 pub mod epilogue;
+#[doc(hidden)]
+pub mod int8;
 #[doc(hidden)]
 pub mod kernels;
 #[doc(hidden)]
