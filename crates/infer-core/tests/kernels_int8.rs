@@ -7,7 +7,9 @@
 #![cfg(feature = "cpu")]
 
 use inferkit_infer_core::cpu::epilogue::Act;
-use inferkit_infer_core::cpu::int8::{Isa, MAX_K, Out, PackedI8, gemm_u8i8};
+use inferkit_infer_core::cpu::int8::{
+    Isa, MAX_K, Out, PackedI8, Rows, gemm_u8i8, gemm_u8i8_rows, quantize_rows,
+};
 use proptest::prelude::*;
 
 /// `Σₚ (a[i,p] − zero) · w[p,j]` in i64, row-major `[m, n]`.
@@ -120,14 +122,82 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)
+    ))]
+
+    /// A zero point and a scale per row (dynamic per-token activations), on every path,
+    /// equal the formula bit for bit: `v_ij · (row_scale_i · scale_j) + bias_j`.
+    #[test]
+    fn int8_gemm_with_per_row_zeros_and_scales_equals_the_formula(
+        c in case(),
+        seed in any::<u64>(),
+        relu6 in any::<bool>(),
+    ) {
+        let zeros: Vec<u8> = (0..c.m).map(|i| (seed.wrapping_mul(i as u64 + 7) >> 13) as u8).collect();
+        let row_scales: Vec<f32> = (0..c.m).map(|i| 1e-3 * (1.0 + (i % 7) as f32)).collect();
+        let scale: Vec<f32> = (0..c.n).map(|j| (1.0 + j as f32) / 300.0).collect();
+        let bias: Vec<f32> = (0..c.n).map(|j| (j as f32 - 9.0) / 5.0).collect();
+        let act = if relu6 { Act::Relu6 } else { Act::Identity };
+        let packed = PackedI8::new(&c.w, c.k, c.n);
+        let mut want = vec![0f32; c.m * c.n];
+        for i in 0..c.m {
+            let row = naive(1, c.k, c.n, &c.a[i * c.lda..], c.lda, zeros[i], &c.w);
+            for j in 0..c.n {
+                want[i * c.n + j] = finish(row[j], row_scales[i] * scale[j], bias[j], relu6);
+            }
+        }
+        for isa in Isa::available() {
+            let mut got = vec![f32::NAN; c.m * c.n];
+            let rows = Rows { m: c.m, data: &c.a, lda: c.lda, zeros: &zeros, scales: &row_scales };
+            gemm_u8i8_rows(isa, rows, &packed, Out::F32 { out: &mut got, scale: &scale, bias: &bias, act });
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want), "{:?}", isa);
+        }
+    }
+
+    /// Per-row quantization: every value comes back within half a step, zero exactly.
+    #[test]
+    fn quantize_rows_is_within_half_a_step(
+        rows in 0usize..6,
+        k in 1usize..40,
+        values in proptest::collection::vec(-1e3f32..1e3, 240),
+        scale_by in 1e-3f32..10.0,
+    ) {
+        let x: Vec<f32> = values[..rows * k].iter().map(|v| v * scale_by).collect();
+        let (mut q, mut zeros, mut scales) = (vec![0u8; x.len()], vec![0u8; rows], vec![0f32; rows]);
+        quantize_rows(&x, k, &mut q, &mut zeros, &mut scales);
+        for i in 0..rows {
+            let s = scales[i];
+            for p in 0..k {
+                let back = s * (f32::from(q[i * k + p]) - f32::from(zeros[i]));
+                prop_assert!((back - x[i * k + p]).abs() <= 0.5 * s * 1.001 + 1e-6,
+                    "row {} col {}: {} came back as {} (scale {})", i, p, x[i * k + p], back, s);
+            }
+            // zero is representable: a 0 in the row would quantize to the zero point
+            prop_assert!(s * f32::from(zeros[i]) >= 0.0);
+        }
+    }
+}
+
+#[test]
+fn quantize_rows_gives_a_row_of_zeros_scale_one() {
+    let (mut q, mut zeros, mut scales) = ([9u8; 4], [9u8; 2], [0f32; 2]);
+    quantize_rows(&[0.0, 0.0, 1.0, -1.0], 2, &mut q, &mut zeros, &mut scales);
+    assert_eq!((q[0], q[1], zeros[0], scales[0]), (0, 0, 0, 1.0));
+    // −(−1) / (2/255 in f32) is 127.49…
+    assert_eq!((zeros[1], scales[1]), (127, 2.0 / 255.0));
+}
+
 /// Every tile height of each path (1–12 rows and past), columns on and off the 16-column
-/// panels, depths 1–9 (the partial last group of four) — deterministic, so every branch runs
+/// panels, depths 0–9 (none; the partial last group of four) — deterministic, so every branch runs
 /// whatever proptest draws.
 #[test]
 fn int8_gemm_covers_every_tile_and_tail() {
     for m in [1usize, 2, 3, 4, 5, 7, 8, 11, 12, 13, 25, 49] {
         for n in [1usize, 15, 16, 17, 31, 32, 33, 48, 65] {
-            for k in 1usize..=9 {
+            for k in 0usize..=9 {
                 let a: Vec<u8> = (0..m * k).map(|i| (i * 37 + 11) as u8).collect();
                 let w: Vec<i8> = (0..k * n).map(|i| (i * 53 + 7) as u8 as i8).collect();
                 let want = naive(m, k, n, &a, k, 3, &w);

@@ -225,6 +225,10 @@ struct Epi {
     kind: EpiKind,
     col_sums: *const i32,
     a_zero: i32,
+    /// One zero point per row (null: `a_zero` for every row).
+    row_zero: *const u8,
+    /// One scale per row multiplying the column's (null: none).
+    row_scale: *const f32,
     scale: *const f32,
     bias: *const f32,
     relu6: bool,
@@ -243,6 +247,30 @@ enum EpiKind {
 
 #[allow(unsafe_code)]
 impl Epi {
+    /// Row `i`'s zero point.
+    ///
+    /// # Safety
+    /// `i` is a row of the product.
+    #[inline(always)]
+    unsafe fn zero(&self, i: usize) -> i32 {
+        if self.row_zero.is_null() {
+            self.a_zero
+        } else {
+            // SAFETY: one zero point per row (`gemm_u8i8_rows` checked), i < m
+            i32::from(unsafe { *self.row_zero.add(i) })
+        }
+    }
+
+    /// Row `i`'s scale, if the rows have their own.
+    ///
+    /// # Safety
+    /// `i` is a row of the product.
+    #[inline(always)]
+    unsafe fn row_scale(&self, i: usize) -> Option<f32> {
+        // SAFETY: one scale per row where there are any (`gemm_u8i8_rows` checked), i < m
+        (!self.row_scale.is_null()).then(|| unsafe { *self.row_scale.add(i) })
+    }
+
     /// Stores the tile `acc` (`acc.len()` rows of raw sums `Σ a·w`, `cols` of each used) at
     /// row `i0`, column `j0`. One loop per kind of output, each over plain slices (the
     /// compiler vectorises them for the path's instruction set).
@@ -255,8 +283,6 @@ impl Epi {
         use std::slice::{from_raw_parts, from_raw_parts_mut};
         // SAFETY: columns j0..j0 + cols of the column sums (this function's contract)
         let sums = unsafe { from_raw_parts(self.col_sums.add(j0), cols) };
-        let exact =
-            |raw: &[i32; W], c: usize| raw[c].wrapping_sub(self.a_zero.wrapping_mul(sums[c]));
         // SAFETY: columns j0..j0 + cols of the scales and biases (this function's
         // contract; only read for the kinds that have them, which `gemm_u8i8` checked)
         let per_column = || unsafe {
@@ -267,12 +293,16 @@ impl Epi {
         };
         for (r, raw) in acc.iter().enumerate() {
             let at = (i0 + r) * self.ldc + j0;
+            // SAFETY: row i0 + r < m (this function's contract)
+            let (zero, rs) = unsafe { (self.zero(i0 + r), self.row_scale(i0 + r)) };
+            let exact = |c: usize| raw[c].wrapping_sub(zero.wrapping_mul(sums[c]));
+            let s = |scale: f32| rs.map_or(scale, |rs| rs * scale);
             match self.kind {
                 EpiKind::I32 => {
                     // SAFETY: row i0 + r, columns j0..j0 + cols of the i32 output
                     let o = unsafe { from_raw_parts_mut(self.out.cast::<i32>().add(at), cols) };
                     for (c, o) in o.iter_mut().enumerate() {
-                        *o = exact(raw, c);
+                        *o = exact(c);
                     }
                 }
                 EpiKind::F32 => {
@@ -280,7 +310,7 @@ impl Epi {
                     // SAFETY: row i0 + r, columns j0..j0 + cols of the f32 output
                     let o = unsafe { from_raw_parts_mut(self.out.cast::<f32>().add(at), cols) };
                     for (c, o) in o.iter_mut().enumerate() {
-                        *o = finish(exact(raw, c), scale[c], bias[c], self.relu6);
+                        *o = finish(exact(c), s(scale[c]), bias[c], self.relu6);
                     }
                 }
                 EpiKind::U8 => {
@@ -288,7 +318,7 @@ impl Epi {
                     // SAFETY: row i0 + r, columns j0..j0 + cols of the u8 output
                     let o = unsafe { from_raw_parts_mut(self.out.add(at), cols) };
                     for (c, o) in o.iter_mut().enumerate() {
-                        let y = finish(exact(raw, c), scale[c], bias[c], self.relu6);
+                        let y = finish(exact(c), s(scale[c]), bias[c], self.relu6);
                         *o = quantize(y, self.out_scale, self.out_zero);
                     }
                 }
@@ -314,6 +344,24 @@ fn quantize(y: f32, scale: f32, zero: i32) -> u8 {
     (t.round_ties_even() as i32 + zero).clamp(0, 255) as u8
 }
 
+/// `u8` activations for [`gemm_u8i8_rows`]: `m` rows of `k` bytes `lda` apart, with one zero
+/// point for all rows or one per row, and optionally a scale per row (dynamic per-token
+/// quantization: the `F32`/`U8` outputs then use `scale[i] · Out::scale[j]`, that product
+/// rounded to `f32` first).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// Rows.
+    pub m: usize,
+    /// The bytes.
+    pub data: &'a [u8],
+    /// Distance between rows (at least `k`).
+    pub lda: usize,
+    /// One zero point (every row), or `m`.
+    pub zeros: &'a [u8],
+    /// None, or `m` scales.
+    pub scales: &'a [f32],
+}
+
 /// `out = epilogue((a − a_zero) · w)` for `a` `m` rows of `k` bytes `lda` apart and `w`
 /// packed `[k, n]`, on path `isa` (see the module docs).
 ///
@@ -321,14 +369,37 @@ fn quantize(y: f32, scale: f32, zero: i32) -> u8 {
 /// If `isa` does not run on this CPU, `a` holds fewer than `m` rows, `lda < k`, the output
 /// is not `m · n`, a per-column slice is not `n` long, `act` is [`Act::Gelu`], or
 /// `out_scale` is not positive and finite.
-#[allow(unsafe_code)]
 pub fn gemm_u8i8(
     isa: Isa,
     (m, a, lda, a_zero): (usize, &[u8], usize, u8),
     w: &PackedI8,
     out: Out<'_>,
 ) {
+    let rows = Rows {
+        m,
+        data: a,
+        lda,
+        zeros: &[a_zero],
+        scales: &[],
+    };
+    gemm_u8i8_rows(isa, rows, w, out);
+}
+
+/// [`gemm_u8i8`] with a zero point and a scale per row where `a` has them.
+///
+/// # Panics
+/// As [`gemm_u8i8`]; also if `a.zeros` is neither 1 nor `m` long, or `a.scales` neither
+/// empty nor `m` long (and not empty for an `I32` output).
+#[allow(unsafe_code)]
+pub fn gemm_u8i8_rows(isa: Isa, a: Rows<'_>, w: &PackedI8, out: Out<'_>) {
     let (k, n) = (w.k, w.n);
+    let Rows {
+        m,
+        data: a,
+        lda,
+        zeros,
+        scales,
+    } = a;
     assert!(
         isa.is_available(),
         "gemm_u8i8: {isa:?} does not run on this CPU"
@@ -343,6 +414,20 @@ pub fn gemm_u8i8(
             "gemm_u8i8: a holds fewer than {m} rows of {k} bytes {lda} apart"
         );
     }
+    assert!(
+        zeros.len() == 1 || zeros.len() == m,
+        "gemm_u8i8: {} zero points for {m} rows (1 or {m})",
+        zeros.len()
+    );
+    assert!(
+        scales.is_empty() || scales.len() == m,
+        "gemm_u8i8: {} row scales for {m} rows (none or {m})",
+        scales.len()
+    );
+    assert!(
+        scales.is_empty() || !matches!(out, Out::I32(_)),
+        "gemm_u8i8: row scales with an i32 output"
+    );
     let per_column = |what: &str, s: &[f32]| {
         assert_eq!(s.len(), n, "gemm_u8i8: {what} is not one per column ({n})");
     };
@@ -356,7 +441,17 @@ pub fn gemm_u8i8(
     let mut epi = Epi {
         kind: EpiKind::I32,
         col_sums: w.col_sums.as_ptr(),
-        a_zero: i32::from(a_zero),
+        a_zero: zeros.first().map_or(0, |z| i32::from(*z)),
+        row_zero: if zeros.len() > 1 {
+            zeros.as_ptr()
+        } else {
+            std::ptr::null()
+        },
+        row_scale: if scales.is_empty() {
+            std::ptr::null()
+        } else {
+            scales.as_ptr()
+        },
         scale: std::ptr::null(),
         bias: std::ptr::null(),
         relu6: false,
@@ -422,6 +517,62 @@ pub fn gemm_u8i8(
     }
 }
 
+/// Quantizes each row of `x` (`k` floats a row) to `u8` on its own range, as ONNX's
+/// `DynamicQuantizeLinear` does a tensor: the range widened to hold 0, `scale = (max −
+/// min) / 255`, `zero = round_half_even(−min / scale)` (saturated), `q = saturate(
+/// round_half_even(x / scale) + zero)`; a row of zeros gets scale 1 and zero 0. Writes the
+/// rows into `q` and each row's zero point and scale into `zeros` and `scales`: the
+/// [`Rows`] of a product with dynamic per-token activations.
+///
+/// ```
+/// use inferkit_infer_core::cpu::int8::quantize_rows;
+///
+/// let x = [-1.0, 0.0, 3.0, /* row 2 */ 0.5, 1.0, 2.0];
+/// let (mut q, mut zeros, mut scales) = ([0u8; 6], [0u8; 2], [0f32; 2]);
+/// quantize_rows(&x, 3, &mut q, &mut zeros, &mut scales);
+/// assert_eq!((zeros, scales), ([64, 0], [4.0 / 255.0, 2.0 / 255.0]));
+/// assert_eq!(q, [0, 64, 255, 64, 127, 255]); // 1 / (2/255 in f32) is 127.49…
+/// ```
+///
+/// # Panics
+/// If `x` is not whole rows of `k`, or the outputs do not match it.
+pub fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales: &mut [f32]) {
+    let m = if k == 0 { 0 } else { x.len() / k };
+    assert!(
+        k > 0 && x.len() == m * k || k == 0 && x.is_empty(),
+        "quantize_rows: {} floats are not rows of {k}",
+        x.len()
+    );
+    assert!(
+        q.len() == x.len() && zeros.len() == m && scales.len() == m,
+        "quantize_rows: outputs of {}, {} and {} for {m} rows of {k}",
+        q.len(),
+        zeros.len(),
+        scales.len()
+    );
+    for (((row, out), zero), scale) in x
+        .chunks_exact(k.max(1))
+        .zip(q.chunks_exact_mut(k.max(1)))
+        .zip(zeros.iter_mut())
+        .zip(scales.iter_mut())
+    {
+        let (lo, hi) = row
+            .iter()
+            .fold((0.0_f32, 0.0_f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let s = (hi - lo) / 255.0;
+        let (s, z) = if s > 0.0 && s.is_finite() {
+            (s, (-lo / s).round_ties_even().clamp(0.0, 255.0))
+        } else {
+            (1.0, 0.0)
+        };
+        *scale = s;
+        *zero = z as u8;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = ((v / s).round_ties_even() + z).clamp(0.0, 255.0) as u8;
+        }
+    }
+}
+
 /// Splits `len` into at most-`most` pieces as even as they can be: `(start, len)` of each.
 fn even(len: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
     let pieces = len.div_ceil(most);
@@ -450,7 +601,9 @@ fn portable(m: usize, a: &[u8], lda: usize, w: &PackedI8, epi: &Epi) {
     let groups = k.div_ceil(4);
     for i in 0..m {
         let row = &a[i * lda..i * lda + k];
-        for (panel, weights) in w.data.chunks_exact(w.panel_len()).enumerate() {
+        for panel in 0..n.div_ceil(NR) {
+            // (by index: a panel of depth 0 is empty)
+            let weights = &w.data[panel * w.panel_len()..(panel + 1) * w.panel_len()];
             let mut acc = [[0i32; NR]; 1];
             for g in 0..groups {
                 let x = four(row, 4 * g).to_le_bytes();
@@ -476,7 +629,7 @@ mod vnni {
         _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_si512, _mm512_mask_cvtepi32_storeu_epi8,
         _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_epi32,
         _mm512_maskz_loadu_ps, _mm512_max_epi32, _mm512_max_ps, _mm512_min_epi32, _mm512_min_ps,
-        _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_mul_ps, _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
         _mm512_setzero_si512, _mm512_sub_epi32,
     };
 
@@ -603,12 +756,16 @@ mod vnni {
         // the output row (this function's contract); masked lanes are not touched
         unsafe {
             let sums = _mm512_maskz_loadu_epi32(mask, epi.col_sums.add(col));
-            let v = _mm512_sub_epi32(raw, _mm512_mullo_epi32(_mm512_set1_epi32(epi.a_zero), sums));
+            let zero = _mm512_set1_epi32(epi.zero(row));
+            let v = _mm512_sub_epi32(raw, _mm512_mullo_epi32(zero, sums));
             if epi.kind == EpiKind::I32 {
                 _mm512_mask_storeu_epi32(epi.out.cast::<i32>().add(at), mask, v);
                 return;
             }
-            let scale = _mm512_maskz_loadu_ps(mask, epi.scale.add(col));
+            let mut scale = _mm512_maskz_loadu_ps(mask, epi.scale.add(col));
+            if let Some(rs) = epi.row_scale(row) {
+                scale = _mm512_mul_ps(_mm512_set1_ps(rs), scale);
+            }
             let bias = _mm512_maskz_loadu_ps(mask, epi.bias.add(col));
             let mut y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, bias);
             if epi.relu6 {
@@ -653,7 +810,9 @@ mod avx2 {
     pub(super) unsafe fn run(m: usize, a: &[u8], lda: usize, w: &PackedI8, epi: &Epi) {
         let (k, n) = (w.k, w.n);
         let plen = w.panel_len();
-        for (p, b) in w.data.chunks_exact(plen).enumerate() {
+        for p in 0..n.div_ceil(NR) {
+            // (by index: a panel of depth 0 is empty)
+            let b = &w.data[p * plen..(p + 1) * plen];
             let j0 = p * NR;
             let cols = (n - j0).min(NR);
             for (i0, rows) in even(m, MR256) {
