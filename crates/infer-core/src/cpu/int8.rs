@@ -537,7 +537,7 @@ pub fn gemm_u8i8_rows(isa: Isa, a: Rows<'_>, w: &PackedI8, out: Out<'_>) {
 /// # Panics
 /// If `x` is not whole rows of `k`, or the outputs do not match it.
 pub fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales: &mut [f32]) {
-    let m = if k == 0 { 0 } else { x.len() / k };
+    let m = x.len().checked_div(k).unwrap_or(0);
     assert!(
         k > 0 && x.len() == m * k || k == 0 && x.is_empty(),
         "quantize_rows: {} floats are not rows of {k}",
