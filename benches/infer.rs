@@ -101,6 +101,13 @@ fn main() {
     let minilm2 = MiniLm::load(&minilm_dir)
         .ok()
         .map(|m| m.with_threads(2).unwrap());
+    // the linear layers in int8 (issue 22): weights per channel, activations per token
+    let minilm8 = MiniLm::load(&minilm_dir)
+        .ok()
+        .map(|m| m.with_int8().unwrap());
+    let minilm8_2 = MiniLm::load(&minilm_dir)
+        .ok()
+        .map(|m| m.with_threads(2).unwrap().with_int8().unwrap());
     let mut eff_onnx = onnx_sessions(&onnx);
     let mut minilm_onnx = onnx_sessions(&minilm_dir.join("minilm-embed.onnx"));
     let mut heldback =
@@ -136,7 +143,12 @@ fn main() {
     });
     let mask = Array2::<i64>::ones(ids.dim());
     g.throughput(Throughput::Elements(MINILM_BATCH as u64));
-    for (name, m) in [("", &minilm), ("_t2", &minilm2)] {
+    for (name, m) in [
+        ("", &minilm),
+        ("_t2", &minilm2),
+        ("_int8", &minilm8),
+        ("_int8_t2", &minilm8_2),
+    ] {
         if let Some(m) = m {
             g.bench_function(
                 format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}{name}"),
@@ -327,6 +339,12 @@ fn report() {
             &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
             &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2")
         )
+    );
+    let f32_time = |t: &str| format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}{t}");
+    println!(
+        "MiniLM b{MINILM_BATCH}×{MINILM_SEQ} int8 (linear layers; weights per channel, activations per token): f32 / int8 time {} on one thread, {} on two",
+        speedup(&f32_time(""), &f32_time("_int8")),
+        speedup(&f32_time("_t2"), &f32_time("_int8_t2")),
     );
     println!(
         "\nONNX backends vs onnxruntime's Python API {} (same library, same run); medians  ",

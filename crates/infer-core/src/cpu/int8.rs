@@ -518,10 +518,12 @@ pub fn gemm_u8i8_rows(isa: Isa, a: Rows<'_>, w: &PackedI8, out: Out<'_>) {
 }
 
 /// Quantizes each row of `x` (`k` floats a row) to `u8` on its own range, as ONNX's
-/// `DynamicQuantizeLinear` does a tensor: the range widened to hold 0, `scale = (max −
+/// `DynamicQuantizeLinear` does a tensor but multiplying by the reciprocal of the scale
+/// (one multiply a value instead of a division; a value on a rounding tie may land one step
+/// away from `DynamicQuantizeLinear`'s): the range widened to hold 0, `scale = (max −
 /// min) / 255`, `zero = round_half_even(−min / scale)` (saturated), `q = saturate(
-/// round_half_even(x / scale) + zero)`; a row of zeros gets scale 1 and zero 0. Writes the
-/// rows into `q` and each row's zero point and scale into `zeros` and `scales`: the
+/// round_half_even(x · (1 / scale)) + zero)`; a row of zeros gets scale 1 and zero 0. Writes
+/// the rows into `q` and each row's zero point and scale into `zeros` and `scales`: the
 /// [`Rows`] of a product with dynamic per-token activations.
 ///
 /// ```
@@ -550,15 +552,37 @@ pub fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales
         zeros.len(),
         scales.len()
     );
+    quantize_loops(x, k, q, zeros, scales);
+}
+
+/// [`quantize_rows`]' loops, compiled per SIMD level (the rounding is one instruction from
+/// SSE4.1 on, a call to `rintf` below).
+#[multiversion::multiversion(targets = "simd")]
+fn quantize_loops(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales: &mut [f32]) {
     for (((row, out), zero), scale) in x
         .chunks_exact(k.max(1))
         .zip(q.chunks_exact_mut(k.max(1)))
         .zip(zeros.iter_mut())
         .zip(scales.iter_mut())
     {
-        let (lo, hi) = row
-            .iter()
-            .fold((0.0_f32, 0.0_f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        // the range in 16 lanes (a chain of one `min` a value does not vectorise), then
+        // across them; `min`/`max` skip NaNs either way
+        let (mut lo, mut hi) = ([0.0_f32; 16], [0.0_f32; 16]);
+        let mut chunks = row.chunks_exact(16);
+        for c in &mut chunks {
+            for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(c) {
+                *l = l.min(v);
+                *h = h.max(v);
+            }
+        }
+        for (l, &v) in lo.iter_mut().zip(chunks.remainder()) {
+            *l = l.min(v);
+        }
+        for (h, &v) in hi.iter_mut().zip(chunks.remainder()) {
+            *h = h.max(v);
+        }
+        let lo = lo.iter().fold(0.0_f32, |a, &b| a.min(b));
+        let hi = hi.iter().fold(0.0_f32, |a, &b| a.max(b));
         let s = (hi - lo) / 255.0;
         let (s, z) = if s > 0.0 && s.is_finite() {
             (s, (-lo / s).round_ties_even().clamp(0.0, 255.0))
@@ -567,8 +591,9 @@ pub fn quantize_rows(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales
         };
         *scale = s;
         *zero = z as u8;
+        let inv = 1.0 / s;
         for (o, &v) in out.iter_mut().zip(row) {
-            *o = ((v / s).round_ties_even() + z).clamp(0.0, 255.0) as u8;
+            *o = ((v * inv).round_ties_even() + z).clamp(0.0, 255.0) as u8;
         }
     }
 }

@@ -16,6 +16,14 @@
 //!
 //! **Output.** Mean of the last hidden states over the non-padding tokens, then L2
 //! normalised: what `SentenceTransformer.encode` returns for this model.
+//!
+//! **int8** ([`MiniLm::with_int8`]): the six linear layers of each encoder layer run on the
+//! int8 GEMM ([`int8`](super::int8)) — weights quantized once, symmetric per output channel
+//! (`scale = max|w| / 127`), activations quantized per token (each row on its own range, as
+//! ONNX's `DynamicQuantizeLinear` does a tensor; one scale for the whole tensor is known to
+//! lose too much on MiniLM), the sums scaled back to f32 before the bias, residual, GELU and
+//! layer norms, which stay f32 like the attention products. The quantized weights are a
+//! copy (a quarter of the f32 ones); the embeddings and norms are still read in place.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +33,7 @@ use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::epilogue::{Act, add_bias};
+use super::int8::{Isa, Out, PackedI8, Rows, gemm_u8i8_rows, quantize_rows};
 use super::kernels::{Strides, sgemm_strided};
 use super::math::{layer_norm, masked_softmax, mean_pool_l2};
 use super::nhwc::for_rows;
@@ -77,6 +86,45 @@ struct Net {
     max_tokens: usize,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
+    /// The linear layers quantized (by weight name; Q, K and V fused as `…{QKV}`), after
+    /// [`MiniLm::with_int8`].
+    int8: Option<std::collections::HashMap<String, QLinear>>,
+    /// Each layer's Q, K and V biases side by side (int8).
+    int8_qkv_bias: Vec<Vec<f32>>,
+}
+
+/// The name of a layer's fused Q, K, V weight among the int8 layers.
+const QKV: &str = "attention.self.qkv";
+
+/// One linear layer's weight quantized for the int8 GEMM.
+struct QLinear {
+    w: PackedI8,
+    /// Per output channel.
+    scale: Vec<f32>,
+    /// `n` zeros (for the pass that adds the residual or GELU after the bias).
+    zeros: Vec<f32>,
+    isa: Isa,
+}
+
+impl QLinear {
+    /// Quantizes PyTorch's `[n, k]` weight symmetric per output channel (`n` rows).
+    fn new(w: &[f32], n: usize, k: usize) -> QLinear {
+        let mut q = vec![0i8; n * k];
+        let mut scale = vec![0.0_f32; n];
+        for ((row, out), s) in w.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(&mut scale) {
+            let most = row.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+            *s = if most > 0.0 { most / 127.0 } else { 1.0 };
+            for (o, v) in out.iter_mut().zip(row) {
+                *o = (v / *s).round_ties_even().clamp(-127.0, 127.0) as i8;
+            }
+        }
+        QLinear {
+            w: PackedI8::from_rows(&q, n, k),
+            scale,
+            zeros: vec![0.0; n],
+            isa: Isa::detect(),
+        }
+    }
 }
 
 impl Tokens {
@@ -188,6 +236,8 @@ impl MiniLm {
                 max_tokens,
                 threads: 1,
                 pool: None,
+                int8: None,
+                int8_qkv_bias: Vec::new(),
             }),
         };
         model.check_weights()?;
@@ -213,14 +263,8 @@ impl MiniLm {
         ];
         for l in 0..c.layers {
             let p = format!("encoder.layer.{l}");
-            for (name, out, inp) in [
-                ("attention.self.query", h, h),
-                ("attention.self.key", h, h),
-                ("attention.self.value", h, h),
-                ("attention.output.dense", h, h),
-                ("intermediate.dense", i, h),
-                ("output.dense", h, i),
-            ] {
+            for (name, out, inp) in LINEARS {
+                let (out, inp) = (out.pick(h, i), inp.pick(h, i));
                 want.push((format!("{p}.{name}.weight"), vec![out, inp]));
                 want.push((format!("{p}.{name}.bias"), vec![out]));
             }
@@ -269,6 +313,48 @@ impl MiniLm {
         net.pool = pool;
         net.threads = threads;
         Ok(self)
+    }
+
+    /// Runs the encoder's linear layers in int8 (see the module docs): their weights are
+    /// quantized now, symmetric per output channel; activations are quantized per token as
+    /// each layer runs. The descriptor's `precision` metadata says `int8`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the model is already shared (a clone of it exists).
+    pub fn with_int8(mut self) -> Result<Self> {
+        let c = &self.net.config;
+        let (h, i) = (c.hidden, c.intermediate);
+        let mut layers = std::collections::HashMap::new();
+        let mut qkv_bias = Vec::with_capacity(c.layers);
+        for l in 0..c.layers {
+            let p = format!("encoder.layer.{l}");
+            for (name, n, k) in &LINEARS[3..] {
+                let name = format!("{p}.{name}.weight");
+                let (n, k) = (n.pick(h, i), k.pick(h, i));
+                layers.insert(name.clone(), QLinear::new(self.w(&name), n, k));
+            }
+            // Q, K and V as one [3h, h] weight (each row quantized on its own, as apart)
+            let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
+            for (name, _, _) in &LINEARS[..3] {
+                w.extend_from_slice(self.w(&format!("{p}.{name}.weight")));
+                b.extend_from_slice(self.w(&format!("{p}.{name}.bias")));
+            }
+            layers.insert(format!("{p}.{QKV}"), QLinear::new(&w, 3 * h, h));
+            qkv_bias.push(b);
+        }
+        let net = super::unshared(&mut self.net, "minilm", "with_int8")?;
+        net.int8 = Some(layers);
+        net.int8_qkv_bias = qkv_bias;
+        net.descriptor.metadata.insert(
+            "precision".into(),
+            "int8 (weights per output channel, activations per token)".into(),
+        );
+        Ok(self)
+    }
+
+    /// Whether the linear layers run in int8 ([`with_int8`](Self::with_int8)).
+    pub fn is_int8(&self) -> bool {
+        self.net.int8.is_some()
     }
 
     /// Serves under another name and version (its descriptor's; default: the model's own
@@ -406,11 +492,13 @@ impl MiniLm {
             self.w("embeddings.LayerNorm.bias"),
             c.eps,
         );
-        let (mut q, mut k, mut v) = (
+        let (mut q1, mut k, mut v) = (
             vec![0.0; tokens * h],
             vec![0.0; tokens * h],
             vec![0.0; tokens * h],
         );
+        // the fused Q, K, V of the int8 layers
+        let mut q: Option<Vec<f32>> = None;
         let mut ctx = vec![0.0; tokens * h];
         let mut x1 = vec![0.0; tokens * h];
         let mut inter = vec![0.0; tokens * c.intermediate];
@@ -418,14 +506,36 @@ impl MiniLm {
             let p = format!("encoder.layer.{l}");
             let lin =
                 |name: &str, input: &[f32], out: &mut [f32], act: Act, residual: Option<&[f32]>| {
-                    let w = self.w(&format!("{p}.{name}.weight"));
+                    let weight = format!("{p}.{name}.weight");
                     let b = self.w(&format!("{p}.{name}.bias"));
-                    linear(input, w, b, act, residual, out, t);
+                    match self.net.int8.as_ref().and_then(|q| q.get(&weight)) {
+                        Some(q) => linear_int8(input, q, b, act, residual, out, t),
+                        None => linear(input, self.w(&weight), b, act, residual, out, t),
+                    }
                 };
-            lin("attention.self.query", &x, &mut q, Act::Identity, None);
-            lin("attention.self.key", &x, &mut k, Act::Identity, None);
-            lin("attention.self.value", &x, &mut v, Act::Identity, None);
-            self.attention(&q, &k, &v, &keep, seq, &mut ctx);
+            match self
+                .net
+                .int8
+                .as_ref()
+                .and_then(|q| q.get(&format!("{p}.{QKV}")))
+            {
+                // int8: one product of Q, K and V side by side (their weights concatenated
+                // when quantized), the rows quantized once
+                Some(fused) => {
+                    let qkv = q.get_or_insert_with(Vec::new);
+                    qkv.resize(tokens * 3 * h, 0.0);
+                    let b = &self.net.int8_qkv_bias[l];
+                    linear_int8(&x, fused, b, Act::Identity, None, qkv, t);
+                    let qkv = &qkv[..];
+                    self.attention((qkv, &qkv[h..], &qkv[2 * h..]), 3 * h, &keep, seq, &mut ctx);
+                }
+                None => {
+                    lin("attention.self.query", &x, &mut q1, Act::Identity, None);
+                    lin("attention.self.key", &x, &mut k, Act::Identity, None);
+                    lin("attention.self.value", &x, &mut v, Act::Identity, None);
+                    self.attention((&q1, &k, &v), h, &keep, seq, &mut ctx);
+                }
+            }
             lin(
                 "attention.output.dense",
                 &ctx,
@@ -461,12 +571,12 @@ impl MiniLm {
     }
 
     /// Multi-head self-attention of every sequence: `ctx[b]` = softmax(QKᵀ/√d, masked)·V per
-    /// head, written into that head's columns. Sequences run in parallel on more threads.
+    /// head, written into that head's columns; the rows of `q`, `k` and `v` are `ld` apart
+    /// (`h` when apart, `3h` when one fused product wrote them side by side). Sequences run in parallel on more threads.
     fn attention(
         &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
+        (q, k, v): (&[f32], &[f32], &[f32]),
+        ld: usize,
         keep: &[bool],
         seq: usize,
         ctx: &mut [f32],
@@ -476,7 +586,7 @@ impl MiniLm {
         let scale = 1.0 / (d as f32).sqrt();
         let one = |b: usize, out: &mut [f32]| {
             let mut scores = vec![0.0_f32; seq * seq];
-            let at = b * seq * h;
+            let at = b * seq * ld;
             let keep = &keep[b * seq..(b + 1) * seq];
             for head in 0..heads {
                 let off = at + head * d;
@@ -484,8 +594,8 @@ impl MiniLm {
                     seq,
                     d,
                     seq,
-                    (&q[off..], Strides::row_major(h)),
-                    (&k[off..], Strides::transposed(h)),
+                    (&q[off..], Strides::row_major(ld)),
+                    (&k[off..], Strides::transposed(ld)),
                     (&mut scores, seq),
                 );
                 masked_softmax(&mut scores, keep, scale);
@@ -494,7 +604,7 @@ impl MiniLm {
                     seq,
                     d,
                     (&scores, Strides::row_major(seq)),
-                    (&v[off..], Strides::row_major(h)),
+                    (&v[off..], Strides::row_major(ld)),
                     (&mut out[head * d..], h),
                 );
             }
@@ -544,6 +654,82 @@ fn linear(
     });
 }
 
+/// A linear layer's dimension: the hidden size or the intermediate one.
+#[derive(Clone, Copy)]
+enum Size {
+    Hidden,
+    Inter,
+}
+
+impl Size {
+    fn pick(self, hidden: usize, inter: usize) -> usize {
+        match self {
+            Size::Hidden => hidden,
+            Size::Inter => inter,
+        }
+    }
+}
+
+/// Each encoder layer's linear layers: name, outputs, inputs.
+const LINEARS: [(&str, Size, Size); 6] = [
+    ("attention.self.query", Size::Hidden, Size::Hidden),
+    ("attention.self.key", Size::Hidden, Size::Hidden),
+    ("attention.self.value", Size::Hidden, Size::Hidden),
+    ("attention.output.dense", Size::Hidden, Size::Hidden),
+    ("intermediate.dense", Size::Inter, Size::Hidden),
+    ("output.dense", Size::Hidden, Size::Inter),
+];
+
+/// [`linear`] on the int8 GEMM: each block of rows quantized per token, multiplied, scaled
+/// back to f32 with the bias in the GEMM's store, then the residual and activation, if any,
+/// as in [`linear`].
+fn linear_int8(
+    x: &[f32],
+    q: &QLinear,
+    b: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    threads: usize,
+) {
+    let (n, k) = (q.w.n(), q.w.k());
+    for_rows(out, n, LINEAR_ROWS, threads, |first, chunk| {
+        let rows = chunk.len() / n;
+        let mut a = vec![0u8; rows * k];
+        let (mut zeros, mut scales) = (vec![0u8; rows], vec![0f32; rows]);
+        quantize_rows(
+            &x[first * k..(first + rows) * k],
+            k,
+            &mut a,
+            &mut zeros,
+            &mut scales,
+        );
+        let a = Rows {
+            m: rows,
+            data: &a,
+            lda: k,
+            zeros: &zeros,
+            scales: &scales,
+        };
+        gemm_u8i8_rows(
+            q.isa,
+            a,
+            &q.w,
+            Out::F32 {
+                out: chunk,
+                scale: &q.scale,
+                bias: b,
+                act: Act::Identity,
+            },
+        );
+        if act != Act::Identity || residual.is_some() {
+            // the residual and GELU in one more pass (the bias is in already)
+            let res = residual.map(|r| &r[first * n..(first + rows) * n]);
+            add_bias(chunk, &q.zeros, act, res);
+        }
+    });
+}
+
 fn descriptor(c: &Config) -> ModelDescriptor {
     let dims = || {
         vec![
@@ -575,6 +761,7 @@ fn descriptor(c: &Config) -> ModelDescriptor {
         metadata: [
             ("backend".to_string(), "cpu (native)".to_string()),
             ("pooling".to_string(), "mean, L2-normalised".to_string()),
+            ("precision".to_string(), "fp32".to_string()),
         ]
         .into(),
     }
