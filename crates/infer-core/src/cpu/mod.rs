@@ -5,8 +5,10 @@
 //! our own ([`packed`], AVX-512; the `gemm` crate where the CPU lacks it); MiniLM's layers
 //! on the `gemm` crate, reading its weights in place (both chosen by `benches/gemm.rs`).
 //! The depthwise spans are AVX-512 intrinsics where the CPU has it; the other kernels are
-//! plain loops compiled per SIMD level (`multiversion`). Each model runs on a thread count
-//! of its own: 1 means the caller's thread only.
+//! plain loops compiled per SIMD level (`multiversion`). MiniLM's linear layers can run in
+//! int8 instead ([`MiniLm::with_int8`]) on the u8×s8 kernels of [`int8`] (AVX-512 VNNI,
+//! AVX2, portable). Each model runs on a thread count of its own: 1 means the caller's
+//! thread only.
 
 use std::sync::Arc;
 
