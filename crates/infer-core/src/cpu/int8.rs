@@ -16,7 +16,8 @@
 //!
 //! - [`Isa::Vnni512`] (AVX-512 VNNI): a tile of up to 12 rows × 32 columns keeps its 24 sums
 //!   in registers; per group of four, two weight vectors and, per row, one broadcast of the
-//!   row's four bytes and two `vpdpbusd` (64 multiply-adds each).
+//!   row's four bytes and two `vpdpbusd` (64 multiply-adds each). Rows go in blocks of
+//!   ~256 KiB of `a`, which stay in L2 while every panel passes over them.
 //! - [`Isa::Avx2`]: a tile of up to 4 rows × 16 columns. `vpmaddubsw` adds two `u8·s8`
 //!   products into an `i16` **with saturation**: `255·(−128)·2` does not fit, so each
 //!   activation is split as `a = lo + 128·hi` (`lo = a & 127`, `hi = a >> 7`): `lo` pairs sum
@@ -26,13 +27,15 @@
 //! - [`Isa::Portable`]: the same sums in plain Rust over the same layout.
 //!
 //! [`Isa::detect`] picks the best this CPU runs (the `std` feature detection, cached); every
-//! path gives the same bits (the epilogue is the same code, compiled for each path; its
-//! multiply-add is fused everywhere).
+//! path gives the same bits: the VNNI path's store is AVX-512 code doing the epilogue's
+//! operations in the same order as the scalar store the other two share, the multiply-add
+//! fused everywhere, rounding half to even.
 //!
 //! **Epilogue** ([`Out`]): the exact sums (`I32`), or per column `y = act(v·scale[j] +
 //! bias[j])` with `v` the exact sum as `f32` and the multiply-add fused (`F32`), or that `y`
 //! quantized again (`U8`): `clamp(round_half_even(y / out_scale) + out_zero, 0, 255)`, so
-//! the next layer reads `u8` again.
+//! the next layer reads `u8` again. [`gemm_u8i8_rows`] takes a zero point and a scale per row
+//! instead of one for all (dynamic per-token activations, made by [`quantize_rows`]).
 
 use super::epilogue::Act;
 
