@@ -65,6 +65,8 @@ fn main() {
 
         let fw = Packed::new(&wf, k, n);
         let mut f32_out = vec![0.0_f32; m * n];
+        // the reference, computed here too: a filter may skip the f32 benchmark
+        packed::gemm(m, &af, k, &fw, &bias, Act::Identity, None, &mut f32_out);
         g.bench_function(format!("f32_packed_{shape}"), |b| {
             b.iter(|| {
                 packed::gemm(

@@ -888,7 +888,17 @@ mod avx2 {
                 ]
             };
             for (r, sums) in acc.iter_mut().enumerate() {
-                let x = four(&a[r * lda..r * lda + k], 4 * g);
+                let x = if 4 * g + 4 <= k {
+                    // SAFETY: bytes 4g..4g + 4 ≤ k of row r < R: inside `a`
+                    unsafe {
+                        a.as_ptr()
+                            .add(r * lda + 4 * g)
+                            .cast::<u32>()
+                            .read_unaligned()
+                    }
+                } else {
+                    four(&a[r * lda..r * lda + k], 4 * g)
+                };
                 // a = lo + 128·hi: no pair of lo or hi products saturates in i16
                 let lo = _mm256_set1_epi32((x & 0x7f7f_7f7f) as i32);
                 let hi = _mm256_set1_epi32(((x >> 7) & 0x0101_0101) as i32);
