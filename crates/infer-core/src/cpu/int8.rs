@@ -601,13 +601,6 @@ fn quantize_loops(x: &[f32], k: usize, q: &mut [u8], zeros: &mut [u8], scales: &
     }
 }
 
-/// Splits `len` into at most-`most` pieces as even as they can be: `(start, len)` of each.
-fn even(len: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
-    let pieces = len.div_ceil(most);
-    let (base, extra) = (len / pieces.max(1), len % pieces.max(1));
-    (0..pieces).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
-}
-
 /// Four bytes of a row at depth `p` (`p < k`) as a little-endian `u32`, zeros past `k`.
 #[inline(always)]
 fn four(row: &[u8], p: usize) -> u32 {
@@ -661,7 +654,8 @@ mod vnni {
         _mm512_setzero_si512, _mm512_sub_epi32,
     };
 
-    use super::{Epi, EpiKind, MR512, NR, PackedI8, even, four};
+    use super::super::even;
+    use super::{Epi, EpiKind, MR512, NR, PackedI8, four};
 
     /// The whole product: blocks of rows that stay in L2 while every panel passes over them,
     /// each cut into tiles of up to 12 rows × two panels.
@@ -828,7 +822,8 @@ mod avx2 {
         _mm256_set1_epi16, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256,
     };
 
-    use super::{Epi, MR256, NR, PackedI8, even, four};
+    use super::super::even;
+    use super::{Epi, MR256, NR, PackedI8, four};
 
     /// The whole product: tiles of up to 4 rows × one panel.
     ///

@@ -39,6 +39,15 @@ pub use efficientnet::EfficientNetLite0;
 #[cfg(feature = "text")]
 pub use minilm::{MiniLm, Tokens};
 
+/// `0..len` cut into the fewest pieces of at most `most`, their lengths differing by at most
+/// one: (start, length) of each. The row tiles of the x86 kernels ([`packed`], [`int8`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn even(len: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
+    let pieces = len.div_ceil(most);
+    let (base, extra) = (len / pieces.max(1), len % pieces.max(1));
+    (0..pieces).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
+}
+
 /// A model's weights for changes before it is shared (its `with_threads`, `with_name`): the
 /// one owner's, or an error naming `model` and the setter `what` when a clone exists.
 pub(crate) fn unshared<'a, T>(net: &'a mut Arc<T>, model: &str, what: &str) -> Result<&'a mut T> {

@@ -352,6 +352,7 @@ mod avx512 {
         _mm512_storeu_ps,
     };
 
+    use super::super::even;
     use super::{KC, MC, MR, NR, panel_width};
 
     /// The whole product; see [`super::gemm`] for what the caller guarantees.
@@ -501,14 +502,6 @@ mod avx512 {
                 _mm512_storeu_ps(c.add(16 * v), *y);
             }
         }
-    }
-
-    /// `0..len` cut into the fewest pieces of at most `most`, their lengths differing by at
-    /// most one: (start, length) of each.
-    fn even(len: usize, most: usize) -> impl Iterator<Item = (usize, usize)> {
-        let pieces = len.div_ceil(most);
-        let (base, extra) = (len / pieces.max(1), len % pieces.max(1));
-        (0..pieces).map(move |i| (i * base + i.min(extra), base + usize::from(i < extra)))
     }
 
     /// The lanes of a panel's 512-bit vectors, and of its 256-bit one (a panel of 24 or
