@@ -89,26 +89,27 @@ struct Net {
     /// The linear layers quantized (by weight name; Q, K and V fused as `…{QKV}`), after
     /// [`MiniLm::with_int8`].
     int8: Option<std::collections::HashMap<String, QLinear>>,
-    /// Each layer's Q, K and V biases side by side (int8).
-    int8_qkv_bias: Vec<Vec<f32>>,
 }
 
 /// The name of a layer's fused Q, K, V weight among the int8 layers.
 const QKV: &str = "attention.self.qkv";
 
-/// One linear layer's weight quantized for the int8 GEMM.
+/// One linear layer's weight quantized for the int8 GEMM, with its bias.
 struct QLinear {
     w: PackedI8,
     /// Per output channel.
     scale: Vec<f32>,
+    /// Per output channel (a copy: the fused Q, K, V layer's is three side by side).
+    bias: Vec<f32>,
     /// `n` zeros (for the pass that adds the residual or GELU after the bias).
     zeros: Vec<f32>,
     isa: Isa,
 }
 
 impl QLinear {
-    /// Quantizes PyTorch's `[n, k]` weight symmetric per output channel (`n` rows).
-    fn new(w: &[f32], n: usize, k: usize) -> QLinear {
+    /// Quantizes PyTorch's `[n, k]` weight symmetric per output channel (`n` rows); `bias`
+    /// is `n` long.
+    fn new(w: &[f32], bias: &[f32], n: usize, k: usize) -> QLinear {
         let mut q = vec![0i8; n * k];
         let mut scale = vec![0.0_f32; n];
         for ((row, out), s) in w.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(&mut scale) {
@@ -121,6 +122,7 @@ impl QLinear {
         QLinear {
             w: PackedI8::from_rows(&q, n, k),
             scale,
+            bias: bias.to_vec(),
             zeros: vec![0.0; n],
             isa: Isa::detect(),
         }
@@ -237,7 +239,6 @@ impl MiniLm {
                 threads: 1,
                 pool: None,
                 int8: None,
-                int8_qkv_bias: Vec::new(),
             }),
         };
         model.check_weights()?;
@@ -325,13 +326,15 @@ impl MiniLm {
         let c = &self.net.config;
         let (h, i) = (c.hidden, c.intermediate);
         let mut layers = std::collections::HashMap::new();
-        let mut qkv_bias = Vec::with_capacity(c.layers);
         for l in 0..c.layers {
             let p = format!("encoder.layer.{l}");
             for (name, n, k) in &LINEARS[3..] {
-                let name = format!("{p}.{name}.weight");
+                let (w, b) = (
+                    self.w(&format!("{p}.{name}.weight")),
+                    self.w(&format!("{p}.{name}.bias")),
+                );
                 let (n, k) = (n.pick(h, i), k.pick(h, i));
-                layers.insert(name.clone(), QLinear::new(self.w(&name), n, k));
+                layers.insert(format!("{p}.{name}.weight"), QLinear::new(w, b, n, k));
             }
             // Q, K and V as one [3h, h] weight (each row quantized on its own, as apart)
             let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
@@ -339,12 +342,10 @@ impl MiniLm {
                 w.extend_from_slice(self.w(&format!("{p}.{name}.weight")));
                 b.extend_from_slice(self.w(&format!("{p}.{name}.bias")));
             }
-            layers.insert(format!("{p}.{QKV}"), QLinear::new(&w, 3 * h, h));
-            qkv_bias.push(b);
+            layers.insert(format!("{p}.{QKV}"), QLinear::new(&w, &b, 3 * h, h));
         }
         let net = super::unshared(&mut self.net, "minilm", "with_int8")?;
         net.int8 = Some(layers);
-        net.int8_qkv_bias = qkv_bias;
         net.descriptor.metadata.insert(
             "precision".into(),
             "int8 (weights per output channel, activations per token)".into(),
@@ -492,13 +493,9 @@ impl MiniLm {
             self.w("embeddings.LayerNorm.bias"),
             c.eps,
         );
-        let (mut q1, mut k, mut v) = (
-            vec![0.0; tokens * h],
-            vec![0.0; tokens * h],
-            vec![0.0; tokens * h],
-        );
-        // the fused Q, K, V of the int8 layers
-        let mut q: Option<Vec<f32>> = None;
+        // Q, K and V: one after the other (f32), or side by side in each row (the fused int8
+        // product)
+        let mut qkv = vec![0.0; tokens * 3 * h];
         let mut ctx = vec![0.0; tokens * h];
         let mut x1 = vec![0.0; tokens * h];
         let mut inter = vec![0.0; tokens * c.intermediate];
@@ -509,7 +506,7 @@ impl MiniLm {
                     let weight = format!("{p}.{name}.weight");
                     let b = self.w(&format!("{p}.{name}.bias"));
                     match self.net.int8.as_ref().and_then(|q| q.get(&weight)) {
-                        Some(q) => linear_int8(input, q, b, act, residual, out, t),
+                        Some(q) => linear_int8(input, q, act, residual, out, t),
                         None => linear(input, self.w(&weight), b, act, residual, out, t),
                     }
                 };
@@ -522,18 +519,17 @@ impl MiniLm {
                 // int8: one product of Q, K and V side by side (their weights concatenated
                 // when quantized), the rows quantized once
                 Some(fused) => {
-                    let qkv = q.get_or_insert_with(Vec::new);
-                    qkv.resize(tokens * 3 * h, 0.0);
-                    let b = &self.net.int8_qkv_bias[l];
-                    linear_int8(&x, fused, b, Act::Identity, None, qkv, t);
+                    linear_int8(&x, fused, Act::Identity, None, &mut qkv, t);
                     let qkv = &qkv[..];
                     self.attention((qkv, &qkv[h..], &qkv[2 * h..]), 3 * h, &keep, seq, &mut ctx);
                 }
                 None => {
-                    lin("attention.self.query", &x, &mut q1, Act::Identity, None);
-                    lin("attention.self.key", &x, &mut k, Act::Identity, None);
-                    lin("attention.self.value", &x, &mut v, Act::Identity, None);
-                    self.attention((&q1, &k, &v), h, &keep, seq, &mut ctx);
+                    let (q, kv) = qkv.split_at_mut(tokens * h);
+                    let (k, v) = kv.split_at_mut(tokens * h);
+                    lin("attention.self.query", &x, q, Act::Identity, None);
+                    lin("attention.self.key", &x, k, Act::Identity, None);
+                    lin("attention.self.value", &x, v, Act::Identity, None);
+                    self.attention((q, k, v), h, &keep, seq, &mut ctx);
                 }
             }
             lin(
@@ -686,7 +682,6 @@ const LINEARS: [(&str, Size, Size); 6] = [
 fn linear_int8(
     x: &[f32],
     q: &QLinear,
-    b: &[f32],
     act: Act,
     residual: Option<&[f32]>,
     out: &mut [f32],
@@ -718,7 +713,7 @@ fn linear_int8(
             Out::F32 {
                 out: chunk,
                 scale: &q.scale,
-                bias: b,
+                bias: &q.bias,
                 act: Act::Identity,
             },
         );
