@@ -16,31 +16,10 @@ use criterion::{Criterion, Throughput};
 use ndarray::{Array2, linalg::general_mat_mul};
 
 mod common;
-use common::{anchors, median};
+use common::{GEMM_SHAPES as SHAPES, anchors, median};
 use inferkit::infer_core::cpu::epilogue::Act;
 use inferkit::infer_core::cpu::kernels::{Strides, sgemm, sgemm_strided};
 use inferkit::infer_core::cpu::packed::{self, Packed};
-
-/// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
-const SHAPES: [(&str, usize, usize, usize); 12] = [
-    ("square_2048", 2048, 2048, 2048),
-    // EfficientNet-Lite0, batch 1: a 1×1 expand conv at 112² and the 1×1 head conv at 7²
-    ("effnet_expand_12544x16x96", 12544, 16, 96),
-    // … 1×1 projections at 56², 28² and 7², and an expansion at 14²
-    ("effnet_project_3136x144x24", 3136, 144, 24),
-    ("effnet_project_784x240x40", 784, 240, 40),
-    ("effnet_expand_196x112x672", 196, 112, 672),
-    ("effnet_project_49x1152x320", 49, 1152, 320),
-    ("effnet_head_49x320x1280", 49, 320, 1280),
-    // EfficientNet-Lite0 stem as im2col at batch 32: 32·112² × 27 × 32
-    ("effnet_stem_b32_401408x27x32", 401_408, 27, 32),
-    // MiniLM, batch 32 × seq 128 tokens: QKV projection and the FFN up-projection
-    ("minilm_qkv_4096x384x1152", 4096, 384, 1152),
-    ("minilm_ffn_4096x384x1536", 4096, 384, 1536),
-    // … the FFN down-projection and the attention output projection
-    ("minilm_ffn_down_4096x1536x384", 4096, 1536, 384),
-    ("minilm_out_4096x384x384", 4096, 384, 384),
-];
 
 fn filled(r: usize, c: usize, seed: f32) -> Array2<f32> {
     Array2::from_shape_fn((r, c), |(i, j)| {

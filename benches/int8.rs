@@ -1,7 +1,8 @@
 //! The int8 GEMM (`cpu::int8`: u8 activations × s8 weights, `i32` sums, requantised to u8 in
 //! the store) on each path this CPU runs — AVX-512 VNNI, AVX2, portable — against the f32
 //! packed-weight kernel the native EfficientNet uses (`cpu::packed`), single-threaded, on the
-//! shapes of EfficientNet-Lite0's 1×1 convolutions and MiniLM's projections. Both outputs are
+//! models' shapes of `benches/gemm.rs` (EfficientNet-Lite0's 1×1 convolutions and im2col
+//! stem, MiniLM's projections). Both outputs are
 //! checked before timing (int8 against the f32 product of the dequantised operands).
 //!
 //! ```text
@@ -14,22 +15,15 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 
 mod common;
-use common::{median, ratio};
+use common::{GEMM_SHAPES, median, ratio};
 use inferkit::infer_core::cpu::epilogue::Act;
 use inferkit::infer_core::cpu::int8::{Isa, Out, PackedI8, gemm_u8i8};
 use inferkit::infer_core::cpu::packed::{self, Packed};
 
-/// (name, m, k, n): C[m×n] = A[m×k] · B[k×n].
-const SHAPES: [(&str, usize, usize, usize); 8] = [
-    ("effnet_expand_12544x16x96", 12544, 16, 96),
-    ("effnet_project_3136x144x24", 3136, 144, 24),
-    ("effnet_project_784x240x40", 784, 240, 40),
-    ("effnet_expand_196x112x672", 196, 112, 672),
-    ("effnet_project_49x1152x320", 49, 1152, 320),
-    ("effnet_head_49x320x1280", 49, 320, 1280),
-    ("minilm_qkv_4096x384x1152", 4096, 384, 1152),
-    ("minilm_ffn_down_4096x1536x384", 4096, 1536, 384),
-];
+/// The models' products of `benches/gemm.rs` (not its square peak shape).
+fn shapes() -> &'static [(&'static str, usize, usize, usize)] {
+    &GEMM_SHAPES[1..]
+}
 
 fn name(isa: Isa) -> &'static str {
     match isa {
@@ -49,7 +43,7 @@ fn main() {
     let paths = Isa::available();
     // scripts/bench-short.sh (CI): the portable path only on the small products
     let short = std::env::var_os("INFERKIT_BENCH_SHORT").is_some();
-    for (shape, m, k, n) in SHAPES {
+    for &(shape, m, k, n) in shapes() {
         // activations 0..=255 around zero point 128, weights −127..=127
         let a: Vec<u8> = (0..m * k).map(|i| (i * 7919 % 251) as u8).collect();
         let w: Vec<i8> = (0..k * n)
@@ -144,7 +138,7 @@ fn main() {
         name(paths[0])
     );
     println!("|---|---|{}---|", "---|".repeat(paths.len()));
-    for (shape, m, k, n) in SHAPES {
+    for &(shape, m, k, n) in shapes() {
         let ops = (2 * m * k * n) as f64;
         let gops = |id: String| median("int8", &id).map(|s| ops / s / 1e9);
         let f = gops(format!("f32_packed_{shape}"));
