@@ -504,10 +504,13 @@ impl MiniLm {
             let lin =
                 |name: &str, input: &[f32], out: &mut [f32], act: Act, residual: Option<&[f32]>| {
                     let weight = format!("{p}.{name}.weight");
-                    let b = self.w(&format!("{p}.{name}.bias"));
                     match self.net.int8.as_ref().and_then(|q| q.get(&weight)) {
+                        // (the quantized layer holds its bias)
                         Some(q) => linear_int8(input, q, act, residual, out, t),
-                        None => linear(input, self.w(&weight), b, act, residual, out, t),
+                        None => {
+                            let b = self.w(&format!("{p}.{name}.bias"));
+                            linear(input, self.w(&weight), b, act, residual, out, t);
+                        }
                     }
                 };
             match self
@@ -568,7 +571,8 @@ impl MiniLm {
 
     /// Multi-head self-attention of every sequence: `ctx[b]` = softmax(QKᵀ/√d, masked)·V per
     /// head, written into that head's columns; the rows of `q`, `k` and `v` are `ld` apart
-    /// (`h` when apart, `3h` when one fused product wrote them side by side). Sequences run in parallel on more threads.
+    /// (`h` when apart, `3h` when one fused product wrote them side by side). Sequences run
+    /// in parallel on more threads.
     fn attention(
         &self,
         (q, k, v): (&[f32], &[f32], &[f32]),
