@@ -14,9 +14,13 @@
 //! `texts`, `tokens`, `seconds` (tokenizing and the model; loading apart, as
 //! `load_seconds`), `texts_per_s`, `batch`, `threads`, `precision`.
 //!
-//! `--int8` runs the linear layers in int8 (`MiniLm::with_int8`: weights quantized at load,
-//! per output channel; activations per token): ~1.8x faster on one thread of a CPU with
-//! AVX-512 VNNI, embeddings within 0.99 cosine of the f32 ones (BENCHMARKS.md).
+//! `--model` takes an int8 checkpoint as well (the precision is read from its metadata).
+//! `--int8` runs in int8: the folder `scripts/fetch-models.sh` makes with the `quantize`
+//! example (`.cache/models/all-MiniLM-L6-v2-int8`), or, with `--model` naming an f32 one,
+//! that model quantized as it loads (`MiniLm::with_int8`, the same numbers). Linear layers
+//! and word embeddings int8 per output channel, activations per token: ~1.8x faster on one
+//! thread of a CPU with AVX-512 VNNI, embeddings within 0.99 cosine of the f32 ones
+//! (BENCHMARKS.md).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -32,7 +36,7 @@ struct Args {
     texts: Vec<String>,
     batch: usize,
     threads: usize,
-    model: PathBuf,
+    model: Option<PathBuf>,
     int8: bool,
 }
 
@@ -43,7 +47,7 @@ fn parse() -> Result<Args, String> {
         texts: Vec::new(),
         batch: 32,
         threads: available_cpus(),
-        model: Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/all-MiniLM-L6-v2"),
+        model: None,
         int8: false,
     };
     let mut input = None;
@@ -60,7 +64,7 @@ fn parse() -> Result<Args, String> {
             "--input" => input = Some(value("--input")?),
             "--batch" => args.batch = count("--batch", value("--batch")?)?,
             "--threads" => args.threads = count("--threads", value("--threads")?)?,
-            "--model" => args.model = PathBuf::from(value("--model")?),
+            "--model" => args.model = Some(PathBuf::from(value("--model")?)),
             "--int8" => args.int8 = true,
             "-h" | "--help" => return Err(usage.into()),
             s => return Err(format!("unexpected argument {s}\n{usage}")),
@@ -102,9 +106,20 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let load = Instant::now();
-    let model = MiniLm::load(&args.model)
-        .map_err(|e| format!("{e} (scripts/fetch-models.sh fetches the model)"))?
+    let dir = args.model.clone().unwrap_or_else(|| {
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models");
+        cache.join(if args.int8 {
+            "all-MiniLM-L6-v2-int8"
+        } else {
+            "all-MiniLM-L6-v2"
+        })
+    });
+    let model = MiniLm::load(&dir)
+        .map_err(|e| {
+            format!("{e} (scripts/fetch-models.sh fetches the model and makes its int8 copy)")
+        })?
         .with_threads(args.threads)?;
+    // an f32 model named by --model, asked for in int8 (an int8 one is returned as it is)
     let model = if args.int8 { model.with_int8()? } else { model };
     let load_seconds = load.elapsed().as_secs_f64();
 

@@ -9,6 +9,9 @@
 #   benches, from the manylinux wheel of the `onnxruntime` PyPI package (Linux x86_64 and
 #   aarch64; elsewhere give the library with ORT_DYLIB_PATH). Into onnxruntime/, with its
 #   licence and third-party notices.
+#   all-MiniLM-L6-v2-int8: made here from the f32 checkpoint by `examples/quantize.rs`
+#   (int8 weights, activations per token at run time: no calibration set); remade when the
+#   source's sha256 in its metadata differs from the f32 file's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${INFERKIT_MODELS:-$root/.cache/models}
@@ -83,3 +86,23 @@ PY
   rm -rf "$tmp"; trap - EXIT
   echo "fetch-models: $dir ready in $dest"
 done
+
+# int8 checkpoints, made from the f32 ones (quantize prints what it wrote)
+src="$cache/all-MiniLM-L6-v2"
+int8="$cache/all-MiniLM-L6-v2-int8"
+recorded=$("$python" - "$int8/model.safetensors" <<'PY' 2>/dev/null || true
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n, = struct.unpack("<Q", f.read(8))
+    print(json.loads(f.read(n)).get("__metadata__", {}).get("inferkit.source_sha256", ""))
+PY
+)
+if [ -n "$recorded" ] && [ "$recorded" = "$(sha "$src/model.safetensors")" ]; then
+  echo "fetch-models: all-MiniLM-L6-v2-int8 is up to date in $int8"
+else
+  echo "fetch-models: quantizing all-MiniLM-L6-v2 to int8 (cargo run --example quantize)"
+  rm -rf "$int8.partial"
+  (cd "$root" && cargo run --quiet --example quantize -- minilm "$src" "$int8.partial")
+  rm -rf "$int8"
+  mv "$int8.partial" "$int8"
+fi

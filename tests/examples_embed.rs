@@ -102,3 +102,103 @@ fn input_file_one_text_per_line_and_errors() {
         "{stderr}"
     );
 }
+
+/// `quantize minilm` as a user runs it, then `embed --model` on what it wrote: int8 (read
+/// from the file), within 0.99 cosine of sentence-transformers' f32 embeddings, and the
+/// same numbers as `embed --int8` on the folder scripts/fetch-models.sh made; a second
+/// quantization of an int8 folder, or into the source folder, is refused.
+#[test]
+fn quantize_writes_an_int8_folder_that_embed_runs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join(".cache/models/all-MiniLM-L6-v2");
+    let out = tempfile::tempdir().unwrap();
+    let int8 = out.path().join("int8");
+    let run = Command::new(example("quantize"))
+        .arg("minilm")
+        .arg(&src)
+        .arg(&int8)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("37 tensors int8"), "{stdout}");
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "1_Pooling/config.json",
+    ] {
+        assert!(int8.join(f).is_file(), "{f} missing in {}", int8.display());
+    }
+    assert!(!int8.join("minilm-embed.onnx").exists());
+
+    let dir = root.join("tests/fixtures/models");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("minilm.texts.json")).unwrap())
+            .unwrap();
+    let texts: Vec<&str> = meta["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(8)
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let want: Array2<f32> = read_npy(dir.join("minilm.embeddings.npy")).unwrap();
+    let embed = |extra: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
+        let mut cmd = Command::new(example("embed"));
+        for t in &texts {
+            cmd.args(["--text", t]);
+        }
+        let run = cmd.args(extra).args(["--threads", "1"]).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8(run.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let from_file = embed(&["--model".as_ref(), int8.as_os_str()]);
+    let fetched = embed(&["--int8".as_ref()]);
+    assert_eq!(from_file[..texts.len()], fetched[..texts.len()]);
+    let summary = from_file.last().unwrap();
+    assert!(
+        summary["precision"].as_str().unwrap().starts_with("int8"),
+        "{summary}"
+    );
+    for (i, line) in from_file[..texts.len()].iter().enumerate() {
+        let e: Vec<f32> = line["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let w = want.row(i);
+        let cos = e.iter().zip(w.iter()).map(|(a, b)| a * b).sum::<f32>() / w.dot(&w).sqrt();
+        assert!(
+            cos >= 0.99,
+            "text {i}: int8 vs sentence-transformers: cosine {cos}"
+        );
+    }
+
+    for (from, to, says) in [
+        (&int8, out.path().join("again"), "already int8"),
+        (&src, src.clone(), "must differ from the source"),
+    ] {
+        let run = Command::new(example("quantize"))
+            .arg("minilm")
+            .arg(from)
+            .arg(&to)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && stderr.contains(says), "{stderr}");
+    }
+}

@@ -223,9 +223,10 @@ fn int8_embeddings_stay_close_to_f32_and_keep_nearest_neighbours() {
          the two differed by at most {widest:.4}",
         nw.len()
     );
-    // Issue 22's target is 97%: 581 of 600 (96.8%) here, every change between two
-    // neighbours whose f32 similarities differ by less than 0.02 (this corpus has many
-    // near-identical sentences). The bar below keeps what is reached from slipping.
+    // Issue 22's target is 97%: 579 of 600 (96.5%) here (581 with f32 word embeddings),
+    // every change between two neighbours whose f32 similarities differ by less than 0.011
+    // (this corpus has many near-identical sentences). The bar below keeps what is reached
+    // from slipping.
     assert!(
         share >= 0.96,
         "nearest neighbour kept for {kept} of {}",
@@ -236,11 +237,122 @@ fn int8_embeddings_stay_close_to_f32_and_keep_nearest_neighbours() {
         "int8 changed a neighbour {widest} clear of the next in f32"
     );
     // padding does not leak into a text's int8 embedding (rows are quantized each on its
-    // own range; the f32 parts differ in their last bits between the two shapes, which can
-    // move an activation by one step: ~1e-4 of cosine, where a leak would be far more)
+    // own range). The f32 parts differ in their last bits between the two shapes (f32
+    // alone: cosine ≥ 0.999999 for all 600), which can move an activation by one step
+    // of its token's range; measured on all 600 texts in int8: median 0.9999998, worst
+    // 0.9988. Attention reading the padding, or one range for the whole batch, would be
+    // far more.
     for (i, t) in texts.iter().enumerate().step_by(97) {
         let alone = int8.embed(&[t]).unwrap();
         let c = cosine(alone.row(0), got.row(i));
-        assert!(c >= 0.9995, "text {i}: alone vs in its batch: cosine {c}");
+        assert!(c >= 0.998, "text {i}: alone vs in its batch: cosine {c}");
     }
+}
+
+/// The int8 checkpoint (issue 22's format): written by `save_int8`, a quarter of the f32
+/// file or less, its metadata as documented (the source's sha256 is the one
+/// scripts/fetch-models.sh pins), each weight within half a step of the f32 one, loaded by
+/// `load` (the precision read from the metadata) to exactly the numbers of `with_int8`;
+/// broken or foreign int8 files are refused, naming what is wrong.
+#[test]
+fn int8_checkpoint_round_trips_and_bad_ones_are_named() {
+    use inferkit::weights::{Checkpoint, DType, TensorBytes, save};
+    let f32_model = MiniLm::load(model_dir()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let path = dir.path().join("model.safetensors");
+    let written = f32_model.save_int8(&path).unwrap();
+    assert_eq!(written, std::fs::metadata(&path).unwrap().len());
+    let source = std::fs::metadata(model_dir().join("model.safetensors"))
+        .unwrap()
+        .len();
+    println!("int8 checkpoint: {written} bytes, f32 {source}");
+    assert!(written * 10 <= source * 3, "{written} of {source} bytes");
+
+    let ckpt = Checkpoint::open(&path).unwrap();
+    let meta = ckpt.metadata();
+    assert_eq!(meta["inferkit.quantization"], "int8");
+    assert_eq!(meta["inferkit.source"], "model.safetensors");
+    assert_eq!(
+        meta["inferkit.source_sha256"],
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    );
+    assert!(meta["inferkit.scheme"].contains("per token"), "{meta:?}");
+    assert!(
+        meta["inferkit.calibration"].starts_with("dynamic"),
+        "{meta:?}"
+    );
+    let quantized: Vec<&str> = meta["inferkit.quantized"].split(',').collect();
+    assert_eq!(quantized.len(), 6 * 6 + 1);
+    assert!(quantized.contains(&"embeddings.word_embeddings.weight"));
+    let name = "encoder.layer.3.intermediate.dense.weight";
+    assert!(quantized.contains(&name));
+    let (q, s) = (
+        ckpt.tensor(name).unwrap(),
+        ckpt.tensor(&format!("{name}_scale")).unwrap(),
+    );
+    assert_eq!((q.dtype(), q.shape()), (DType::I8, &[1536, 384][..]));
+    assert_eq!((s.dtype(), s.shape()), (DType::F32, &[1536][..]));
+    let original = Checkpoint::open(model_dir().join("model.safetensors")).unwrap();
+    let w = original.tensor(name).unwrap().to_f32();
+    let (q, s) = (q.to_f32(), s.to_f32());
+    for ((row, wrow), s) in q.outer_iter().zip(w.outer_iter()).zip(s.iter()) {
+        for (q, w) in row.iter().zip(wrow.iter()) {
+            assert!((q * s - w).abs() <= s / 2.0 * 1.0001, "{q} · {s} vs {w}");
+        }
+    }
+    // what is not quantized is as it was
+    let bias = "encoder.layer.3.intermediate.dense.bias";
+    assert_eq!(
+        ckpt.tensor(bias).unwrap().view::<f32>().unwrap(),
+        original.tensor(bias).unwrap().view::<f32>().unwrap()
+    );
+
+    let loaded = MiniLm::load(dir.path()).unwrap();
+    let in_memory = MiniLm::load(model_dir()).unwrap().with_int8().unwrap();
+    assert!(loaded.is_int8() && in_memory.is_int8());
+    assert_eq!(
+        loaded.descriptor().metadata["precision"],
+        in_memory.descriptor().metadata["precision"]
+    );
+    let texts = [
+        "",
+        "int8 from a file",
+        "The quick brown fox jumps over the lazy dog.",
+    ];
+    assert_eq!(
+        loaded.embed(&texts).unwrap(),
+        in_memory.embed(&texts).unwrap()
+    );
+    let e = loaded
+        .save_int8(dir.path().join("again.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already int8"), "{e}");
+
+    // broken files: an unknown quantization, a scale missing, f32 weights in an "int8" file
+    let rewrite = |keep: &dyn Fn(&str) -> bool, from: &Checkpoint, meta: (&str, &str)| {
+        let mut m = from.metadata().clone();
+        m.insert(meta.0.into(), meta.1.into());
+        save(
+            &path,
+            from.tensors()
+                .filter(|t| keep(t.name()))
+                .map(|t| (t.name().to_string(), TensorBytes::from_view(&t))),
+            Some(m),
+        )
+        .unwrap();
+        MiniLm::load(dir.path()).unwrap_err().to_string()
+    };
+    let good = Checkpoint::read(&path).unwrap();
+    let e = rewrite(&|_| true, &good, ("inferkit.quantization", "int4"));
+    assert!(e.contains("inferkit.quantization = `int4`"), "{e}");
+    let scale = "encoder.layer.2.attention.self.key.weight_scale";
+    let e = rewrite(&|n| n != scale, &good, ("inferkit.quantization", "int8"));
+    assert!(e.contains(scale), "{e}");
+    let e = rewrite(&|_| true, &original, ("inferkit.quantization", "int8"));
+    assert!(e.contains("embeddings.word_embeddings.weight"), "{e}");
+    assert!(e.contains(&path.display().to_string()), "{e}");
 }

@@ -51,4 +51,4 @@ pub use dtype::{DType, StoredElement};
 pub use error::{Error, Result};
 pub use layout::Format;
 pub use source::{OpenOptions, Prefetch};
-pub use write::{TensorBytes, convert, save};
+pub use write::{TensorBytes, convert, save, to_bytes};

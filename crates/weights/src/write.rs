@@ -107,6 +107,32 @@ pub fn save<'a, N: AsRef<str>>(
     })
 }
 
+/// [`save`] into memory: the safetensors file's bytes (for [`Checkpoint::from_slice`], or to
+/// send).
+///
+/// ```
+/// use inferkit_weights::{to_bytes, Checkpoint, TensorBytes};
+/// let w = ndarray::array![[1i8, -2], [3, 4]];
+/// let bytes = to_bytes([("w", TensorBytes::from_array(w.view()))], None)?;
+/// let ckpt = Checkpoint::from_slice("w.safetensors", &bytes)?;
+/// assert_eq!(ckpt.tensor("w")?.view::<i8>()?, w.into_dyn());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Write`] (labelled `<memory>`) for what the safetensors crate refuses (e.g.
+/// duplicate names).
+pub fn to_bytes<'a, N: AsRef<str>>(
+    tensors: impl IntoIterator<Item = (N, TensorBytes<'a>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let named = tensors.into_iter().map(|(n, t)| (n.as_ref().to_owned(), t));
+    safetensors::serialize(named, metadata).map_err(|source| Error::Write {
+        path: "<memory>".into(),
+        source,
+    })
+}
+
 /// Converts any checkpoint [`Checkpoint::open`] reads into a safetensors file: same names,
 /// dtypes, shapes and values, every tensor written contiguous. Returns the number of tensors.
 /// Contiguous tensors are written straight from the map; strided ones are gathered.

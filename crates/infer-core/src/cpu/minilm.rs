@@ -17,13 +17,18 @@
 //! **Output.** Mean of the last hidden states over the non-padding tokens, then L2
 //! normalised: what `SentenceTransformer.encode` returns for this model.
 //!
-//! **int8** ([`MiniLm::with_int8`]): the six linear layers of each encoder layer run on the
-//! int8 GEMM ([`int8`](super::int8)) — weights quantized once, symmetric per output channel
-//! (`scale = max|w| / 127`), activations quantized per token (each row on its own range, as
-//! ONNX's `DynamicQuantizeLinear` does a tensor; one scale for the whole tensor is known to
-//! lose too much on MiniLM), the sums scaled back to f32 before the bias, residual, GELU and
-//! layer norms, which stay f32 like the attention products. The quantized weights are a
-//! copy (a quarter of the f32 ones); the embeddings and norms are still read in place.
+//! **int8.** [`load`](MiniLm::load) reads an int8 checkpoint too (its precision from its
+//! metadata: the format is in [`quant`](super::quant)'s docs), as written by
+//! [`save_int8`](MiniLm::save_int8) (the `quantize` example) or made in memory by
+//! [`with_int8`](MiniLm::with_int8); both give the same numbers. The six linear layers of
+//! each encoder layer run on the int8 GEMM ([`int8`](super::int8)): weights symmetric per
+//! output channel (`scale = max|w| / 127`), activations quantized per token (each row on its
+//! own range, as ONNX's `DynamicQuantizeLinear` does a tensor; one scale for the whole tensor
+//! is known to lose too much on MiniLM), the sums scaled back to f32 before the bias,
+//! residual, GELU and layer norms, which stay f32 like the attention products. The word
+//! embeddings are int8 too, one scale per token's row, dequantized as they are gathered:
+//! the file is a quarter of the f32 one. The linear weights are packed at load (a copy, an
+//! eighth of the f32 weights); the rest is read in place.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,8 +42,9 @@ use super::int8::{Isa, Out, PackedI8, Rows, gemm_u8i8_rows, quantize_rows};
 use super::kernels::{Strides, sgemm_strided};
 use super::math::{layer_norm, masked_softmax, mean_pool_l2};
 use super::nhwc::for_rows;
+use super::quant;
 use crate::backend::{Plan, Session};
-use crate::weights::Checkpoint;
+use crate::weights::{Checkpoint, TensorBytes};
 use crate::{
     DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
     TensorSpec, TensorView,
@@ -86,10 +92,21 @@ struct Net {
     max_tokens: usize,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
-    /// The linear layers quantized (by weight name; Q, K and V fused as `…{QKV}`), after
-    /// [`MiniLm::with_int8`].
+    /// The linear layers quantized (by weight name; Q, K and V fused as `…{QKV}`), when the
+    /// checkpoint is int8: its word embeddings are then int8 too.
     int8: Option<std::collections::HashMap<String, QLinear>>,
 }
+
+/// The scheme an int8 MiniLM checkpoint records (`inferkit.scheme`).
+const INT8_SCHEME: &str = "weights: int8, symmetric, one scale per output channel (linear \
+    layers) or per token (word embeddings); activations: uint8, asymmetric, one scale and \
+    zero point per token, found at run time; attention products, norms, GELU: f32";
+
+/// The descriptor's `precision` of an int8 MiniLM.
+const INT8_PRECISION: &str = "int8 (weights per output channel, activations per token)";
+
+/// The word embedding table.
+const WORD: &str = "embeddings.word_embeddings.weight";
 
 /// The name of a layer's fused Q, K, V weight among the int8 layers.
 const QKV: &str = "attention.self.qkv";
@@ -107,21 +124,11 @@ struct QLinear {
 }
 
 impl QLinear {
-    /// Quantizes PyTorch's `[n, k]` weight symmetric per output channel (`n` rows); `bias`
-    /// is `n` long.
-    fn new(w: &[f32], bias: &[f32], n: usize, k: usize) -> QLinear {
-        let mut q = vec![0i8; n * k];
-        let mut scale = vec![0.0_f32; n];
-        for ((row, out), s) in w.chunks_exact(k).zip(q.chunks_exact_mut(k)).zip(&mut scale) {
-            let most = row.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
-            *s = if most > 0.0 { most / 127.0 } else { 1.0 };
-            for (o, v) in out.iter_mut().zip(row) {
-                *o = (v / *s).round_ties_even().clamp(-127.0, 127.0) as i8;
-            }
-        }
+    /// PyTorch's `[n, k]` int8 weight (`n` rows) packed, with its `n` scales and biases.
+    fn new(q: &[i8], scale: &[f32], bias: &[f32], n: usize, k: usize) -> QLinear {
         QLinear {
-            w: PackedI8::from_rows(&q, n, k),
-            scale,
+            w: PackedI8::from_rows(q, n, k),
+            scale: scale.to_vec(),
             bias: bias.to_vec(),
             zeros: vec![0.0; n],
             isa: Isa::detect(),
@@ -164,15 +171,15 @@ fn err(message: String) -> Error {
 }
 
 impl MiniLm {
-    /// Loads `dir/model.safetensors` (mapped, used in place), `dir/config.json` and
-    /// `dir/tokenizer.json`; texts are truncated to 256 tokens. One thread until
-    /// [`with_threads`](Self::with_threads).
+    /// Loads `dir/model.safetensors` (mapped, used in place; f32, or int8 as its metadata
+    /// says: see the module docs), `dir/config.json` and `dir/tokenizer.json`; texts are
+    /// truncated to 256 tokens. One thread until [`with_threads`](Self::with_threads).
     ///
     /// # Errors
     /// [`Error::Weights`] naming `model.safetensors` when it is missing or not a valid
     /// checkpoint (it is opened first); [`Error::Backend`] naming a missing or unreadable
     /// `config.json` or `tokenizer.json`, a missing tensor, a tensor of the wrong shape or
-    /// dtype, or one that cannot be used in place.
+    /// dtype, one that cannot be used in place, or a quantization this build does not read.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let ckpt =
@@ -229,25 +236,87 @@ impl MiniLm {
             }))
             .map_err(|e| err(format!("{}: {e}", tok_path.display())))?;
         tokenizer.with_padding(None);
-        let model = MiniLm {
-            net: Arc::new(Net {
-                descriptor: descriptor(&config),
-                ckpt,
-                tokenizer,
-                config,
-                max_tokens,
-                threads: 1,
-                pool: None,
-                int8: None,
-            }),
+        let mut net = Net {
+            descriptor: descriptor(&config),
+            ckpt,
+            tokenizer,
+            config,
+            max_tokens,
+            threads: 1,
+            pool: None,
+            int8: None,
         };
-        model.check_weights()?;
-        Ok(model)
+        net.take_precision()?;
+        Ok(MiniLm { net: Arc::new(net) })
+    }
+}
+
+impl Net {
+    /// Checks the checkpoint's tensors for its precision (from its metadata) and, when it is
+    /// int8, packs the linear layers.
+    fn take_precision(&mut self) -> Result<()> {
+        let int8 = quant::is_int8(&self.ckpt).map_err(err)?;
+        self.check_weights(int8)?;
+        self.int8 = None;
+        if int8 {
+            self.int8 = Some(self.int8_layers()?);
+            self.descriptor
+                .metadata
+                .insert("precision".into(), INT8_PRECISION.into());
+        }
+        Ok(())
     }
 
-    /// Every tensor the forward pass reads, with its shape, readable in place.
-    fn check_weights(&self) -> Result<()> {
-        let c = &self.net.config;
+    /// The int8 checkpoint's linear layers packed (Q, K and V as one `[3h, h]` weight).
+    fn int8_layers(&self) -> Result<std::collections::HashMap<String, QLinear>> {
+        let c = &self.config;
+        let (h, i) = (c.hidden, c.intermediate);
+        let mut layers = std::collections::HashMap::new();
+        for l in 0..c.layers {
+            let p = format!("encoder.layer.{l}");
+            for (name, n, k) in &LINEARS[3..] {
+                let (n, k) = (n.pick(h, i), k.pick(h, i));
+                let weight = format!("{p}.{name}.weight");
+                let (q, s, b) = (
+                    self.i8(&weight)?,
+                    self.f32(&quant::scale_name(&weight))?,
+                    self.f32(&format!("{p}.{name}.bias"))?,
+                );
+                layers.insert(weight, QLinear::new(q, s, b, n, k));
+            }
+            let (mut q, mut s, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            for (name, _, _) in &LINEARS[..3] {
+                let weight = format!("{p}.{name}.weight");
+                q.extend_from_slice(self.i8(&weight)?);
+                s.extend_from_slice(self.f32(&quant::scale_name(&weight))?);
+                b.extend_from_slice(self.f32(&format!("{p}.{name}.bias"))?);
+            }
+            layers.insert(format!("{p}.{QKV}"), QLinear::new(&q, &s, &b, 3 * h, h));
+        }
+        Ok(layers)
+    }
+
+    /// The tensors quantized in an int8 checkpoint, with their `[rows, columns]`: every
+    /// encoder layer's linear weights and the word embeddings.
+    fn quantized(&self) -> Vec<(String, [usize; 2])> {
+        let c = &self.config;
+        let (h, i) = (c.hidden, c.intermediate);
+        let mut names = vec![(WORD.to_string(), [c.vocab, h])];
+        for l in 0..c.layers {
+            for (name, out, inp) in LINEARS {
+                names.push((
+                    format!("encoder.layer.{l}.{name}.weight"),
+                    [out.pick(h, i), inp.pick(h, i)],
+                ));
+            }
+        }
+        names
+    }
+
+    /// Every tensor the forward pass reads, with its shape and dtype, readable in place: the
+    /// quantized ones int8 with their scales when `int8`.
+    fn check_weights(&self, int8: bool) -> Result<()> {
+        let c = &self.config;
         let (h, i) = (c.hidden, c.intermediate);
         let mut want: Vec<(String, Vec<usize>)> = vec![
             ("embeddings.word_embeddings.weight".into(), vec![c.vocab, h]),
@@ -274,33 +343,107 @@ impl MiniLm {
                 want.push((format!("{p}.{ln}.bias"), vec![h]));
             }
         }
-        for (name, shape) in &want {
-            let t = self.net.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
-            if t.shape() != shape.as_slice() {
+        let quantized: std::collections::HashSet<String> = if int8 {
+            self.quantized().into_iter().map(|(name, _)| name).collect()
+        } else {
+            Default::default()
+        };
+        let shape_of = |name: &str, shape: &[usize]| -> Result<()> {
+            let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+            if t.shape() != shape {
                 return Err(err(format!(
-                    "{name}: shape {:?}, expected {shape:?}",
+                    "{}: {name}: shape {:?}, expected {shape:?}",
+                    self.ckpt.path().display(),
                     t.shape()
                 )));
             }
-            self.try_w(name)?;
+            Ok(())
+        };
+        for (name, shape) in &want {
+            shape_of(name, shape)?;
+            if quantized.contains(name) {
+                self.i8(name)?;
+                let scale = quant::scale_name(name);
+                shape_of(&scale, &shape[..1])?;
+                self.f32(&scale)?;
+            } else {
+                self.f32(name)?;
+            }
         }
         Ok(())
     }
 
-    fn try_w(&self, name: &str) -> Result<&[f32]> {
-        let t = self.net.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
+    /// A tensor of `T` read in place, or an error naming it and the file.
+    fn slice<T: crate::weights::StoredElement + bytemuck::Pod>(&self, name: &str) -> Result<&[T]> {
+        let file = self.ckpt.path().display();
+        let t = self.ckpt.tensor(name).map_err(|e| err(e.to_string()))?;
         let v = t
-            .view::<f32>()
-            .map_err(|e| err(format!("{name} cannot be used in place: {e}")))?;
+            .view::<T>()
+            .map_err(|e| err(format!("{file}: {name} cannot be used in place: {e}")))?;
         v.to_slice()
-            .ok_or_else(|| err(format!("{name} is not contiguous")))
+            .ok_or_else(|| err(format!("{file}: {name} is not contiguous")))
     }
 
-    /// A weight checked at load.
+    fn f32(&self, name: &str) -> Result<&[f32]> {
+        self.slice(name)
+    }
+
+    fn i8(&self, name: &str) -> Result<&[i8]> {
+        self.slice(name)
+    }
+
+    /// An f32 weight checked at load.
     fn w(&self, name: &str) -> &[f32] {
-        self.try_w(name).expect("checked at load")
+        self.f32(name).expect("checked at load")
     }
 
+    /// The int8 checkpoint of this (f32) model, in memory: the tensors of
+    /// [`quantized`](Self::quantized) int8 with their scales, the rest as they are.
+    fn int8_bytes(&self) -> Result<Vec<u8>> {
+        let quantized: std::collections::HashMap<String, [usize; 2]> =
+            self.quantized().into_iter().collect();
+        let mut tensors: Vec<(String, TensorBytes<'_>)> = Vec::new();
+        let weights = |source| Error::Weights {
+            model: self.descriptor.name.clone(),
+            source,
+        };
+        for t in self.ckpt.tensors() {
+            let Some(&[rows, cols]) = quantized.get(t.name()) else {
+                tensors.push((t.name().into(), TensorBytes::from_view(&t)));
+                continue;
+            };
+            let (q, scale) = quant::symmetric_rows(self.w(t.name()), cols);
+            tensors.push((
+                t.name().into(),
+                TensorBytes::new(
+                    crate::DType::I8,
+                    vec![rows, cols],
+                    bytemuck::cast_vec::<i8, u8>(q),
+                )
+                .map_err(weights)?,
+            ));
+            tensors.push((
+                quant::scale_name(t.name()),
+                TensorBytes::new(
+                    crate::DType::F32,
+                    vec![rows],
+                    bytemuck::cast_slice::<f32, u8>(&scale).to_vec(),
+                )
+                .map_err(weights)?,
+            ));
+        }
+        let names: Vec<String> = self.quantized().into_iter().map(|(n, _)| n).collect();
+        let meta = quant::metadata(
+            &self.ckpt,
+            INT8_SCHEME,
+            "dynamic (activation ranges found per token at run time; no calibration set)",
+            &names,
+        );
+        crate::weights::to_bytes(tensors, Some(meta)).map_err(weights)
+    }
+}
+
+impl MiniLm {
     /// Runs on `threads` threads (0 is taken as 1): 1 on the caller's thread, more on a
     /// rayon pool of exactly that size owned by the model.
     ///
@@ -316,44 +459,56 @@ impl MiniLm {
         Ok(self)
     }
 
-    /// Runs the encoder's linear layers in int8 (see the module docs): their weights are
-    /// quantized now, symmetric per output channel; activations are quantized per token as
-    /// each layer runs. The descriptor's `precision` metadata says `int8`.
+    /// This model in int8 (see the module docs), quantized in memory: the checkpoint
+    /// [`save_int8`](Self::save_int8) writes, opened from memory in place of the f32 one (the
+    /// same numbers as loading that file). The descriptor's `precision` metadata says
+    /// `int8`. An int8 model is returned as it is.
     ///
     /// # Errors
     /// [`Error::Backend`] when the model is already shared (a clone of it exists).
     pub fn with_int8(mut self) -> Result<Self> {
-        let c = &self.net.config;
-        let (h, i) = (c.hidden, c.intermediate);
-        let mut layers = std::collections::HashMap::new();
-        for l in 0..c.layers {
-            let p = format!("encoder.layer.{l}");
-            for (name, n, k) in &LINEARS[3..] {
-                let (w, b) = (
-                    self.w(&format!("{p}.{name}.weight")),
-                    self.w(&format!("{p}.{name}.bias")),
-                );
-                let (n, k) = (n.pick(h, i), k.pick(h, i));
-                layers.insert(format!("{p}.{name}.weight"), QLinear::new(w, b, n, k));
-            }
-            // Q, K and V as one [3h, h] weight (each row quantized on its own, as apart)
-            let (mut w, mut b) = (Vec::with_capacity(3 * h * h), Vec::with_capacity(3 * h));
-            for (name, _, _) in &LINEARS[..3] {
-                w.extend_from_slice(self.w(&format!("{p}.{name}.weight")));
-                b.extend_from_slice(self.w(&format!("{p}.{name}.bias")));
-            }
-            layers.insert(format!("{p}.{QKV}"), QLinear::new(&w, &b, 3 * h, h));
+        if self.is_int8() {
+            return Ok(self);
         }
         let net = super::unshared(&mut self.net, "minilm", "with_int8")?;
-        net.int8 = Some(layers);
-        net.descriptor.metadata.insert(
-            "precision".into(),
-            "int8 (weights per output channel, activations per token)".into(),
-        );
+        let bytes = net.int8_bytes()?;
+        let label = net.ckpt.path().with_extension("int8.safetensors");
+        net.ckpt = Checkpoint::from_slice(label, &bytes).map_err(|source| Error::Weights {
+            model: net.descriptor.name.clone(),
+            source,
+        })?;
+        net.take_precision()?;
         Ok(self)
     }
 
-    /// Whether the linear layers run in int8 ([`with_int8`](Self::with_int8)).
+    /// Writes this (f32) model's int8 checkpoint to `path` (see the module docs; the format
+    /// and its metadata: [`quant`](super::quant)): the linear weights and word embeddings
+    /// int8 with their scales, the rest as in the source; metadata records the scheme and
+    /// the source file's sha256. Load it with [`load`](Self::load) beside the same
+    /// `config.json` and `tokenizer.json`. Returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the model is int8 already; [`Error::Weights`] when the file
+    /// cannot be written.
+    pub fn save_int8(&self, path: impl AsRef<Path>) -> Result<u64> {
+        if self.is_int8() {
+            return Err(err(format!(
+                "{}: already int8; quantize the f32 checkpoint",
+                self.net.ckpt.path().display()
+            )));
+        }
+        let path = path.as_ref();
+        let bytes = self.net.int8_bytes()?;
+        let write = |e: std::io::Error| err(format!("{}: {e}", path.display()));
+        // to a temporary file beside it, renamed into place (a reader of the old file
+        // keeps its map)
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, &bytes).map_err(write)?;
+        std::fs::rename(&tmp, path).map_err(write)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Whether the model runs in int8 (an int8 checkpoint, or [`with_int8`](Self::with_int8)).
     pub fn is_int8(&self) -> bool {
         self.net.int8.is_some()
     }
@@ -470,27 +625,37 @@ impl MiniLm {
             return Array2::zeros((batch, h));
         }
         // embeddings: word + position + token type 0, then layer norm
-        let (word, pos, typ) = (
-            self.w("embeddings.word_embeddings.weight"),
-            self.w("embeddings.position_embeddings.weight"),
-            self.w("embeddings.token_type_embeddings.weight"),
+        let net = &*self.net;
+        let (pos, typ) = (
+            net.w("embeddings.position_embeddings.weight"),
+            net.w("embeddings.token_type_embeddings.weight"),
         );
+        // int8 rows with a scale each, or f32 rows (checked at load)
+        let word_i8 = self.is_int8().then(|| {
+            let q = net.i8(WORD).expect("checked at load");
+            (q, net.w(&quant::scale_name(WORD)))
+        });
+        let word_f32 = if word_i8.is_none() { net.w(WORD) } else { &[] };
         let mut x = vec![0.0_f32; tokens * h];
         for (p, (row, id)) in x.chunks_exact_mut(h).zip(ids.iter()).enumerate() {
             let (id, j) = (*id as usize, p % seq);
-            for (((o, a), b), d) in row
-                .iter_mut()
-                .zip(&word[id * h..(id + 1) * h])
-                .zip(&pos[j * h..(j + 1) * h])
-                .zip(&typ[..h])
-            {
-                *o = a + b + d;
+            let word = id * h..(id + 1) * h;
+            match word_i8 {
+                Some((q, s)) => {
+                    for (o, q) in row.iter_mut().zip(&q[word]) {
+                        *o = f32::from(*q) * s[id];
+                    }
+                }
+                None => row.copy_from_slice(&word_f32[word]),
+            }
+            for ((o, b), d) in row.iter_mut().zip(&pos[j * h..(j + 1) * h]).zip(&typ[..h]) {
+                *o = *o + b + d;
             }
         }
         layer_norm(
             &mut x,
-            self.w("embeddings.LayerNorm.weight"),
-            self.w("embeddings.LayerNorm.bias"),
+            net.w("embeddings.LayerNorm.weight"),
+            net.w("embeddings.LayerNorm.bias"),
             c.eps,
         );
         // Q, K and V: one after the other (f32), or side by side in each row (the fused int8
@@ -508,8 +673,8 @@ impl MiniLm {
                         // (the quantized layer holds its bias)
                         Some(q) => linear_int8(input, q, act, residual, out, t),
                         None => {
-                            let b = self.w(&format!("{p}.{name}.bias"));
-                            linear(input, self.w(&weight), b, act, residual, out, t);
+                            let b = net.w(&format!("{p}.{name}.bias"));
+                            linear(input, net.w(&weight), b, act, residual, out, t);
                         }
                     }
                 };
@@ -544,16 +709,16 @@ impl MiniLm {
             );
             layer_norm(
                 &mut x1,
-                self.w(&format!("{p}.attention.output.LayerNorm.weight")),
-                self.w(&format!("{p}.attention.output.LayerNorm.bias")),
+                net.w(&format!("{p}.attention.output.LayerNorm.weight")),
+                net.w(&format!("{p}.attention.output.LayerNorm.bias")),
                 c.eps,
             );
             lin("intermediate.dense", &x1, &mut inter, Act::Gelu, None);
             lin("output.dense", &inter, &mut x, Act::Identity, Some(&x1));
             layer_norm(
                 &mut x,
-                self.w(&format!("{p}.output.LayerNorm.weight")),
-                self.w(&format!("{p}.output.LayerNorm.bias")),
+                net.w(&format!("{p}.output.LayerNorm.weight")),
+                net.w(&format!("{p}.output.LayerNorm.bias")),
                 c.eps,
             );
         }

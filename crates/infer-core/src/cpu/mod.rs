@@ -5,10 +5,11 @@
 //! our own ([`packed`], AVX-512; the `gemm` crate where the CPU lacks it); MiniLM's layers
 //! on the `gemm` crate, reading its weights in place (both chosen by `benches/gemm.rs`).
 //! The depthwise spans are AVX-512 intrinsics where the CPU has it; the other kernels are
-//! plain loops compiled per SIMD level (`multiversion`). MiniLM's linear layers can run in
-//! int8 instead ([`MiniLm::with_int8`]) on the u8×s8 kernels of [`int8`] (AVX-512 VNNI,
-//! AVX2, portable). Each model runs on a thread count of its own: 1 means the caller's
-//! thread only.
+//! plain loops compiled per SIMD level (`multiversion`). MiniLM runs in int8 too, from an
+//! int8 checkpoint ([`quant`] describes the format; [`MiniLm::save_int8`] writes one,
+//! [`MiniLm::with_int8`] makes one in memory) on the u8×s8 kernels of [`int8`] (AVX-512
+//! VNNI, AVX2, portable). Each model runs on a thread count of its own: 1 means the
+//! caller's thread only.
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub mod math;
 pub mod nhwc;
 #[doc(hidden)]
 pub mod packed;
+pub mod quant;
 
 pub use backend::{Architecture, CpuBackend};
 pub use efficientnet::EfficientNetLite0;

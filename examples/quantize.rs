@@ -1,0 +1,114 @@
+//! Turns an f32 checkpoint into an int8 one (the format: `inferkit::infer_core::cpu::quant`).
+//!
+//! ```text
+//! cargo run --release --example quantize -- minilm SRC_DIR OUT_DIR
+//! ```
+//!
+//! `minilm`: SRC_DIR is an all-MiniLM-L6-v2 folder (`model.safetensors`, `config.json`,
+//! `tokenizer.json`, …); OUT_DIR gets `model.safetensors` in int8 — the encoder's linear
+//! weights and the word embeddings symmetric per output channel (per token row for the
+//! embeddings), activations quantized per token at run time, so no calibration set — and
+//! a copy of every other file of SRC_DIR but ONNX exports (which stay f32). `embed --model
+//! OUT_DIR` (or `embed --int8`, for the folder `scripts/fetch-models.sh` makes) runs it.
+//!
+//! Prints what it wrote: the sizes before and after, the tensors quantized, the source's
+//! sha256 (also in the file's metadata) and the time taken.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use inferkit::infer_core::cpu::MiniLm;
+use inferkit::weights::Checkpoint;
+
+const USAGE: &str = "usage: quantize minilm SRC_DIR OUT_DIR";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["minilm", src, out] => minilm(Path::new(src), Path::new(out)),
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(format!("unexpected arguments {args:?}\n{USAGE}").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn minilm(src: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    if src.canonicalize().ok() == out.canonicalize().ok() {
+        return Err(format!(
+            "{}: the output folder must differ from the source",
+            out.display()
+        )
+        .into());
+    }
+    let model = MiniLm::load(src)?;
+    if model.is_int8() {
+        return Err(format!("{}: already int8", src.join("model.safetensors").display()).into());
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let copied = copy_tree(src, out)?;
+    let target = out.join("model.safetensors");
+    let written = model.save_int8(&target)?;
+    let source = std::fs::metadata(src.join("model.safetensors"))?.len();
+    let ckpt = Checkpoint::open(&target)?;
+    let meta = ckpt.metadata();
+    let quantized = meta["inferkit.quantized"].split(',').count();
+    println!(
+        "{}: {quantized} tensors int8 of {}, {written} bytes ({:.3}x the {source} of {}), \
+         {copied} other files copied, {:.2} s",
+        target.display(),
+        ckpt.len(),
+        written as f64 / source as f64,
+        src.join("model.safetensors").display(),
+        start.elapsed().as_secs_f64()
+    );
+    println!("scheme: {}", meta["inferkit.scheme"]);
+    println!("source sha256: {}", meta["inferkit.source_sha256"]);
+    Ok(())
+}
+
+/// Copies every file under `src` into `out` (folders made as needed) but the checkpoint and
+/// ONNX exports; returns the count.
+fn copy_tree(src: &Path, out: &Path) -> Result<usize, String> {
+    let mut copied = 0;
+    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = src.join(&rel);
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let (name, kind) = (
+                entry.file_name(),
+                entry.file_type().map_err(|e| e.to_string())?,
+            );
+            let rel = rel.join(&name);
+            if kind.is_dir() {
+                std::fs::create_dir_all(out.join(&rel))
+                    .map_err(|e| format!("{}: {e}", out.join(&rel).display()))?;
+                stack.push(rel);
+            } else if rel != Path::new("model.safetensors")
+                && rel.extension().is_none_or(|e| e != "onnx")
+            {
+                std::fs::copy(src.join(&rel), out.join(&rel)).map_err(|e| {
+                    format!(
+                        "{} → {}: {e}",
+                        src.join(&rel).display(),
+                        out.join(&rel).display()
+                    )
+                })?;
+                copied += 1;
+            }
+        }
+    }
+    Ok(copied)
+}
