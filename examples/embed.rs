@@ -12,7 +12,8 @@
 //! padded, and printed in input order, one JSON line each: `{"text":…,"embedding":[384
 //! floats]}` (unit length, as sentence-transformers returns). The last line is a summary:
 //! `texts`, `tokens`, `seconds` (tokenizing and the model; loading apart, as
-//! `load_seconds`), `texts_per_s`, `batch`, `threads`, `precision`.
+//! `load_seconds`), `texts_per_s`, `batch`, `threads`, `precision`, and resident memory in
+//! MiB (Linux; null elsewhere): `rss_before_load_mb`, `rss_mb` at the end, `peak_rss_mb`.
 //!
 //! `--model` takes an int8 checkpoint as well (the precision is read from its metadata).
 //! `--int8` runs in int8: the folder `scripts/fetch-models.sh` makes with the `quantize`
@@ -31,6 +32,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use inferkit::infer_core::Plan;
 use inferkit::infer_core::cpu::{MiniLm, Tokens};
 use inferkit::pipeline::available_cpus;
+
+#[path = "common/rss.rs"]
+mod rss;
 
 struct Args {
     texts: Vec<String>,
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let rss_before_load = rss::rss_bytes();
     let load = Instant::now();
     let dir = args.model.clone().unwrap_or_else(|| {
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models");
@@ -179,8 +184,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "batch": args.batch,
             "threads": args.threads,
             "precision": model.descriptor().metadata.get("precision"),
+            "rss_before_load_mb": mb(rss_before_load),
+            "rss_mb": mb(rss::rss_bytes()),
+            "peak_rss_mb": mb(rss::peak_rss_bytes()),
         })
     )?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Bytes in MiB, to 0.1 (null where /proc says nothing).
+fn mb(bytes: u64) -> Option<f64> {
+    (bytes > 0).then(|| (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0)
 }

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use inferkit::pipeline::{BatchOptions, Pipeline, StageOptions};
 
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_bytes;
+
 struct Args {
     items: u64,
     capacity: usize,
@@ -63,18 +67,6 @@ fn parse() -> Result<Args, String> {
         return Err("--capacity, --workers and --batch must be at least 1".into());
     }
     Ok(a)
-}
-
-/// Peak resident set size of this process (VmHWM), in bytes; 0 where /proc has none.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn main() {

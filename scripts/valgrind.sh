@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the tests that reach `unsafe` code under valgrind (memcheck), failing on any error.
-# Today that is inferkit-weights (its one unsafe block maps files), the root crate's weights
+# Today that is inferkit-weights (its unsafe blocks map files and give pages back:
+# tests/release.rs), the root crate's weights
 # tests, which open real checkpoints through that map, the allocation-counting test (its
 # global allocator is unsafe code, and it drives the patched zune-jpeg's SSE2 block), and
 # infer-core's kernel tests (`sgemm` wraps the `gemm` crate's unsafe entry point), and the

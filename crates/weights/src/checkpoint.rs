@@ -191,6 +191,67 @@ impl Checkpoint {
         })
     }
 
+    /// Lets the kernel drop the named tensors' bytes from this process's resident memory, for
+    /// tensors copied (converted, repacked) at load and not read again: their byte ranges,
+    /// merged where they touch, give back every whole 64 KiB block inside them
+    /// (`madvise(MADV_DONTNEED)`; name tensors that lie side by side together, so that the
+    /// blocks across their boundaries go too). Reading them later still works: the pages
+    /// come back from the file. Returns the bytes given back — 0 for a checkpoint copied
+    /// into memory ([`read`](Self::read), [`from_slice`](Self::from_slice)), off Unix, or
+    /// ranges holding no whole block.
+    ///
+    /// ```
+    /// use inferkit_weights::{Checkpoint, TensorBytes};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("m.safetensors");
+    /// let w = ndarray::Array1::<f32>::from_elem(1 << 16, 0.5);
+    /// inferkit_weights::save(&path, [("w", TensorBytes::from_array(w.view()))], None)?;
+    /// let ckpt = Checkpoint::open(&path)?;
+    /// let copy = ckpt.tensor("w")?.to_owned::<f32>()?;
+    /// assert!(ckpt.release(["w"])? >= 3 * 65536); // 256 KiB of data: 3 whole blocks at least
+    /// assert_eq!(ckpt.tensor("w")?.view::<f32>()?, copy); // read back from the file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TensorNotFound`] (before anything is given back); [`Error::Io`] naming the
+    /// file when `madvise` fails.
+    pub fn release<'n>(&self, names: impl IntoIterator<Item = &'n str>) -> Result<usize> {
+        // (source, start, end) of each tensor, then merged where they touch or overlap
+        let mut ranges = Vec::new();
+        for name in names {
+            let &i = self
+                .by_name
+                .get(name)
+                .ok_or_else(|| Error::TensorNotFound {
+                    path: self.path.clone(),
+                    tensor: name.to_owned(),
+                })?;
+            let e = &self.entries[i];
+            ranges.push((e.source, e.offset, e.offset + e.span));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if last.0 == r.0 && r.1 <= last.2 => last.2 = last.2.max(r.2),
+                _ => merged.push(r),
+            }
+        }
+        let mut given = 0;
+        for (source, start, end) in merged {
+            let src = &self.sources[source];
+            given += src
+                .bytes
+                .release(start, end - start)
+                .map_err(|source| Error::Io {
+                    path: src.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(given)
+    }
+
     /// Total bytes of tensor data (each tensor's elements counted once, shared storage counted
     /// per tensor).
     pub fn nbytes(&self) -> usize {

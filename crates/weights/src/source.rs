@@ -44,6 +44,10 @@ impl OpenOptions {
     }
 }
 
+/// The granule [`Bytes::release`] gives back: 64 KiB, a multiple of the 4, 16 and 64 KiB
+/// pages of the platforms memmap2 runs on, so no page size has to be asked for.
+pub(crate) const RELEASE_ALIGN: usize = 64 << 10;
+
 /// Size of one `read()` call when a checkpoint is copied into memory.
 pub(crate) const READ_CHUNK: usize = 8 << 20;
 
@@ -62,6 +66,40 @@ impl Bytes {
         match self {
             Bytes::Map(m) => m,
             Bytes::Owned { words, len } => &bytemuck::cast_slice::<u64, u8>(words)[..*len],
+        }
+    }
+
+    /// Gives the whole [`RELEASE_ALIGN`] blocks inside `offset..offset + len` of a map back
+    /// to the kernel (`madvise(MADV_DONTNEED)`): they leave the resident set, and a later
+    /// read faults them back in from the file. Returns the bytes given back: 0 for an owned
+    /// copy, off Unix, or a range holding no whole block.
+    pub(crate) fn release(&self, offset: usize, len: usize) -> std::io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            Bytes::Map(m) => {
+                let start = offset.next_multiple_of(RELEASE_ALIGN);
+                let end = (offset + len).min(m.len()) / RELEASE_ALIGN * RELEASE_ALIGN;
+                if end <= start {
+                    return Ok(0);
+                }
+                // SAFETY: `m` is a read-only MAP_SHARED mapping of a file (`map` below), and
+                // `start..end` lies inside it on page boundaries (RELEASE_ALIGN is a multiple
+                // of every page size Linux and macOS use). MADV_DONTNEED on a shared file
+                // mapping only drops this process's page-table entries: the next read of
+                // those addresses faults the same bytes back in from the page cache or the
+                // file, so views borrowed from the map keep reading the file's contents (the
+                // zero-fill that makes DONTNEED unsafe applies to private and anonymous
+                // mappings, which `Bytes` never holds).
+                unsafe {
+                    m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )?;
+                }
+                Ok(end - start)
+            }
+            _ => Ok(0),
         }
     }
 

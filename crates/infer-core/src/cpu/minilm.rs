@@ -27,8 +27,9 @@
 //! is known to lose too much on MiniLM), the sums scaled back to f32 before the bias,
 //! residual, GELU and layer norms, which stay f32 like the attention products. The word
 //! embeddings are int8 too, one scale per token's row, dequantized as they are gathered:
-//! the file is a quarter of the f32 one. The linear weights are packed at load (a copy, an
-//! eighth of the f32 weights); the rest is read in place.
+//! the file is a quarter of the f32 one. The linear weights are packed at load (a copy, a
+//! quarter of the f32 ones, whose pages in the map are then given back to the kernel:
+//! `Checkpoint::release`); the rest is read in place.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -260,6 +261,17 @@ impl Net {
         self.int8 = None;
         if int8 {
             self.int8 = Some(self.int8_layers()?);
+            // the packed copies are all the forward pass reads: the mapped int8 weights
+            // need not stay resident (read back from the file should anything ask)
+            let packed = self.quantized();
+            let packed = packed
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| *n != WORD);
+            self.ckpt.release(packed).map_err(|source| Error::Weights {
+                model: self.descriptor.name.clone(),
+                source,
+            })?;
             self.descriptor
                 .metadata
                 .insert("precision".into(), INT8_PRECISION.into());
