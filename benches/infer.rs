@@ -1,7 +1,8 @@
 //! The native CPU backend against onnxruntime and PyTorch, measured by
 //! scripts/anchors/models.py in the same run (target/bench-data/anchors-models.json):
 //! EfficientNet-Lite0 batch 1 (latency) and 32 (throughput), MiniLM batch 32 × 128 tokens,
-//! one thread and two. The ONNX backends — tract and onnxruntime through the `ort` crate
+//! one thread and two; MiniLM in int8 too (our int8 checkpoint against onnxruntime's
+//! `quantize_dynamic` model and PyTorch's dynamic quantization). The ONNX backends — tract and onnxruntime through the `ort` crate
 //! (`ORT_DYLIB_PATH`, else the library scripts/fetch-models.sh fetched) — on the exported
 //! EfficientNet and MiniLM and on a held-back transformer (scripts/anchors/models.py exports
 //! them), where the files are there, against onnxruntime's Python API. The table also gives each model's GFLOP/s and its fraction of the measured sgemm
@@ -101,15 +102,17 @@ fn main() {
     let minilm2 = MiniLm::load(&minilm_dir)
         .ok()
         .map(|m| m.with_threads(2).unwrap());
-    // the linear layers in int8 (issue 22): weights per channel, activations per token
-    let minilm8 = MiniLm::load(&minilm_dir)
+    // int8 (issue 22): the checkpoint scripts/fetch-models.sh makes with examples/quantize.rs
+    // (weights per channel, activations per token)
+    let minilm8_dir = root.join(".cache/models/all-MiniLM-L6-v2-int8");
+    let minilm8 = MiniLm::load(&minilm8_dir).ok();
+    let minilm8_2 = MiniLm::load(&minilm8_dir)
         .ok()
-        .map(|m| m.with_int8().unwrap());
-    let minilm8_2 = MiniLm::load(&minilm_dir)
-        .ok()
-        .map(|m| m.with_threads(2).unwrap().with_int8().unwrap());
+        .map(|m| m.with_threads(2).unwrap());
     let mut eff_onnx = onnx_sessions(&onnx);
     let mut minilm_onnx = onnx_sessions(&minilm_dir.join("minilm-embed.onnx"));
+    // onnxruntime's quantize_dynamic of that export (scripts/anchors/models.py makes it)
+    let mut minilm_onnx8 = onnx_sessions(&minilm_dir.join("minilm-embed.int8.onnx"));
     let mut heldback =
         onnx_sessions(&root.join(".cache/models/heldback-transformer/transformer.onnx"));
     let mut c = Criterion::default()
@@ -156,7 +159,8 @@ fn main() {
             );
         }
     }
-    if let Some(o) = minilm_onnx.as_mut() {
+    for (o, what) in [(&mut minilm_onnx, ""), (&mut minilm_onnx8, "_int8")] {
+        let Some(o) = o.as_mut() else { continue };
         let inputs = [
             ("input_ids", (&ids).into()),
             ("attention_mask", (&mask).into()),
@@ -164,7 +168,7 @@ fn main() {
         onnx_benches(
             &mut g,
             o,
-            &format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
+            &format!("minilm{what}_b{MINILM_BATCH}_s{MINILM_SEQ}"),
             &inputs,
             10,
         );
@@ -261,7 +265,7 @@ fn report() {
         "| model | threads | native | onnxruntime | PyTorch | ORT / native speed | faster anchor / native speed | native GFLOP/s | of PyTorch sgemm peak |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let rows: [(&str, String, String, usize, f64); 5] = [
+    let rows: [(&str, String, String, usize, f64); 7] = [
         (
             "EfficientNet-Lite0 b1",
             "native_efficientnet_b1".into(),
@@ -294,6 +298,21 @@ fn report() {
             "MiniLM b32×128",
             format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2"),
             format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2"),
+            MINILM_BATCH,
+            minilm_macs(MINILM_BATCH, MINILM_SEQ),
+        ),
+        // int8 against onnxruntime's quantize_dynamic and PyTorch's dynamic quantization
+        (
+            "MiniLM int8 b32×128",
+            format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_int8"),
+            format!("minilm_int8_b{MINILM_BATCH}_s{MINILM_SEQ}_t1"),
+            MINILM_BATCH,
+            minilm_macs(MINILM_BATCH, MINILM_SEQ),
+        ),
+        (
+            "MiniLM int8 b32×128",
+            format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_int8_t2"),
+            format!("minilm_int8_b{MINILM_BATCH}_s{MINILM_SEQ}_t2"),
             MINILM_BATCH,
             minilm_macs(MINILM_BATCH, MINILM_SEQ),
         ),
@@ -355,12 +374,15 @@ fn report() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mb = format!("minilm_b{MINILM_BATCH}_s{MINILM_SEQ}");
-    let onnx_rows: [(&str, &str, &str, usize); 7] = [
+    let mb8 = format!("minilm_int8_b{MINILM_BATCH}_s{MINILM_SEQ}");
+    let onnx_rows: [(&str, &str, &str, usize); 9] = [
         ("EfficientNet-Lite0 b1", "efficientnet_b1", "eff_b1", 1),
         ("EfficientNet-Lite0 b32", "efficientnet_b32", "eff_b32", 1),
         ("EfficientNet-Lite0 b32", "efficientnet_b32", "eff_b32", 2),
         ("MiniLM b32×128", &mb, &mb, 1),
         ("MiniLM b32×128", &mb, &mb, 2),
+        ("MiniLM int8 (quantize_dynamic) b32×128", &mb8, &mb8, 1),
+        ("MiniLM int8 (quantize_dynamic) b32×128", &mb8, &mb8, 2),
         (
             "held-back transformer b8×128",
             "heldback_b8_s128",

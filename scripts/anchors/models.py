@@ -11,6 +11,9 @@ EfficientNet-Lite0: batch 1 (latency) and 32; MiniLM: batch 32 × 128 tokens, al
 tokens (the shape the issue names); a held-back transformer (PyTorch's nn.TransformerEncoder,
 4 layers of width 256, random weights of a fixed seed, exported once with dynamic batch and
 sequence: a model no part of inferkit was tuned on), batch 8 × 128, onnxruntime only.
+MiniLM in int8 too: onnxruntime's `quantize_dynamic` of the export (QInt8 weights per
+channel, made once into minilm-embed.int8.onnx: MatMulInteger + DynamicQuantizeLinear) and
+PyTorch's `torch.ao.quantization.quantize_dynamic` on the model's `nn.Linear` layers.
 """
 import json
 import pathlib
@@ -31,6 +34,8 @@ CACHE = ROOT / ".cache" / "models"
 EFF_ONNX = CACHE / "efficientnet-lite0" / "efficientnet-lite0.onnx"
 MINILM = CACHE / "all-MiniLM-L6-v2"
 MINILM_ONNX = MINILM / "minilm-embed.onnx"
+# onnxruntime's own int8: quantize_dynamic of the export above (issue 22's anchor)
+MINILM_INT8_ONNX = MINILM / "minilm-embed.int8.onnx"
 HELDBACK_ONNX = CACHE / "heldback-transformer" / "transformer.onnx"
 
 
@@ -155,6 +160,20 @@ def main():
         it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
         with torch.inference_mode():
             out[f"torch_minilm_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: model(it, mt), 10)
+    # MiniLM in int8: onnxruntime's quantize_dynamic and PyTorch's dynamic quantization
+    if not MINILM_INT8_ONNX.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(MINILM_ONNX), str(MINILM_INT8_ONNX), weight_type=QuantType.QInt8, per_channel=True)
+    model8 = torch.ao.quantization.quantize_dynamic(minilm_torch(), {torch.nn.Linear}, dtype=torch.qint8)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        sess = ort_session(MINILM_INT8_ONNX, threads)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        out[f"ort_minilm_int8_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: sess.run(None, feeds), 10)
+        it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
+        with torch.inference_mode():
+            out[f"torch_minilm_int8_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: model8(it, mt), 10)
     # the held-back transformer
     if not HELDBACK_ONNX.exists():
         export_heldback()
