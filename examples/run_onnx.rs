@@ -11,7 +11,9 @@
 //!
 //! Prints the model's descriptor as one JSON line, runs it (on N threads at once through one
 //! shared plan when `--threads N`, checking they agree), writes each output as
-//! `DIR/<output name>.npy`, and ends with a JSON summary line. On failure: an `error: …`
+//! `DIR/<output name>.npy` (characters other than letters, digits, `.`, `_` and `-` written
+//! as `_`, so `/encoder/Add_output_0` is `_encoder_Add_output_0.npy`; a clash gets
+//! `-<output index>`), and ends with a JSON summary line giving each output's file. On failure: an `error: …`
 //! line on stderr and exit 1 (unknown input name, shape or dtype mismatch, unsupported
 //! operator: each named).
 
@@ -197,8 +199,23 @@ fn run(args: &Args) -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut written = Vec::new();
-    for (spec, t) in model.descriptor().outputs.iter().zip(&first) {
-        let path = args.out.join(format!("{}.npy", spec.name));
+    let mut taken = std::collections::HashSet::new();
+    for (i, (spec, t)) in model.descriptor().outputs.iter().zip(&first).enumerate() {
+        // PyTorch names outputs like `/encoder/layer.0/Add_output_0`: a name becomes a file
+        // name in DIR (never a path out of it), and a clash gets the output's index
+        let mut file: String = spec
+            .name
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '_',
+            })
+            .collect();
+        if !taken.insert(file.clone()) {
+            file = format!("{file}-{i}");
+            taken.insert(file.clone());
+        }
+        let path = args.out.join(format!("{file}.npy"));
         write_any(&path, t)?;
         written.push(serde_json::json!({"name": spec.name, "shape": t.shape(), "dtype": t.dtype().as_str(), "file": path}));
     }

@@ -106,8 +106,13 @@ def run_ours(path, inputs, outputs, tmp, backend):
         panic = r.returncode == 101
         msg = next((l for l in lines if l.startswith("error")), lines[-1] if lines else f"exit {r.returncode}")
         return ("panic" if panic else "error"), msg.removeprefix("error: ")[:200]
+    # each output's file, from run_onnx's summary line (names are made safe as file names)
+    try:
+        files = {o["name"]: o["file"] for o in json.loads(r.stdout.strip().splitlines()[-1])["outputs"]}
+    except (ValueError, KeyError, IndexError):
+        return "error", "no summary line from run_onnx"
     for name, want in outputs.items():
-        f = tmp / "out" / f"{name}.npy"
+        f = pathlib.Path(files.get(name, tmp / "out" / f"{name}.npy"))
         if not f.exists():
             return "error", f"no output {name}"
         ok, why = close(np.load(f), want)

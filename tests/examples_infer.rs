@@ -53,6 +53,70 @@ fn run_onnx_writes_every_output_and_prints_the_descriptor() {
     }
 }
 
+/// PyTorch names outputs like `/encoder/Add_output_0`: each is written inside `--out` under a
+/// file name made of safe characters (never a path out of it), and the summary line says
+/// which file holds which output.
+#[test]
+fn run_onnx_writes_outputs_named_like_paths_inside_its_folder() {
+    // the fixture with its outputs renamed, byte for byte (same lengths): `prod` → `/p:d`,
+    // `emb` → `/..`
+    let bytes = std::fs::read(fixture("two_inputs.onnx")).unwrap();
+    let mut renamed = bytes.clone();
+    for (from, to) in [(&b"prod"[..], &b"/p:d"[..]), (b"emb", b"/..")] {
+        let mut hits = 0;
+        for i in 0..renamed.len() - from.len() {
+            if &renamed[i..i + from.len()] == from {
+                renamed[i..i + from.len()].copy_from_slice(to);
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 2, "{}", String::from_utf8_lossy(from)); // node output + graph output
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("renamed.onnx");
+    std::fs::write(&model, renamed).unwrap();
+    let out = dir.path().join("out");
+    let run = Command::new(example("run_onnx"))
+        .arg(&model)
+        .args(["--input", &format!("a={}", fixture("two_inputs.a.npy"))])
+        .args(["--input", &format!("b={}", fixture("two_inputs.b.npy"))])
+        .args(["--input", &format!("ids={}", fixture("two_inputs.ids.npy"))])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let files: Vec<(String, String)> = summary["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().into(),
+                o["file"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = |name: &str| out.join(name).display().to_string();
+    assert_eq!(
+        files,
+        [
+            ("/p:d".to_string(), want("_p_d.npy")),
+            ("/..".to_string(), want("_...npy"))
+        ]
+    );
+    let got: ArrayD<f32> = read_npy(out.join("_p_d.npy")).unwrap();
+    let expected: ArrayD<f32> = read_npy(fixture("two_inputs.prod.npy")).unwrap();
+    assert_eq!(got.shape(), expected.shape());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+}
+
 #[test]
 fn run_onnx_names_what_is_wrong() {
     let out = tempfile::tempdir().unwrap();
