@@ -40,7 +40,8 @@ RUN_ONNX, OUT = pathlib.Path(sys.argv[1 + GATE]), pathlib.Path(sys.argv[2 + GATE
 RTOL, ATOL = 1e-3, 1e-7
 TIME_LIMIT_S = 60
 
-# The operators common in vision, NLP and sequence models (issue 21's list and their kin).
+# The operators common in vision, NLP and sequence models (issue 21's list and their kin),
+# and those of int8 models (issue 22).
 OPS = """Abs Add And ArgMax ArgMin AveragePool BatchNormalization Cast Ceil Clip Concat Constant
 ConstantOfShape Conv ConvTranspose Cos CumSum DepthToSpace Div Dropout Einsum Elu Equal Erf Exp
 Expand Flatten Floor GRU Gather GatherElements Gelu Gemm GlobalAveragePool GlobalMaxPool Greater
@@ -49,7 +50,9 @@ LeakyRelu Less LessOrEqual Log LogSoftmax MatMul Max MaxPool Mean Min Mish Mod M
 OneHot Or PRelu Pad Pow RNN Range Reciprocal ReduceL2 ReduceLogSumExp ReduceMax ReduceMean ReduceMin
 ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ScatterElements ScatterND Selu Shape Sigmoid
 Sign Sin Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tanh
-ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Where Xor""".split()
+ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Where Xor
+QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul MatMulInteger
+ConvInteger""".split()
 # (ONNX_CONFORMANCE_OPS="Conv Relu" narrows the run, for a quick look)
 OPS = os.environ.get("ONNX_CONFORMANCE_OPS", " ".join(OPS)).split()
 
@@ -199,7 +202,7 @@ def write_report(results):
         "# ONNX conformance: ONNX's backend node tests",
         "",
         f"`scripts/onnx-conformance.sh` (onnx {onnx.__version__}, onnxruntime {ort.__version__}): "
-        f"{len(results)} node tests of {len(by_op)} operators common in vision, NLP and sequence models "
+        f"{len(results)} node tests of {len(by_op)} operators common in vision, NLP and sequence models and in int8 ones "
         f"(the `_expanded` variants left out), each run by onnxruntime's Python API and by inferkit's "
         f"two ONNX backends through `run_onnx`: tract (pure Rust, the default) and ort (onnxruntime "
         f"through the `ort` crate, loading the Python package's own library), compared with ONNX's expected outputs at rtol "

@@ -38,6 +38,8 @@ mod onnx_gru;
 #[cfg(feature = "onnx")]
 mod onnx_ops;
 #[cfg(feature = "onnx")]
+mod onnx_quant;
+#[cfg(feature = "onnx")]
 mod onnx_resize;
 #[cfg(feature = "onnx")]
 mod onnx_scatter;

@@ -58,6 +58,7 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
     crate::onnx_gru::register(reg);
     crate::onnx_resize::register(reg);
     crate::onnx_scatter::register(reg);
+    crate::onnx_quant::register(reg);
     reg.insert("Gelu", gelu);
     reg.insert("Range", |_, _| Ok((expand(Range), vec![])));
     reg.insert("Mish", |_, _| Ok((expand(Mish), vec![])));
