@@ -111,9 +111,10 @@ impl Backend for OnnxBackend {
             ),
             ModelSource::Bytes(mut b) => (onnx.proto_model_for_read(&mut b), None),
         };
-        let proto = proto.map_err(wrap(&name))?;
-        if let Some(graph) = &proto.graph {
+        let mut proto = proto.map_err(wrap(&name))?;
+        if let Some(graph) = &mut proto.graph {
             refuse_inexact(graph, &name)?;
+            crate::onnx_quant::uint8_weights_for_qlinearconv(graph);
         }
         // (tract panics on some graphs it parses: a Cast to FLOAT8 or INT4)
         let parsed = unpanicked(&name, "reading the graph", || {

@@ -1,5 +1,5 @@
-//! ONNX `QuantizeLinear` and `DequantizeLinear` of our own, registered in tract-onnx's
-//! operator registry in place of tract 0.21's (issue 22, "ONNX int8").
+//! ONNX `QuantizeLinear`, `DequantizeLinear` and `QLinearConv` of our own, registered in
+//! tract-onnx's operator registry in place of tract 0.21's (issue 22, "ONNX int8").
 //!
 //! tract 0.21 reads only the first element of `y_scale` and `y_zero_point` and ignores
 //! `axis`: a model quantized per channel — what `onnxruntime.quantization.quantize_static`
@@ -19,6 +19,11 @@
 //!
 //! Blocked quantization (`block_size`, opset 21), other element types (float8, int4) and
 //! f16 scales are refused at prepare, naming the node.
+//!
+//! `QLinearConv` (what `quantize_static` writes in QOperator format) is ours too: tract's
+//! wants one element type for activations and weights (uint8 and int8 here) and its
+//! quantized im2col fails on per-channel weights; ours dequantizes, convolves in f32 and
+//! quantizes, as onnxruntime's QDQ reference computes it (exact on the fixtures).
 
 use std::borrow::Cow;
 
@@ -33,6 +38,7 @@ use tract_onnx::tract_hir::internal::*;
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("QuantizeLinear", |ctx, node| build(ctx, node, true));
     reg.insert("DequantizeLinear", |ctx, node| build(ctx, node, false));
+    reg.insert("QLinearConv", qlinear_conv);
 }
 
 /// The element types a quantized tensor may have here, with the range it saturates to.
@@ -153,89 +159,327 @@ impl Expansion for Quant {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let op = self.op();
-        let x = inputs[0];
-        let rank = model.outlet_fact(x)?.rank();
-        // a scalar or 1-D parameter, shaped to broadcast against x
-        let axis = self.axis;
-        let shaped = |model: &mut TypedModel, o: OutletId, what: &str| -> TractResult<OutletId> {
-            let fact = model.outlet_fact(o)?.clone();
-            let mut o = o;
-            match fact.rank() {
-                0 => {}
-                1 => {
-                    let at = if axis < 0 { axis + rank as i64 } else { axis };
-                    if at < 0 || at >= rank as i64 {
-                        bail!("{op} {name}: axis {axis} outside the input's rank {rank}");
-                    }
-                    let at = at as usize;
-                    let (len, dim) = (&fact.shape[0], &model.outlet_fact(x)?.shape[at]);
-                    if !len.is_one() && len != dim {
-                        bail!(
-                            "{op} {name}: {what} of {len} values along axis {at}, which has {dim}"
-                        );
-                    }
-                    for i in 0..rank - at - 1 {
-                        o = model.wire_node(
-                            format!("{name}.{what}.trailing{i}"),
-                            AxisOp::Add(1),
-                            &[o],
-                        )?[0];
-                    }
-                }
-                r => {
-                    bail!("{op} {name}: {what} of rank {r} (blocked quantization) is not supported")
-                }
-            }
-            // leading axes up to x's rank
-            while model.outlet_fact(o)?.rank() < rank {
-                let at = model.outlet_fact(o)?.rank();
-                o = model.wire_node(format!("{name}.{what}.leading{at}"), AxisOp::Add(0), &[o])?[0];
-            }
-            Ok(o)
+        let zero = self.zero_point.then(|| inputs[2]);
+        let p = Params {
+            op: self.op(),
+            name,
+            axis: self.axis,
         };
-        let scale = shaped(model, inputs[1], "scale")?;
-        let zero = if self.zero_point {
-            Some(shaped(model, inputs[2], "zero_point")?)
+        let y = if self.quantize {
+            quantize(model, &p, inputs[0], inputs[1], zero, self.output)?
         } else {
-            None
+            dequantize(model, &p, inputs[0], inputs[1], zero)?
         };
-        let konst = |model: &mut TypedModel, label: &str, v: f32| {
-            model.add_const(
-                format!("{name}.{label}"),
-                tensor0(v).broadcast_into_rank(rank)?,
-            )
-        };
-        if self.quantize {
-            let out = match zero {
-                Some(z) => model.outlet_fact(z)?.datum_type,
-                None => self.output.unwrap_or(DatumType::U8),
-            };
-            let (lo, hi) = range_of(out)
-                .filter(|_| out != DatumType::I32)
-                .with_context(|| format!("{op} {name}: output type {out:?} is not supported"))?;
-            let q = model.wire_node(format!("{name}.div"), div(), &[x, scale])?[0];
-            let mut q = model.wire_node(format!("{name}.round"), round_half_to_even(), &[q])?[0];
-            if let Some(z) = zero {
-                let z = model.wire_node(format!("{name}.zero_f32"), cast(DatumType::F32), &[z])?[0];
-                q = model.wire_node(format!("{name}.add_zero"), add(), &[q, z])?[0];
-            }
-            let (lo, hi) = (konst(model, "lo", lo)?, konst(model, "hi", hi)?);
-            let q = model.wire_node(format!("{name}.max"), max(), &[q, lo])?[0];
-            let q = model.wire_node(format!("{name}.min"), min(), &[q, hi])?[0];
-            model.wire_node(name, cast(out), &[q])
-        } else {
-            let dt = model.outlet_fact(x)?.datum_type;
-            if range_of(dt).is_none() {
-                bail!("{op} {name}: input type {dt:?} is not supported");
-            }
-            let mut v = model.wire_node(format!("{name}.x_i32"), cast(DatumType::I32), &[x])?[0];
-            if let Some(z) = zero {
-                let z = model.wire_node(format!("{name}.zero_i32"), cast(DatumType::I32), &[z])?[0];
-                v = model.wire_node(format!("{name}.sub_zero"), sub(), &[v, z])?[0];
-            }
-            let v = model.wire_node(format!("{name}.f32"), cast(DatumType::F32), &[v])?[0];
-            model.wire_node(name, mul(), &[v, scale])
-        }
+        Ok(tvec![y])
     }
+}
+
+/// Where a quantization is wired: the ONNX operator and node (for errors and node names)
+/// and the axis of per-axis parameters (negative from the end).
+struct Params<'a> {
+    op: &'a str,
+    name: &'a str,
+    axis: i64,
+}
+
+/// A scalar or 1-D (along `p.axis`) parameter `o`, given axes to broadcast against `x`.
+fn shaped(
+    model: &mut TypedModel,
+    p: &Params<'_>,
+    x: OutletId,
+    o: OutletId,
+    what: &str,
+) -> TractResult<OutletId> {
+    let (op, name, axis) = (p.op, p.name, p.axis);
+    let rank = model.outlet_fact(x)?.rank();
+    let fact = model.outlet_fact(o)?.clone();
+    let mut o = o;
+    match fact.rank() {
+        0 => {}
+        1 => {
+            let at = if axis < 0 { axis + rank as i64 } else { axis };
+            if at < 0 || at >= rank as i64 {
+                bail!("{op} {name}: axis {axis} outside the input's rank {rank}");
+            }
+            let at = at as usize;
+            let (len, dim) = (&fact.shape[0], &model.outlet_fact(x)?.shape[at]);
+            if !len.is_one() && len != dim {
+                bail!("{op} {name}: {what} of {len} values along axis {at}, which has {dim}");
+            }
+            for i in 0..rank - at - 1 {
+                o = model.wire_node(format!("{name}.{what}.trailing{i}"), AxisOp::Add(1), &[o])?[0];
+            }
+        }
+        r => bail!("{op} {name}: {what} of rank {r} (blocked quantization) is not supported"),
+    }
+    // leading axes up to x's rank
+    while model.outlet_fact(o)?.rank() < rank {
+        let at = model.outlet_fact(o)?.rank();
+        o = model.wire_node(format!("{name}.{what}.leading{at}"), AxisOp::Add(0), &[o])?[0];
+    }
+    Ok(o)
+}
+
+/// `saturate(round_half_to_even(x / scale) + zero)` in the zero point's type (else
+/// `output`, else u8).
+fn quantize(
+    model: &mut TypedModel,
+    p: &Params<'_>,
+    x: OutletId,
+    scale: OutletId,
+    zero: Option<OutletId>,
+    output: Option<DatumType>,
+) -> TractResult<OutletId> {
+    let (op, name) = (p.op, p.name);
+    let rank = model.outlet_fact(x)?.rank();
+    let scale = shaped(model, p, x, scale, "scale")?;
+    let zero = zero
+        .map(|z| shaped(model, p, x, z, "zero_point"))
+        .transpose()?;
+    let out = match zero {
+        Some(z) => model.outlet_fact(z)?.datum_type,
+        None => output.unwrap_or(DatumType::U8),
+    };
+    let (lo, hi) = range_of(out)
+        .filter(|_| out != DatumType::I32)
+        .with_context(|| format!("{op} {name}: output type {out:?} is not supported"))?;
+    let q = model.wire_node(format!("{name}.div"), div(), &[x, scale])?[0];
+    let mut q = model.wire_node(format!("{name}.round"), round_half_to_even(), &[q])?[0];
+    if let Some(z) = zero {
+        let z = model.wire_node(format!("{name}.zero_f32"), cast(DatumType::F32), &[z])?[0];
+        q = model.wire_node(format!("{name}.add_zero"), add(), &[q, z])?[0];
+    }
+    let mut konst = |label: &str, v: f32| {
+        model.add_const(
+            format!("{name}.{label}"),
+            tensor0(v).broadcast_into_rank(rank)?,
+        )
+    };
+    let (lo, hi) = (konst("lo", lo)?, konst("hi", hi)?);
+    let q = model.wire_node(format!("{name}.max"), max(), &[q, lo])?[0];
+    let q = model.wire_node(format!("{name}.min"), min(), &[q, hi])?[0];
+    Ok(model.wire_node(name, cast(out), &[q])?[0])
+}
+
+/// `(x − zero) · scale`, the subtraction in i32.
+fn dequantize(
+    model: &mut TypedModel,
+    p: &Params<'_>,
+    x: OutletId,
+    scale: OutletId,
+    zero: Option<OutletId>,
+) -> TractResult<OutletId> {
+    let (op, name) = (p.op, p.name);
+    let dt = model.outlet_fact(x)?.datum_type;
+    if range_of(dt).is_none() {
+        bail!("{op} {name}: input type {dt:?} is not supported");
+    }
+    let scale = shaped(model, p, x, scale, "scale")?;
+    let zero = zero
+        .map(|z| shaped(model, p, x, z, "zero_point"))
+        .transpose()?;
+    let mut v = model.wire_node(format!("{name}.x_i32"), cast(DatumType::I32), &[x])?[0];
+    if let Some(z) = zero {
+        let z = model.wire_node(format!("{name}.zero_i32"), cast(DatumType::I32), &[z])?[0];
+        v = model.wire_node(format!("{name}.sub_zero"), sub(), &[v, z])?[0];
+    }
+    let v = model.wire_node(format!("{name}.f32"), cast(DatumType::F32), &[v])?[0];
+    Ok(model.wire_node(name, mul(), &[v, scale])?[0])
+}
+
+/// ONNX `QLinearConv`, computed as onnxruntime's QDQ reference does it: activation, weight
+/// (per output channel or per tensor) and int32 bias (on the scale `x_scale · w_scale`)
+/// dequantized, a float convolution, the result quantized on `y_scale` and `y_zero_point`.
+/// tract 0.21's own quantized convolution fails on per-channel weights ("Incompatible
+/// reshape" in its im2col), and wants one element type for activation and weight (see
+/// [`uint8_weights_for_qlinearconv`]).
+fn qlinear_conv(
+    _: &ParsingContext<'_>,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    use tract_onnx::tract_hir::ops::cnn::{Conv, PaddingSpec};
+    let kernel = node.get_attr_opt_tvec::<usize>("kernel_shape")?;
+    let default = match &kernel {
+        Some(k) => PaddingSpec::Explicit(tvec![0; k.len()], tvec![0; k.len()]),
+        None => PaddingSpec::Valid,
+    };
+    let padding = if let Some(pads) = node.get_attr_opt_tvec::<usize>("pads")? {
+        let half = pads.len() / 2;
+        PaddingSpec::Explicit(pads[..half].into(), pads[half..].into())
+    } else {
+        match node.get_attr_opt::<&str>("auto_pad")?.unwrap_or("NOTSET") {
+            "NOTSET" => default,
+            "VALID" => PaddingSpec::Valid,
+            "SAME_UPPER" => PaddingSpec::SameUpper,
+            "SAME_LOWER" => PaddingSpec::SameLower,
+            other => bail!("QLinearConv {}: auto_pad {other:?}", node.name),
+        }
+    };
+    let mut float = Conv::default().padding(padding);
+    if let Some(k) = kernel {
+        float = float.kernel_shape(k);
+    }
+    if let Some(g) = node.get_attr_opt::<usize>("group")? {
+        float = float.group(g);
+    }
+    if let Some(d) = node.get_attr_opt_tvec::<usize>("dilations")? {
+        float = float.dilations(d);
+    }
+    if let Some(s) = node.get_attr_opt_tvec::<usize>("strides")? {
+        float = float.strides(s);
+    }
+    let bias = node.input.get(8).is_some_and(|b| !b.is_empty());
+    // the same geometry with QLinearConv's inputs, for the shape rules
+    let quantized = Conv {
+        x_scale_input: Some(1),
+        x_zero_point_input: Some(2),
+        k_input: Some(3),
+        k_scale_input: Some(4),
+        k_zero_point_input: Some(5),
+        y_scale_input: Some(6),
+        y_zero_point_input: Some(7),
+        bias_input: bias.then_some(8),
+        ..float.clone()
+    };
+    if bias {
+        float = float.bias_input(2);
+    }
+    Ok((expand(QLinearConv { quantized, float }), vec![]))
+}
+
+#[derive(Debug, Clone, Hash)]
+struct QLinearConv {
+    /// tract's quantized convolution, whose rules give the output's type and shape.
+    quantized: tract_onnx::tract_hir::ops::cnn::Conv,
+    /// The float convolution it runs.
+    float: tract_onnx::tract_hir::ops::cnn::Conv,
+}
+
+impl Expansion for QLinearConv {
+    fn name(&self) -> Cow<'_, str> {
+        "QLinearConv".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        self.quantized.rules(s, inputs, outputs)
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let names = [
+            format!("{name}.x"),
+            format!("{name}.w"),
+            format!("{name}.b"),
+        ];
+        let at = |i: usize, axis: i64| Params {
+            op: "QLinearConv",
+            name: &names[i],
+            axis,
+        };
+        let x = dequantize(model, &at(0, 1), inputs[0], inputs[1], Some(inputs[2]))?;
+        let w = dequantize(model, &at(1, 0), inputs[3], inputs[4], Some(inputs[5]))?;
+        let mut wires = vec![x, w];
+        if let Some(&b) = inputs.get(8) {
+            // the bias's scale: x_scale · w_scale (per output channel or not)
+            let scales = tract_onnx::tract_hir::ops::binary::wire_rank_broadcast(
+                format!("{name}.bias_scale"),
+                model,
+                &[inputs[1], inputs[4]],
+            )?;
+            let s = model.wire_node(format!("{name}.bias_scale"), mul(), &scales)?[0];
+            wires.push(dequantize(model, &at(2, 0), b, s, None)?);
+        }
+        let y = self.float.wire(&format!("{name}.conv"), model, &wires)?[0];
+        let p = Params {
+            op: "QLinearConv",
+            name,
+            axis: 1,
+        };
+        Ok(tvec![quantize(
+            model,
+            &p,
+            y,
+            inputs[6],
+            Some(inputs[7]),
+            None
+        )?])
+    }
+}
+
+/// ONNX's element type numbers of uint8 and int8.
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+
+/// The values of an int8 initializer (raw bytes, or `int32_data`), or `None` for another
+/// type or data kept outside the file.
+fn int8_values(t: &tract_onnx::pb::TensorProto) -> Option<Vec<i8>> {
+    if t.data_type != INT8 || t.data_location == Some(1) {
+        return None;
+    }
+    Some(if t.raw_data.is_empty() {
+        t.int32_data.iter().map(|&v| v as i8).collect()
+    } else {
+        t.raw_data.iter().map(|&b| b as i8).collect()
+    })
+}
+
+/// `QLinearConv` of uint8 activations on int8 weights — what `onnxruntime.quantization`
+/// writes in QOperator format — which tract 0.21 refuses (it wants one type for both): the
+/// node is given uint8 copies of its weight and weight zero point, each value plus 128
+/// (`w − w_zero_point` unchanged, so the product is the same, exactly). Only where the
+/// weight, its zero point and the activation's zero point are initializers; anything else
+/// is left for tract to refuse by name. Returns how many nodes changed.
+pub(crate) fn uint8_weights_for_qlinearconv(graph: &mut tract_onnx::pb::GraphProto) -> usize {
+    let index: std::collections::HashMap<String, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
+    let mut added = Vec::new();
+    let mut changed = 0;
+    for node in graph.node.iter_mut().filter(|n| n.op_type == "QLinearConv") {
+        let init = |i: usize| {
+            node.input
+                .get(i)
+                .and_then(|n| index.get(n))
+                .map(|&k| &graph.initializer[k])
+        };
+        let (Some(x_zero), Some(w), Some(w_zero)) = (init(2), init(3), init(5)) else {
+            continue;
+        };
+        if x_zero.data_type != UINT8 {
+            continue;
+        }
+        let (Some(wv), Some(zv)) = (int8_values(w), int8_values(w_zero)) else {
+            continue;
+        };
+        let shifted = |t: &tract_onnx::pb::TensorProto, v: Vec<i8>| tract_onnx::pb::TensorProto {
+            name: format!("{}.as_uint8", t.name),
+            dims: t.dims.clone(),
+            data_type: UINT8,
+            raw_data: v.into_iter().map(|v| (i16::from(v) + 128) as u8).collect(),
+            ..Default::default()
+        };
+        let (w8, z8) = (shifted(w, wv), shifted(w_zero, zv));
+        node.input[3] = w8.name.clone();
+        node.input[5] = z8.name.clone();
+        added.push(w8);
+        added.push(z8);
+        changed += 1;
+    }
+    // (a weight shared by two nodes gets two copies of the same name: keep one)
+    added.sort_by(|a, b| a.name.cmp(&b.name));
+    added.dedup_by(|a, b| a.name == b.name);
+    graph.initializer.extend(added);
+    changed
 }
