@@ -139,7 +139,26 @@ impl PackedI8 {
     /// As [`PackedI8::new`].
     pub fn from_rows(w: &[i8], n: usize, k: usize) -> PackedI8 {
         assert_eq!(w.len(), k * n, "PackedI8: weight is not {n}×{k}");
-        PackedI8::from_fn(k, n, |p, j| w[j * k + p])
+        assert!(k <= MAX_K, "PackedI8: depth {k} is above {MAX_K}");
+        // a row's four consecutive depths are one lane of a group: copied four at a time
+        // (what `from_fn` does one value at a time; the model loads pack megabytes)
+        let groups = k.div_ceil(4);
+        let mut data = vec![0i8; n.div_ceil(NR) * groups * 64];
+        let mut col_sums = vec![0i32; n];
+        for (j, (row, sum)) in w.chunks_exact(k.max(1)).zip(&mut col_sums).enumerate() {
+            let (panel, lane) = (j / NR, j % NR);
+            let panel = &mut data[panel * groups * 64..(panel + 1) * groups * 64];
+            for (quad, group) in row.chunks(4).zip(panel.chunks_exact_mut(64)) {
+                group[lane * 4..lane * 4 + quad.len()].copy_from_slice(quad);
+            }
+            *sum = row.iter().map(|&v| i32::from(v)).sum();
+        }
+        PackedI8 {
+            k,
+            n,
+            data,
+            col_sums,
+        }
     }
 
     /// Packs the `[k, n]` weight whose element `(p, j)` is `f(p, j)`.
