@@ -2,7 +2,7 @@
 # The benchmark report: every criterion bench with its Python anchors, in one go on one
 # machine, then BENCHMARKS.md and one PNG chart per table (docs/benchmarks/).
 #
-#   scripts/bench-report.sh [PART...]     PART: weights images tables pipeline gemm infer serve
+#   scripts/bench-report.sh [PART...]     PART: weights images tables pipeline gemm int8 infer serve
 #
 # The anchors (torch, safetensors, Pillow, pyarrow, polars, onnxruntime, FastAPI, and
 # matplotlib for the charts) are installed once into one virtualenv, scripts/.venv/bench-report
@@ -17,7 +17,7 @@ out=target/bench-report
 mkdir -p "$out"
 # a full run starts clean; a partial one replaces only its parts (each section of the report
 # says when its part ran)
-[ ${#parts[@]} -gt 0 ] || { parts=(weights images tables pipeline gemm infer serve); rm -f "$out"/*.out; }
+[ ${#parts[@]} -gt 0 ] || { parts=(weights images tables pipeline gemm int8 infer serve); rm -f "$out"/*.out; }
 start=$(date +%s)
 
 # One virtualenv for every anchor (pyvenv.sh makes it once; `true` just installs).
@@ -36,6 +36,7 @@ for p in "${parts[@]}"; do
     tables) cmd=(scripts/bench-tables.sh) ;;
     pipeline) cmd=(cargo bench --bench pipeline) ;;
     gemm) cmd=(scripts/bench-gemm.sh) ;;
+    int8) cmd=(cargo bench --bench int8) ;;
     infer) cmd=(scripts/bench-infer.sh) ;;
     serve) cmd=(scripts/load-serve.sh) ;;
     *) echo "unknown part $p" >&2; exit 2 ;;

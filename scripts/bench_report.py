@@ -46,6 +46,11 @@ PARTS = {
         "scripts/bench-gemm.sh",
         [("packed / gemm", [0], "the packed-weight AVX-512 kernel's GFLOP/s over the gemm crate's (higher is better)")],
     ),
+    "int8": (
+        "inferkit-infer-core: int8 GEMM kernels (one thread)",
+        "cargo bench --bench int8",
+        [("int8 vnni512 / f32", [0], "the VNNI int8 kernel's GOP/s over the f32 packed kernel's GFLOP/s (higher is better)")],
+    ),
     "infer": (
         "inferkit-infer-core: native CPU backend vs onnxruntime and PyTorch",
         "scripts/bench-infer.sh",
