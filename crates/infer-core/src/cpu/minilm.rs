@@ -331,7 +331,7 @@ impl Net {
         let c = &self.config;
         let (h, i) = (c.hidden, c.intermediate);
         let mut want: Vec<(String, Vec<usize>)> = vec![
-            ("embeddings.word_embeddings.weight".into(), vec![c.vocab, h]),
+            (WORD.into(), vec![c.vocab, h]),
             (
                 "embeddings.position_embeddings.weight".into(),
                 vec![c.max_positions, h],
@@ -473,11 +473,13 @@ impl MiniLm {
 
     /// This model in int8 (see the module docs), quantized in memory: the checkpoint
     /// [`save_int8`](Self::save_int8) writes, opened from memory in place of the f32 one (the
-    /// same numbers as loading that file). The descriptor's `precision` metadata says
-    /// `int8`. An int8 model is returned as it is.
+    /// same numbers as loading that file), which the model then holds on the heap (a
+    /// quarter of the f32 file; loading the file maps it instead). The descriptor's
+    /// `precision` metadata says `int8`. An int8 model is returned as it is.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the model is already shared (a clone of it exists).
+    /// [`Error::Backend`] when the model is already shared (a clone of it exists);
+    /// [`Error::Weights`] when the safetensors writer refuses the tensors.
     pub fn with_int8(mut self) -> Result<Self> {
         if self.is_int8() {
             return Ok(self);
@@ -500,8 +502,8 @@ impl MiniLm {
     /// `config.json` and `tokenizer.json`. Returns the bytes written.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the model is int8 already; [`Error::Weights`] when the file
-    /// cannot be written.
+    /// [`Error::Backend`] when the model is int8 already, or naming `path` when the file
+    /// cannot be written; [`Error::Weights`] when the safetensors writer refuses the tensors.
     pub fn save_int8(&self, path: impl AsRef<Path>) -> Result<u64> {
         if self.is_int8() {
             return Err(err(format!(
