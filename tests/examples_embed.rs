@@ -106,7 +106,8 @@ fn input_file_one_text_per_line_and_errors() {
 /// `quantize minilm` as a user runs it, then `embed --model` on what it wrote: int8 (read
 /// from the file), within 0.99 cosine of sentence-transformers' f32 embeddings, and the
 /// same numbers as `embed --int8` on the folder scripts/fetch-models.sh made; a second
-/// quantization of an int8 folder, or into the source folder, is refused.
+/// quantization of an int8 folder, into the source folder, or of a folder not there is
+/// refused, naming why.
 #[test]
 fn quantize_writes_an_int8_folder_that_embed_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -189,8 +190,13 @@ fn quantize_writes_an_int8_folder_that_embed_runs() {
     }
 
     for (from, to, says) in [
-        (&int8, out.path().join("again"), "already int8"),
-        (&src, src.clone(), "must differ from the source"),
+        (int8.clone(), out.path().join("again"), "already int8"),
+        (src.clone(), src.clone(), "must differ from the source"),
+        (
+            Path::new("/nonexistent").to_path_buf(),
+            out.path().join("none"),
+            "/nonexistent/model.safetensors",
+        ),
     ] {
         let run = Command::new(example("quantize"))
             .arg("minilm")
