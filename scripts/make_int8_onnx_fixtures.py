@@ -9,13 +9,18 @@ Two small PyTorch models, exported with torch.onnx.export (symbolic batch), then
            residual Add or pooling, which QOperator would make com.microsoft ops) on
            [n, 3, 16, 16] → [n, 10]
   mlp      two matrix products with GELU between, on [n, 8, 32] (a transformer's FFN)
+  block    a residual block with squeeze-and-excitation (global average pool, 1×1 convs,
+           sigmoid gate, multiply, residual add) and a pooled head, on [n, 3, 16, 16]
 Quantized:
   cnn.qdq.onnx      quantize_static, QDQ format (QuantizeLinear/DequantizeLinear around f32
                     ops), per-channel int8 weights, uint8 activations, MinMax calibration on
                     16 random batches
   cnn.qop.onnx      the same in QOperator format: QLinearConv, QLinearMatMul
   mlp.dynamic.onnx  quantize_dynamic (MatMulInteger + DynamicQuantizeLinear), per-channel
-  mlp.qop.onnx      quantize_static QOperator on the MLP: QLinearMatMul
+  mlp.qop.onnx      quantize_static QOperator on the MLP: QLinearMatMul, and onnxruntime's
+                    QLinearAdd and QLinearMul (com.microsoft)
+  block.qop.onnx    quantize_static QOperator on the block: QLinearConv and onnxruntime's
+                    QLinearGlobalAveragePool, QLinearSigmoid, QLinearMul, QLinearAdd
 Writes tests/fixtures/onnx/int8/*.onnx, each case's input and onnxruntime's output (.npy, at
 batch 1 and 3) and int8.json (the cases, each with the ops the quantized model uses).
 """
@@ -52,6 +57,26 @@ class Cnn(nn.Module):
         x = torch.relu(self.pw(x))
         x = self.down(x)
         return torch.matmul(x.flatten(1), self.head)
+
+
+class Block(nn.Module):
+    """A residual block with squeeze-and-excitation: what QOperator turns into onnxruntime's
+    contrib ops (QLinearAdd, QLinearMul, QLinearSigmoid, QLinearGlobalAveragePool)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(16, 16, 3, padding=1)
+        self.squeeze = nn.Conv2d(16, 4, 1)
+        self.excite = nn.Conv2d(4, 16, 1)
+        self.head = nn.Parameter(torch.randn(16, 10) * 0.1)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        y = self.conv(x)
+        s = torch.sigmoid(self.excite(torch.relu(self.squeeze(y.mean((2, 3), keepdim=True)))))
+        x = torch.relu(x + y * s)
+        return torch.matmul(x.mean((2, 3)), self.head)
 
 
 class Mlp(nn.Module):
@@ -114,7 +139,14 @@ quantize_static(str(OUT / "mlp.onnx"), str(OUT / "mlp.qop.onnx"), Reader((2, 8, 
                 weight_type=QuantType.QInt8)
 record("mlp.qop.onnx", [(1, 8, 32), (3, 8, 32)])
 
-for f in ("cnn.onnx", "mlp.onnx"):
+block = Block()
+export(block, np.zeros((1, 3, 16, 16), np.float32), OUT / "block.onnx", {0: "n"})
+quantize_static(str(OUT / "block.onnx"), str(OUT / "block.qop.onnx"), Reader((2, 3, 16, 16)),
+                quant_format=QuantFormat.QOperator, per_channel=True, activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8)
+record("block.qop.onnx", [(1, 3, 16, 16), (3, 3, 16, 16)])
+
+for f in ("cnn.onnx", "mlp.onnx", "block.onnx"):
     (OUT / f).unlink()  # the f32 exports were only the quantizer's input
 (OUT / "int8.json").write_text(json.dumps({
     "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__, "cases": cases,

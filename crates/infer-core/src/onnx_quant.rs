@@ -1,5 +1,6 @@
 //! ONNX `QuantizeLinear`, `DequantizeLinear` and `QLinearConv` of our own, registered in
-//! tract-onnx's operator registry in place of tract 0.21's (issue 22, "ONNX int8").
+//! tract-onnx's operator registry in place of tract 0.21's, and onnxruntime's quantized
+//! element-wise operators, which tract lacks (issue 22, "ONNX int8").
 //!
 //! tract 0.21 reads only the first element of `y_scale` and `y_zero_point` and ignores
 //! `axis`: a model quantized per channel — what `onnxruntime.quantization.quantize_static`
@@ -24,6 +25,11 @@
 //! wants one element type for activations and weights (uint8 and int8 here) and its
 //! quantized im2col fails on per-channel weights; ours dequantizes, convolves in f32 and
 //! quantizes, as onnxruntime's QDQ reference computes it (exact on the fixtures).
+//!
+//! onnxruntime's own `QLinearAdd`, `QLinearMul` and `QLinearSigmoid` (domain
+//! `com.microsoft`, which QOperator format writes around residual additions,
+//! squeeze-and-excitation gates and sigmoids; tract has none of them): operands dequantized,
+//! the f32 operation with ONNX broadcasting, the result quantized (exact on the fixtures).
 
 use std::borrow::Cow;
 
@@ -39,6 +45,15 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("QuantizeLinear", |ctx, node| build(ctx, node, true));
     reg.insert("DequantizeLinear", |ctx, node| build(ctx, node, false));
     reg.insert("QLinearConv", qlinear_conv);
+    reg.insert("QLinearAdd", |_, node| {
+        qlinear_elementwise(node, Elementwise::Add)
+    });
+    reg.insert("QLinearMul", |_, node| {
+        qlinear_elementwise(node, Elementwise::Mul)
+    });
+    reg.insert("QLinearSigmoid", |_, node| {
+        qlinear_elementwise(node, Elementwise::Sigmoid)
+    });
 }
 
 /// The element types a quantized tensor may have here, with the range it saturates to.
@@ -482,4 +497,144 @@ pub(crate) fn uint8_weights_for_qlinearconv(graph: &mut tract_onnx::pb::GraphPro
     added.dedup_by(|a, b| a.name == b.name);
     graph.initializer.extend(added);
     changed
+}
+
+/// onnxruntime's element-wise quantized operators (domain `com.microsoft`), which
+/// `quantize_static` writes in QOperator format around additions, products and sigmoids.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Elementwise {
+    Add,
+    Mul,
+    Sigmoid,
+}
+
+impl Elementwise {
+    fn op(self) -> &'static str {
+        match self {
+            Elementwise::Add => "QLinearAdd",
+            Elementwise::Mul => "QLinearMul",
+            Elementwise::Sigmoid => "QLinearSigmoid",
+        }
+    }
+
+    /// Operands: two for Add and Mul, one for Sigmoid.
+    fn operands(self) -> usize {
+        if self == Elementwise::Sigmoid { 1 } else { 2 }
+    }
+}
+
+fn qlinear_elementwise(
+    node: &NodeProto,
+    kind: Elementwise,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    // each operand's (value, scale, zero point), then the output's (scale, zero point); the
+    // zero points may be left out
+    let slots: Vec<Option<usize>> = tract_onnx::model::optional_inputs(node)
+        .take(3 * kind.operands() + 2)
+        .collect();
+    Ok((expand(QLinearElementwise { kind, slots }), vec![]))
+}
+
+/// A `com.microsoft` element-wise quantized operator, computed as its QDQ reference:
+/// operands dequantized, the f32 operation (broadcasting as ONNX does), the result quantized.
+#[derive(Debug, Clone, Hash)]
+struct QLinearElementwise {
+    kind: Elementwise,
+    /// The input position of each of the node's slots (`None`: left out).
+    slots: Vec<Option<usize>>,
+}
+
+impl QLinearElementwise {
+    /// The input holding slot `i`, which must be there.
+    fn slot(&self, i: usize) -> TractResult<usize> {
+        self.slots
+            .get(i)
+            .copied()
+            .flatten()
+            .with_context(|| format!("{}: input {i} is missing", self.kind.op()))
+    }
+}
+
+impl Expansion for QLinearElementwise {
+    fn name(&self) -> Cow<'_, str> {
+        self.kind.op().into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, self.slots.iter().flatten().count())?;
+        check_output_arity(outputs, 1)?;
+        let n = self.kind.operands();
+        match self.slots.get(3 * n + 1).copied().flatten() {
+            Some(z) => s.equals(&outputs[0].datum_type, &inputs[z].datum_type)?,
+            None => s.equals(&outputs[0].datum_type, u8::datum_type())?,
+        }
+        let a = self.slot(0)?;
+        if n == 1 {
+            s.equals(&inputs[a].shape, &outputs[0].shape)?;
+        } else {
+            let b = self.slot(3)?;
+            s.given_2(&inputs[a].shape, &inputs[b].shape, move |s, a, b| {
+                let c = tract_onnx::tract_core::broadcast::multi_broadcast(&[a, b])?;
+                s.equals(&outputs[0].shape, c)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let op = self.kind.op();
+        let n = self.kind.operands();
+        let input = |i: usize| self.slots.get(i).copied().flatten().map(|k| inputs[k]);
+        let mut values = Vec::new();
+        for k in 0..n {
+            let part = format!("{name}.in{k}");
+            let p = Params {
+                op,
+                name: &part,
+                axis: 1,
+            };
+            let (x, scale) = (inputs[self.slot(3 * k)?], inputs[self.slot(3 * k + 1)?]);
+            values.push(dequantize(model, &p, x, scale, input(3 * k + 2))?);
+        }
+        let y = match self.kind {
+            Elementwise::Sigmoid => model.wire_node(
+                format!("{name}.f32"),
+                tract_onnx::tract_core::ops::nn::sigmoid(),
+                &[values[0]],
+            )?[0],
+            kind => {
+                let ab = tract_onnx::tract_hir::ops::binary::wire_rank_broadcast(
+                    format!("{name}.f32"),
+                    model,
+                    &values,
+                )?;
+                let f = if kind == Elementwise::Add {
+                    add()
+                } else {
+                    mul()
+                };
+                model.wire_node(format!("{name}.f32"), f, &ab)?[0]
+            }
+        };
+        let p = Params { op, name, axis: 1 };
+        let scale = inputs[self.slot(3 * n)?];
+        Ok(tvec![quantize(
+            model,
+            &p,
+            y,
+            scale,
+            input(3 * n + 1),
+            None
+        )?])
+    }
 }
