@@ -3,7 +3,7 @@ int8"), with onnxruntime's outputs: the ONNX backends must run each and match.
 
 Run: scripts/pyvenv.sh anchors-models torch onnx onnxscript onnxruntime numpy -- scripts/make_int8_onnx_fixtures.py
 
-Two small PyTorch models, exported with torch.onnx.export (symbolic batch), then quantized:
+Small PyTorch models, exported with torch.onnx.export (symbolic batch), then quantized:
   cnn      conv 3×3 stride 2 + ReLU6, depthwise 3×3 + ReLU6, pointwise 1×1 + ReLU, conv 3×3
            stride 2, flatten, a matrix product (EfficientNet-Lite's kinds of layer; no
            residual Add or pooling, which QOperator would make com.microsoft ops) on
@@ -11,6 +11,7 @@ Two small PyTorch models, exported with torch.onnx.export (symbolic batch), then
   mlp      two matrix products with GELU between, on [n, 8, 32] (a transformer's FFN)
   block    a residual block with squeeze-and-excitation (global average pool, 1×1 convs,
            sigmoid gate, multiply, residual add) and a pooled head, on [n, 3, 16, 16]
+  classifier  conv + ReLU, AdaptiveAvgPool2d(1), Linear (torchvision's head), on [n, 3, 16, 16]
 Quantized:
   cnn.qdq.onnx      quantize_static, QDQ format (QuantizeLinear/DequantizeLinear around f32
                     ops), per-channel int8 weights, uint8 activations, MinMax calibration on
@@ -20,7 +21,9 @@ Quantized:
   mlp.qop.onnx      quantize_static QOperator on the MLP: QLinearMatMul, and onnxruntime's
                     QLinearAdd and QLinearMul (com.microsoft)
   block.qop.onnx    quantize_static QOperator on the block: QLinearConv and onnxruntime's
-                    QLinearGlobalAveragePool, QLinearSigmoid, QLinearMul, QLinearAdd
+                    QLinearSigmoid, QLinearMul, QLinearAdd
+  classifier.qop.onnx  the same on the classifier: onnxruntime's QLinearGlobalAveragePool and
+                    QGemm
 Writes tests/fixtures/onnx/int8/*.onnx, each case's input and onnxruntime's output (.npy, at
 batch 1 and 3) and int8.json (the cases, each with the ops the quantized model uses).
 """
@@ -79,6 +82,20 @@ class Block(nn.Module):
         return torch.matmul(x.mean((2, 3)), self.head)
 
 
+class Classifier(nn.Module):
+    """torchvision's classifier shape: global average pool and a Linear head (QOperator:
+    onnxruntime's QLinearGlobalAveragePool and QGemm)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
 class Mlp(nn.Module):
     def __init__(self):
         super().__init__()
@@ -122,31 +139,33 @@ def record(name, shapes):
                       "y": f"{stem}.{tag}.y.npy"})
 
 
-cnn = Cnn()
-export(cnn, np.zeros((1, 3, 16, 16), np.float32), OUT / "cnn.onnx", {0: "n"})
-for fmt, name in ((QuantFormat.QDQ, "cnn.qdq.onnx"), (QuantFormat.QOperator, "cnn.qop.onnx")):
-    quantize_static(str(OUT / "cnn.onnx"), str(OUT / name), Reader((2, 3, 16, 16)), quant_format=fmt,
+def static(stem, fmt, shape):
+    """quantize_static of OUT/<stem>.onnx in `fmt` (per-channel int8 weights, uint8
+    activations, calibrated on 16 random batches of `shape`), recorded at batch 1 and 3."""
+    name = f"{stem}.{'qdq' if fmt == QuantFormat.QDQ else 'qop'}.onnx"
+    quantize_static(str(OUT / f"{stem}.onnx"), str(OUT / name), Reader((2, *shape)), quant_format=fmt,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    record(name, [(1, 3, 16, 16), (3, 3, 16, 16)])
+    record(name, [(1, *shape), (3, *shape)])
 
-mlp = Mlp()
-export(mlp, np.zeros((1, 8, 32), np.float32), OUT / "mlp.onnx", {0: "n"})
+
+image = (3, 16, 16)
+export(Cnn(), np.zeros((1, *image), np.float32), OUT / "cnn.onnx", {0: "n"})
+static("cnn", QuantFormat.QDQ, image)
+static("cnn", QuantFormat.QOperator, image)
+
+export(Mlp(), np.zeros((1, 8, 32), np.float32), OUT / "mlp.onnx", {0: "n"})
 quantize_dynamic(str(OUT / "mlp.onnx"), str(OUT / "mlp.dynamic.onnx"), weight_type=QuantType.QInt8,
                  per_channel=True)
 record("mlp.dynamic.onnx", [(1, 8, 32), (3, 8, 32)])
-quantize_static(str(OUT / "mlp.onnx"), str(OUT / "mlp.qop.onnx"), Reader((2, 8, 32)),
-                quant_format=QuantFormat.QOperator, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8)
-record("mlp.qop.onnx", [(1, 8, 32), (3, 8, 32)])
+static("mlp", QuantFormat.QOperator, (8, 32))
 
-block = Block()
-export(block, np.zeros((1, 3, 16, 16), np.float32), OUT / "block.onnx", {0: "n"})
-quantize_static(str(OUT / "block.onnx"), str(OUT / "block.qop.onnx"), Reader((2, 3, 16, 16)),
-                quant_format=QuantFormat.QOperator, per_channel=True, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8)
-record("block.qop.onnx", [(1, 3, 16, 16), (3, 3, 16, 16)])
+export(Block(), np.zeros((1, *image), np.float32), OUT / "block.onnx", {0: "n"})
+static("block", QuantFormat.QOperator, image)
 
-for f in ("cnn.onnx", "mlp.onnx", "block.onnx"):
+export(Classifier(), np.zeros((1, *image), np.float32), OUT / "classifier.onnx", {0: "n"})
+static("classifier", QuantFormat.QOperator, image)
+
+for f in ("cnn.onnx", "mlp.onnx", "block.onnx", "classifier.onnx"):
     (OUT / f).unlink()  # the f32 exports were only the quantizer's input
 (OUT / "int8.json").write_text(json.dumps({
     "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__, "cases": cases,

@@ -1,8 +1,8 @@
 //! ONNX models quantized by `onnxruntime.quantization` as users quantize them (issue 22;
 //! tests/fixtures/onnx/int8, from scripts/make_int8_onnx_fixtures.py): QDQ with per-channel
 //! weights, QOperator (`QLinearConv`, `QLinearMatMul`, and onnxruntime's own `QLinearAdd`,
-//! `QLinearMul`, `QLinearSigmoid` of domain com.microsoft: a residual block with
-//! squeeze-and-excitation), dynamic (`MatMulInteger` + `DynamicQuantizeLinear`), each at
+//! `QLinearMul`, `QLinearSigmoid`, `QLinearGlobalAveragePool`, `QGemm` of domain
+//! com.microsoft: a residual block with squeeze-and-excitation, a pooled classifier), dynamic (`MatMulInteger` + `DynamicQuantizeLinear`), each at
 //! batch 1 and 3, against onnxruntime's outputs.
 //!
 //! - The `ort` backend (the same onnxruntime library): within 1e-6.
@@ -59,7 +59,7 @@ fn onnxruntime_quantized_models_match_onnxruntime_on_both_backends() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("int8.json")).unwrap()).unwrap();
     let cases = meta["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 10);
+    assert_eq!(cases.len(), 12);
     // each kind of quantized model is there
     let ops: Vec<String> = cases
         .iter()
@@ -81,6 +81,8 @@ fn onnxruntime_quantized_models_match_onnxruntime_on_both_backends() {
         "QLinearAdd",
         "QLinearMul",
         "QLinearSigmoid",
+        "QLinearGlobalAveragePool",
+        "QGemm",
     ] {
         assert!(ops.iter().any(|o| o == op), "no fixture uses {op}");
     }

@@ -26,10 +26,11 @@
 //! quantized im2col fails on per-channel weights; ours dequantizes, convolves in f32 and
 //! quantizes, as onnxruntime's QDQ reference computes it (exact on the fixtures).
 //!
-//! onnxruntime's own `QLinearAdd`, `QLinearMul` and `QLinearSigmoid` (domain
-//! `com.microsoft`, which QOperator format writes around residual additions,
-//! squeeze-and-excitation gates and sigmoids; tract has none of them): operands dequantized,
-//! the f32 operation with ONNX broadcasting, the result quantized (exact on the fixtures).
+//! onnxruntime's own `QLinearAdd`, `QLinearMul`, `QLinearSigmoid`,
+//! `QLinearGlobalAveragePool` and `QGemm` (domain `com.microsoft`, which QOperator format
+//! writes around residual additions, squeeze-and-excitation gates, sigmoids, global pooling
+//! and `nn.Linear` heads; tract has none of them): operands dequantized, the f32 operation
+//! (with ONNX broadcasting), the result quantized (exact on the fixtures).
 
 use std::borrow::Cow;
 
@@ -54,6 +55,8 @@ pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("QLinearSigmoid", |_, node| {
         qlinear_elementwise(node, Elementwise::Sigmoid)
     });
+    reg.insert("QLinearGlobalAveragePool", qlinear_global_average_pool);
+    reg.insert("QGemm", qgemm);
 }
 
 /// The element types a quantized tensor may have here, with the range it saturates to.
@@ -499,6 +502,55 @@ pub(crate) fn uint8_weights_for_qlinearconv(graph: &mut tract_onnx::pb::GraphPro
     changed
 }
 
+/// A node's inputs, some of which may be left out (an empty name): the input position of
+/// each of its first `n` slots (`None`: left out).
+#[derive(Debug, Clone, Hash)]
+struct Slots(Vec<Option<usize>>);
+
+impl Slots {
+    fn of(node: &NodeProto, n: usize) -> Slots {
+        Slots(tract_onnx::model::optional_inputs(node).take(n).collect())
+    }
+
+    /// How many inputs the node has.
+    fn count(&self) -> usize {
+        self.0.iter().flatten().count()
+    }
+
+    /// The input position of slot `i`, if it is there.
+    fn at(&self, i: usize) -> Option<usize> {
+        self.0.get(i).copied().flatten()
+    }
+
+    /// The wire of slot `i`, if it is there.
+    fn wire(&self, inputs: &[OutletId], i: usize) -> Option<OutletId> {
+        self.at(i).map(|k| inputs[k])
+    }
+
+    /// The rules the quantized operators share: their input count, one output, of the type
+    /// of the zero point in slot `zero` (u8 without one).
+    fn rules<'r, 'p: 'r>(
+        &self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+        zero: usize,
+    ) -> InferenceResult {
+        check_input_arity(inputs, self.count())?;
+        check_output_arity(outputs, 1)?;
+        match self.at(zero) {
+            Some(z) => s.equals(&outputs[0].datum_type, &inputs[z].datum_type),
+            None => s.equals(&outputs[0].datum_type, u8::datum_type()),
+        }
+    }
+
+    /// The wire of slot `i`, which the operator needs.
+    fn need(&self, inputs: &[OutletId], i: usize, op: &str, name: &str) -> TractResult<OutletId> {
+        self.wire(inputs, i)
+            .with_context(|| format!("{op} {name}: input {i} is missing"))
+    }
+}
+
 /// onnxruntime's element-wise quantized operators (domain `com.microsoft`), which
 /// `quantize_static` writes in QOperator format around additions, products and sigmoids.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -529,9 +581,7 @@ fn qlinear_elementwise(
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     // each operand's (value, scale, zero point), then the output's (scale, zero point); the
     // zero points may be left out
-    let slots: Vec<Option<usize>> = tract_onnx::model::optional_inputs(node)
-        .take(3 * kind.operands() + 2)
-        .collect();
+    let slots = Slots::of(node, 3 * kind.operands() + 2);
     Ok((expand(QLinearElementwise { kind, slots }), vec![]))
 }
 
@@ -540,19 +590,7 @@ fn qlinear_elementwise(
 #[derive(Debug, Clone, Hash)]
 struct QLinearElementwise {
     kind: Elementwise,
-    /// The input position of each of the node's slots (`None`: left out).
-    slots: Vec<Option<usize>>,
-}
-
-impl QLinearElementwise {
-    /// The input holding slot `i`, which must be there.
-    fn slot(&self, i: usize) -> TractResult<usize> {
-        self.slots
-            .get(i)
-            .copied()
-            .flatten()
-            .with_context(|| format!("{}: input {i} is missing", self.kind.op()))
-    }
+    slots: Slots,
 }
 
 impl Expansion for QLinearElementwise {
@@ -566,18 +604,20 @@ impl Expansion for QLinearElementwise {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        check_input_arity(inputs, self.slots.iter().flatten().count())?;
-        check_output_arity(outputs, 1)?;
         let n = self.kind.operands();
-        match self.slots.get(3 * n + 1).copied().flatten() {
-            Some(z) => s.equals(&outputs[0].datum_type, &inputs[z].datum_type)?,
-            None => s.equals(&outputs[0].datum_type, u8::datum_type())?,
-        }
-        let a = self.slot(0)?;
+        self.slots.rules(s, inputs, outputs, 3 * n + 1)?;
+        let op = self.kind.op();
+        let a = self
+            .slots
+            .at(0)
+            .with_context(|| format!("{op}: A is missing"))?;
         if n == 1 {
             s.equals(&inputs[a].shape, &outputs[0].shape)?;
         } else {
-            let b = self.slot(3)?;
+            let b = self
+                .slots
+                .at(3)
+                .with_context(|| format!("{op}: B is missing"))?;
             s.given_2(&inputs[a].shape, &inputs[b].shape, move |s, a, b| {
                 let c = tract_onnx::tract_core::broadcast::multi_broadcast(&[a, b])?;
                 s.equals(&outputs[0].shape, c)
@@ -594,7 +634,8 @@ impl Expansion for QLinearElementwise {
     ) -> TractResult<TVec<OutletId>> {
         let op = self.kind.op();
         let n = self.kind.operands();
-        let input = |i: usize| self.slots.get(i).copied().flatten().map(|k| inputs[k]);
+        let input = |i: usize| self.slots.wire(inputs, i);
+        let need = |i: usize| self.slots.need(inputs, i, op, name);
         let mut values = Vec::new();
         for k in 0..n {
             let part = format!("{name}.in{k}");
@@ -603,7 +644,7 @@ impl Expansion for QLinearElementwise {
                 name: &part,
                 axis: 1,
             };
-            let (x, scale) = (inputs[self.slot(3 * k)?], inputs[self.slot(3 * k + 1)?]);
+            let (x, scale) = (need(3 * k)?, need(3 * k + 1)?);
             values.push(dequantize(model, &p, x, scale, input(3 * k + 2))?);
         }
         let y = match self.kind {
@@ -627,7 +668,7 @@ impl Expansion for QLinearElementwise {
             }
         };
         let p = Params { op, name, axis: 1 };
-        let scale = inputs[self.slot(3 * n)?];
+        let scale = need(3 * n)?;
         Ok(tvec![quantize(
             model,
             &p,
@@ -636,5 +677,205 @@ impl Expansion for QLinearElementwise {
             input(3 * n + 1),
             None
         )?])
+    }
+}
+
+/// onnxruntime's `QLinearGlobalAveragePool` (com.microsoft): `X, x_scale, x_zero_point,
+/// y_scale, y_zero_point`, NCHW (`channels_last` 0; 1 is refused by name).
+fn qlinear_global_average_pool(
+    _: &ParsingContext<'_>,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    if node.get_attr_opt::<i64>("channels_last")?.unwrap_or(0) != 0 {
+        bail!(
+            "QLinearGlobalAveragePool {}: channels_last 1 is not supported",
+            node.name
+        );
+    }
+    let slots = Slots::of(node, 5);
+    Ok((expand(QLinearGlobalAveragePool { slots }), vec![]))
+}
+
+#[derive(Debug, Clone, Hash)]
+struct QLinearGlobalAveragePool {
+    slots: Slots,
+}
+
+impl Expansion for QLinearGlobalAveragePool {
+    fn name(&self) -> Cow<'_, str> {
+        "QLinearGlobalAveragePool".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        self.slots.rules(s, inputs, outputs, 4)?;
+        s.equals(&inputs[0].rank, &outputs[0].rank)?;
+        s.equals(&inputs[0].shape[0], &outputs[0].shape[0])?;
+        s.equals(&inputs[0].shape[1], &outputs[0].shape[1])?;
+        s.given(&inputs[0].rank, move |s, rank| {
+            for axis in 2..rank as usize {
+                s.equals(&outputs[0].shape[axis], TDim::from(1))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let op = "QLinearGlobalAveragePool";
+        let input = |i: usize| self.slots.wire(inputs, i);
+        let need = |i: usize| self.slots.need(inputs, i, op, name);
+        let part = format!("{name}.x");
+        let p = Params {
+            op,
+            name: &part,
+            axis: 1,
+        };
+        let x = dequantize(model, &p, need(0)?, need(1)?, input(2))?;
+        let y = tract_onnx::tract_hir::ops::nn::GlobalAvgPool.wire(
+            &format!("{name}.f32"),
+            model,
+            &[x],
+        )?[0];
+        let p = Params { op, name, axis: 1 };
+        Ok(tvec![quantize(model, &p, y, need(3)?, input(4), None)?])
+    }
+}
+
+/// onnxruntime's `QGemm` (com.microsoft): `A, a_scale, a_zero_point, B, b_scale,
+/// b_zero_point, C, y_scale, y_zero_point` — `alpha · A'B' + C` of the dequantized operands
+/// (B per tensor or per output column), C an int32 bias on `a_scale · b_scale`; quantized
+/// when `y_scale` is given, else f32.
+fn qgemm(
+    _: &ParsingContext<'_>,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let slots = Slots::of(node, 9);
+    Ok((
+        expand(QGemm {
+            slots,
+            alpha: node.get_attr_opt::<f32>("alpha")?.unwrap_or(1.0).to_bits(),
+            trans_a: node.get_attr_opt::<i64>("transA")?.unwrap_or(0) != 0,
+            trans_b: node.get_attr_opt::<i64>("transB")?.unwrap_or(0) != 0,
+        }),
+        vec![],
+    ))
+}
+
+#[derive(Debug, Clone, Hash)]
+struct QGemm {
+    slots: Slots,
+    /// `alpha`'s bits (the struct is hashed).
+    alpha: u32,
+    trans_a: bool,
+    trans_b: bool,
+}
+
+impl Expansion for QGemm {
+    fn name(&self) -> Cow<'_, str> {
+        "QGemm".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        let slot = |i: usize| self.slots.at(i);
+        let (Some(a), Some(b)) = (slot(0), slot(3)) else {
+            bail!("QGemm: A or B is missing");
+        };
+        if slot(7).is_some() {
+            self.slots.rules(s, inputs, outputs, 8)?;
+        } else {
+            // no y_scale: f32 out
+            check_input_arity(inputs, self.slots.count())?;
+            check_output_arity(outputs, 1)?;
+            s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        }
+        s.equals(&inputs[a].rank, 2)?;
+        s.equals(&inputs[b].rank, 2)?;
+        s.equals(&outputs[0].rank, 2)?;
+        let (ca, ra) = if self.trans_a { (0, 1) } else { (1, 0) };
+        let (cb, rb) = if self.trans_b { (0, 1) } else { (1, 0) };
+        s.equals(&inputs[a].shape[ra], &outputs[0].shape[0])?;
+        s.equals(&inputs[a].shape[ca], &inputs[b].shape[rb])?;
+        s.equals(&inputs[b].shape[cb], &outputs[0].shape[1])?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        name: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        use tract_onnx::tract_core::ops::einsum::EinSum;
+        let op = "QGemm";
+        let input = |i: usize| self.slots.wire(inputs, i);
+        let need = |i: usize| self.slots.need(inputs, i, op, name);
+        let names = [
+            format!("{name}.a"),
+            format!("{name}.b"),
+            format!("{name}.c"),
+        ];
+        let at = |i: usize, axis: i64| Params {
+            op,
+            name: &names[i],
+            axis,
+        };
+        let a = dequantize(model, &at(0, 1), need(0)?, need(1)?, input(2))?;
+        // B's per-column scales lie along its output axis: 0 when transposed ([N, K])
+        let b_axis = if self.trans_b { 0 } else { 1 };
+        let b = dequantize(model, &at(1, b_axis), need(3)?, need(4)?, input(5))?;
+        let axes = AxesMapping::for_numpy_matmul(2, self.trans_a, self.trans_b, false)?;
+        let mut y = model.wire_node(
+            format!("{name}.ab"),
+            EinSum::new(axes, DatumType::F32),
+            &[a, b],
+        )?[0];
+        let alpha = f32::from_bits(self.alpha);
+        if alpha != 1.0 {
+            let k = model.add_const(
+                format!("{name}.alpha"),
+                tensor0(alpha).broadcast_into_rank(2)?,
+            )?;
+            y = model.wire_node(format!("{name}.alpha_ab"), mul(), &[k, y])?[0];
+        }
+        if let Some(c) = input(6) {
+            // the bias's scale: a_scale · b_scale (per output column or not)
+            let scales = tract_onnx::tract_hir::ops::binary::wire_rank_broadcast(
+                format!("{name}.c_scale"),
+                model,
+                &[need(1)?, need(4)?],
+            )?;
+            let s = model.wire_node(format!("{name}.c_scale"), mul(), &scales)?[0];
+            let c_rank = model.outlet_fact(c)?.rank() as i64;
+            let c = dequantize(model, &at(2, (c_rank - 1).max(0)), c, s, None)?;
+            let yc = tract_onnx::tract_hir::ops::binary::wire_rank_broadcast(
+                format!("{name}.plus_c"),
+                model,
+                &[y, c],
+            )?;
+            y = model.wire_node(format!("{name}.plus_c"), add(), &yc)?[0];
+        }
+        match input(7) {
+            Some(scale) => {
+                let p = Params { op, name, axis: 1 };
+                Ok(tvec![quantize(model, &p, y, scale, input(8), None)?])
+            }
+            None => Ok(tvec![
+                model.wire_node(name, tract_onnx::tract_hir::ops::identity::Identity, &[y])?[0]
+            ]),
+        }
     }
 }
