@@ -41,7 +41,8 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::math::{add, div, max, min, mul, round_half_to_even, sub};
 use tract_onnx::tract_hir::internal::*;
 
-/// Replaces tract's two operators in its registry.
+/// Puts our operators in tract-onnx's registry: `QuantizeLinear`, `DequantizeLinear` and
+/// `QLinearConv` in place of tract's, onnxruntime's com.microsoft ones beside them.
 pub(crate) fn register(reg: &mut OnnxOpRegister) {
     reg.insert("QuantizeLinear", |ctx, node| build(ctx, node, true));
     reg.insert("DequantizeLinear", |ctx, node| build(ctx, node, false));
