@@ -2,10 +2,12 @@
 //! scripts/anchors/models.py in the same run (target/bench-data/anchors-models.json):
 //! EfficientNet-Lite0 batch 1 (latency) and 32 (throughput), MiniLM batch 32 × 128 tokens,
 //! one thread and two; MiniLM in int8 too (our int8 checkpoint against onnxruntime's
-//! `quantize_dynamic` model and PyTorch's dynamic quantization). The ONNX backends — tract and onnxruntime through the `ort` crate
-//! (`ORT_DYLIB_PATH`, else the library scripts/fetch-models.sh fetched) — on the exported
-//! EfficientNet and MiniLM and on a held-back transformer (scripts/anchors/models.py exports
-//! them), where the files are there, against onnxruntime's Python API. The table also gives each model's GFLOP/s and its fraction of the measured sgemm
+//! `quantize_dynamic` model and PyTorch's dynamic quantization). The ONNX backends — tract
+//! and onnxruntime through the `ort` crate (`ORT_DYLIB_PATH`, else the library
+//! scripts/fetch-models.sh fetched) — on the exported EfficientNet and MiniLM (f32 and
+//! int8) and on a held-back transformer (scripts/anchors/models.py exports them), where the
+//! files are there, against onnxruntime's Python API. The table also gives each model's
+//! GFLOP/s and its fraction of the measured sgemm
 //! peak (PyTorch's 2048³ from scripts/bench-gemm.sh, and the `gemm` crate's when
 //! benches/gemm.rs has run).
 //!

@@ -11,50 +11,64 @@ use common::example;
 use ndarray::Array2;
 use ndarray_npy::read_npy;
 
-#[test]
-fn embeds_every_text_in_input_order_as_sentence_transformers_does() {
+/// The texts of tests/fixtures/models/minilm.texts.json and sentence-transformers'
+/// embeddings of them.
+fn fixtures() -> (Vec<String>, Array2<f32>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("minilm.texts.json")).unwrap())
             .unwrap();
-    let texts: Vec<&str> = meta["texts"]
+    let texts = meta["texts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t.as_str().unwrap())
+        .map(|t| t.as_str().unwrap().to_owned())
         .collect();
-    let want: Array2<f32> = read_npy(dir.join("minilm.embeddings.npy")).unwrap();
+    (texts, read_npy(dir.join("minilm.embeddings.npy")).unwrap())
+}
+
+/// `embed --text …` on `texts` with `extra` arguments: its stdout lines as JSON (the run
+/// must succeed).
+fn run_embed<S: AsRef<std::ffi::OsStr>>(texts: &[String], extra: &[S]) -> Vec<serde_json::Value> {
     let mut cmd = Command::new(example("embed"));
-    for t in &texts {
-        cmd.args(["--text", t]);
+    for t in texts {
+        cmd.arg("--text").arg(t);
     }
-    let run = cmd
-        .args(["--batch", "4", "--threads", "2"])
-        .output()
-        .unwrap();
+    let run = cmd.args(extra).output().unwrap();
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let stdout = String::from_utf8(run.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
+    String::from_utf8(run.stdout)
+        .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A line's `embedding` and its cosine to `want`.
+fn embedding(line: &serde_json::Value, want: ndarray::ArrayView1<'_, f32>) -> (Vec<f32>, f32) {
+    let e: Vec<f32> = line["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
         .collect();
+    let dot: f32 = e.iter().zip(want.iter()).map(|(a, b)| a * b).sum();
+    let cos = dot / (want.dot(&want).sqrt() * e.iter().map(|v| v * v).sum::<f32>().sqrt());
+    (e, cos)
+}
+
+#[test]
+fn embeds_every_text_in_input_order_as_sentence_transformers_does() {
+    let (texts, want) = fixtures();
+    let lines = run_embed(&texts, &["--batch", "4", "--threads", "2"]);
     assert_eq!(lines.len(), texts.len() + 1);
     for (i, (line, text)) in lines.iter().zip(&texts).enumerate() {
         assert_eq!(line["text"], *text, "line {i} is text {i}");
-        let e: Vec<f32> = line["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
+        let (e, cos) = embedding(line, want.row(i));
         assert_eq!(e.len(), 384);
-        let w = want.row(i);
-        let dot: f32 = e.iter().zip(w.iter()).map(|(a, b)| a * b).sum();
-        let cos = dot / (w.dot(&w).sqrt() * e.iter().map(|v| v * v).sum::<f32>().sqrt());
         assert!(cos >= 0.9999, "text {i}: cosine {cos}");
     }
     let summary = lines.last().unwrap();
@@ -137,34 +151,13 @@ fn quantize_writes_an_int8_folder_that_embed_runs() {
     }
     assert!(!int8.join("minilm-embed.onnx").exists());
 
-    let dir = root.join("tests/fixtures/models");
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("minilm.texts.json")).unwrap())
-            .unwrap();
-    let texts: Vec<&str> = meta["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(8)
-        .map(|t| t.as_str().unwrap())
-        .collect();
-    let want: Array2<f32> = read_npy(dir.join("minilm.embeddings.npy")).unwrap();
-    let embed = |extra: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
-        let mut cmd = Command::new(example("embed"));
-        for t in &texts {
-            cmd.args(["--text", t]);
-        }
-        let run = cmd.args(extra).args(["--threads", "1"]).output().unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        String::from_utf8(run.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+    let (texts, want) = fixtures();
+    let texts = &texts[..8];
+    let embed = |extra: &[&std::ffi::OsStr]| {
+        run_embed(
+            texts,
+            &[extra, &["--threads".as_ref(), "1".as_ref()]].concat(),
+        )
     };
     let from_file = embed(&["--model".as_ref(), int8.as_os_str()]);
     let fetched = embed(&["--int8".as_ref()]);
@@ -175,14 +168,7 @@ fn quantize_writes_an_int8_folder_that_embed_runs() {
         "{summary}"
     );
     for (i, line) in from_file[..texts.len()].iter().enumerate() {
-        let e: Vec<f32> = line["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        let w = want.row(i);
-        let cos = e.iter().zip(w.iter()).map(|(a, b)| a * b).sum::<f32>() / w.dot(&w).sqrt();
+        let (_, cos) = embedding(line, want.row(i));
         assert!(
             cos >= 0.99,
             "text {i}: int8 vs sentence-transformers: cosine {cos}"

@@ -17,16 +17,17 @@ fn fixture(f: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn run_onnx_writes_every_output_and_prints_the_descriptor() {
-    let out = tempfile::tempdir().unwrap();
+/// `run_onnx MODEL` on the inputs of the `two_inputs` fixture, writing into `out`, with
+/// `extra` arguments: its stdout (the run must succeed).
+fn run_two_inputs(model: &Path, out: &Path, extra: &[&str]) -> String {
     let run = Command::new(example("run_onnx"))
-        .arg(fixture("two_inputs.onnx"))
+        .arg(model)
         .args(["--input", &format!("a={}", fixture("two_inputs.a.npy"))])
         .args(["--input", &format!("b={}", fixture("two_inputs.b.npy"))])
         .args(["--input", &format!("ids={}", fixture("two_inputs.ids.npy"))])
-        .args(["--threads", "3", "--out"])
-        .arg(out.path())
+        .args(extra)
+        .arg("--out")
+        .arg(out)
         .output()
         .unwrap();
     assert!(
@@ -34,7 +35,17 @@ fn run_onnx_writes_every_output_and_prints_the_descriptor() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let stdout = String::from_utf8(run.stdout).unwrap();
+    String::from_utf8(run.stdout).unwrap()
+}
+
+#[test]
+fn run_onnx_writes_every_output_and_prints_the_descriptor() {
+    let out = tempfile::tempdir().unwrap();
+    let stdout = run_two_inputs(
+        Path::new(&fixture("two_inputs.onnx")),
+        out.path(),
+        &["--threads", "3"],
+    );
     let mut lines = stdout.lines();
     let descriptor: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(descriptor["name"], "two_inputs");
@@ -60,8 +71,7 @@ fn run_onnx_writes_every_output_and_prints_the_descriptor() {
 fn run_onnx_writes_outputs_named_like_paths_inside_its_folder() {
     // the fixture with its outputs renamed, byte for byte (same lengths): `prod` → `/p:d`,
     // `emb` → `/..`
-    let bytes = std::fs::read(fixture("two_inputs.onnx")).unwrap();
-    let mut renamed = bytes.clone();
+    let mut renamed = std::fs::read(fixture("two_inputs.onnx")).unwrap();
     for (from, to) in [(&b"prod"[..], &b"/p:d"[..]), (b"emb", b"/..")] {
         let mut hits = 0;
         for i in 0..renamed.len() - from.len() {
@@ -76,21 +86,7 @@ fn run_onnx_writes_outputs_named_like_paths_inside_its_folder() {
     let model = dir.path().join("renamed.onnx");
     std::fs::write(&model, renamed).unwrap();
     let out = dir.path().join("out");
-    let run = Command::new(example("run_onnx"))
-        .arg(&model)
-        .args(["--input", &format!("a={}", fixture("two_inputs.a.npy"))])
-        .args(["--input", &format!("b={}", fixture("two_inputs.b.npy"))])
-        .args(["--input", &format!("ids={}", fixture("two_inputs.ids.npy"))])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let stdout = String::from_utf8(run.stdout).unwrap();
+    let stdout = run_two_inputs(&model, &out, &[]);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let files: Vec<(String, String)> = summary["outputs"]
         .as_array()

@@ -56,15 +56,6 @@ fn case_inputs(case: &serde_json::Value) -> Vec<(String, Tensor)> {
         .collect()
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (a.view_as::<f32>().unwrap(), b.view_as::<f32>().unwrap());
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Every integer width, f64 and bool in and out (scripts/make_dtype_onnx_fixtures.py):
 /// onnxruntime's outputs exactly (integer sums past the range wrap, as in onnxruntime), f64
 /// within 1e-12 relative; as one batch, and row by row.
@@ -163,7 +154,7 @@ fn shapes_and_axes_given_at_run_time_match_onnxruntime() {
         let got = session.run(&named).unwrap();
         for (out, want) in got.iter().zip(["y", "g"]) {
             let (_, want) = read(want, &case["outputs"][want]);
-            assert!(max_abs_diff(out, &want) <= 1e-5, "case {i}");
+            assert!(npy::max_abs_diff(out, &want) <= 1e-5, "case {i}");
         }
     }
 }
@@ -185,7 +176,7 @@ fn operators_we_register_match_onnxruntime() {
         let want = npy(&format!("ops/{}", io["y"].as_str().unwrap()));
         let mut session = plan.session().unwrap();
         let out = session.run(&[("x", x.view())]).unwrap();
-        let diff = max_abs_diff(&out[0], &want);
+        let diff = npy::max_abs_diff(&out[0], &want);
         assert!(diff <= 1e-6, "{file}: {diff}");
         if file == "dropout.onnx" {
             // the identity in inference, and its mask all true
@@ -196,7 +187,7 @@ fn operators_we_register_match_onnxruntime() {
         // one row (another plan)
         let out = session.run(&[("x", x.view().slice_axis(0, 0..1))]).unwrap();
         let want = want.view().slice_axis(0, 0..1).to_owned();
-        assert!(max_abs_diff(&out[0], &want) <= 1e-6, "{file}");
+        assert!(npy::max_abs_diff(&out[0], &want) <= 1e-6, "{file}");
     }
     for (file, names) in meta["refused"].as_object().unwrap() {
         fails_naming("ops", file, &[2, 16], names);
@@ -222,7 +213,7 @@ fn every_fixture_matches_onnxruntime() {
             assert_eq!(out.len(), d.outputs.len());
             for (spec, got) in d.outputs.iter().zip(&out) {
                 let want = npy(case["outputs"][&spec.name].as_str().unwrap());
-                let diff = max_abs_diff(got, &want);
+                let diff = npy::max_abs_diff(got, &want);
                 assert!(
                     diff <= 1e-5,
                     "{} output {} (run {run} of the session): max |diff| {diff}",
@@ -297,7 +288,7 @@ fn a_session_moves_between_threads_and_carries_nothing_between_runs() {
             session = s;
             assert_eq!(out.len(), wants.len());
             for ((got, want), file) in out.iter().zip(&wants).zip(outputs) {
-                let diff = max_abs_diff(got, want);
+                let diff = npy::max_abs_diff(got, want);
                 assert!(
                     diff <= 1e-5,
                     "{model} {file} round {round}: max |diff| {diff}"
@@ -353,7 +344,7 @@ fn one_plan_serves_many_batch_sizes_from_many_threads() {
                         .slice_axis(ndarray::Axis(0), (0..n).into())
                         .to_owned()
                         .into();
-                    assert!(max_abs_diff(&out[0], &want) <= 1e-5);
+                    assert!(npy::max_abs_diff(&out[0], &want) <= 1e-5);
                 }
             })
         })
@@ -562,8 +553,8 @@ fn registry_hot_swap_under_load_fails_no_request() {
                         Ok((version, out)) => {
                             // attributable to exactly the version that answered
                             let other = if version == "1.0.0" { "1.1.0" } else { "1.0.0" };
-                            assert!(max_abs_diff(&out[0], &want[&version]) <= 1e-5);
-                            assert!(max_abs_diff(&out[0], &want[other]) > 1e-3);
+                            assert!(npy::max_abs_diff(&out[0], &want[&version]) <= 1e-5);
+                            assert!(npy::max_abs_diff(&out[0], &want[other]) > 1e-3);
                             *answered.lock().unwrap().entry(version).or_default() += 1;
                         }
                         Err(_) => {
@@ -756,7 +747,7 @@ fn a_model_loads_from_bytes_and_versions_are_looked_up_exactly() {
     assert_eq!(plan.descriptor().name, "mlp-bytes");
     let x = npy("mlp.x.npy");
     let out = plan.session().unwrap().run(&[("x", x.view())]).unwrap();
-    assert!(max_abs_diff(&out[0], &npy("mlp.y.npy")) <= 1e-5);
+    assert!(npy::max_abs_diff(&out[0], &npy("mlp.y.npy")) <= 1e-5);
     let registry = Registry::new();
     registry.register(Model::new(plan, 1));
     assert!(
@@ -815,7 +806,7 @@ fn a_pytorch_transformer_encoder_with_dynamic_batch_and_sequence_matches_onnxrun
             .run(&named)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         let want = npy(case["outputs"]["y"].as_str().unwrap());
-        let diff = max_abs_diff(&out[0], &want);
+        let diff = npy::max_abs_diff(&out[0], &want);
         assert!(diff <= 1e-4, "{file} {:?}: max |diff| {diff}", want.shape());
     }
 }
@@ -854,7 +845,7 @@ fn torchvision_and_recurrent_exports_with_symbolic_dims_match_onnxruntime() {
             "exports/{}",
             case["outputs"]["y"].as_str().unwrap()
         ));
-        let diff = max_abs_diff(&out[0], &want);
+        let diff = npy::max_abs_diff(&out[0], &want);
         assert!(diff <= 1e-4, "{file} {:?}: max |diff| {diff}", x.shape());
     }
 }
@@ -877,7 +868,7 @@ fn a_graph_that_cannot_take_a_shape_names_the_node_at_that_shape() {
     assert!(e.contains("Reshape"), "{e}");
     let x = npy("transformer_legacy.3x5.x.npy");
     let out = session.run(&[("x", x.view())]).unwrap();
-    let diff = max_abs_diff(&out[0], &npy("transformer_legacy.3x5.y.npy"));
+    let diff = npy::max_abs_diff(&out[0], &npy("transformer_legacy.3x5.y.npy"));
     assert!(diff <= 1e-4, "{diff}");
 }
 
@@ -943,7 +934,7 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
         let named: Vec<(&str, _)> = good.iter().map(|(n, t)| (n.as_str(), t.view())).collect();
         let out = session.run(&named).unwrap();
         let want = npy(&format!("inexact/{}", case["exact"]["y"].as_str().unwrap()));
-        assert!(max_abs_diff(&out[0], &want) <= 1e-5, "{file}");
+        assert!(npy::max_abs_diff(&out[0], &want) <= 1e-5, "{file}");
     }
     let exact = meta["exact"].as_object().unwrap();
     assert_eq!(exact.len(), 7);
@@ -956,7 +947,7 @@ fn what_tract_would_answer_wrongly_is_refused_by_name_and_only_that() {
             // `Shape`: tract's TDim output, as i64
             Tensor::I64(want) => assert_eq!(out[0], Tensor::I64(want), "{file}"),
             want => {
-                let diff = max_abs_diff(&out[0], &want);
+                let diff = npy::max_abs_diff(&out[0], &want);
                 assert!(diff <= 1e-5, "{file}: {diff}");
             }
         }

@@ -40,15 +40,6 @@ fn max_abs(t: &Tensor) -> f32 {
         .fold(0.0, |m, v| m.max(v.abs()))
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let (a, b) = (a.view_as::<f32>().unwrap(), b.view_as::<f32>().unwrap());
-    assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Each backend's tolerance, as a fraction of the output's largest magnitude.
 fn tolerance(backend: &str) -> f32 {
     if backend == "ort" { 1e-6 } else { 0.02 }
@@ -101,7 +92,7 @@ fn onnxruntime_quantized_models_match_onnxruntime_on_both_backends() {
                 .prepare(ModelSource::Path(&dir().join(model)), Device::Cpu)
                 .and_then(|plan| plan.session()?.run(&[("x", x.view())]))
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
-            let diff = max_abs_diff(&out[0], &want);
+            let diff = npy::max_abs_diff(&out[0], &want);
             println!(
                 "{what}: max |diff| {diff} (largest output {})",
                 max_abs(&want)

@@ -152,28 +152,22 @@ def main():
     ids = rng.integers(1000, 30000, size=(batch, seq), dtype=np.int64)
     ids[:, 0], ids[:, -1] = 101, 102
     mask = np.ones_like(ids)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        sess = ort_session(MINILM_ONNX, threads)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        out[f"ort_minilm_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: sess.run(None, feeds), 10)
-        it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
-        with torch.inference_mode():
-            out[f"torch_minilm_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: model(it, mt), 10)
-    # MiniLM in int8: onnxruntime's quantize_dynamic and PyTorch's dynamic quantization
+    # and in int8: onnxruntime's quantize_dynamic and PyTorch's dynamic quantization
     if not MINILM_INT8_ONNX.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(MINILM_ONNX), str(MINILM_INT8_ONNX), weight_type=QuantType.QInt8, per_channel=True)
     model8 = torch.ao.quantization.quantize_dynamic(minilm_torch(), {torch.nn.Linear}, dtype=torch.qint8)
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        sess = ort_session(MINILM_INT8_ONNX, threads)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        out[f"ort_minilm_int8_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: sess.run(None, feeds), 10)
-        it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
-        with torch.inference_mode():
-            out[f"torch_minilm_int8_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: model8(it, mt), 10)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    it, mt = torch.from_numpy(ids), torch.from_numpy(mask)
+    for tag, onnx_file, torch_model in (("", MINILM_ONNX, model), ("_int8", MINILM_INT8_ONNX, model8)):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            sess = ort_session(onnx_file, threads)
+            out[f"ort_minilm{tag}_b{batch}_s{seq}_t{threads}_s"] = median_time(lambda: sess.run(None, feeds), 10)
+            with torch.inference_mode():
+                out[f"torch_minilm{tag}_b{batch}_s{seq}_t{threads}_s"] = median_time(
+                    lambda: torch_model(it, mt), 10)
     # the held-back transformer
     if not HELDBACK_ONNX.exists():
         export_heldback()

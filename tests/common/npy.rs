@@ -1,5 +1,5 @@
 //! Reads an `.npy` fixture of any element type `ndarray-npy` reads (all but f16/bf16) into
-//! an inferkit tensor.
+//! an inferkit tensor, and compares f32 tensors.
 
 use std::path::Path;
 
@@ -20,4 +20,15 @@ pub(crate) fn read_any(path: &Path) -> Tensor {
     read_npy::<_, ArrayD<bool>>(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into()
+}
+
+/// The largest absolute difference between two f32 tensors of one shape.
+#[allow(dead_code)] // not every test that reads fixtures compares f32 tensors
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let (a, b) = (a.view_as::<f32>().unwrap(), b.view_as::<f32>().unwrap());
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -412,8 +412,9 @@ impl Net {
     /// The int8 checkpoint of this (f32) model, in memory: the tensors of
     /// [`quantized`](Self::quantized) int8 with their scales, the rest as they are.
     fn int8_bytes(&self) -> Result<Vec<u8>> {
-        let quantized: std::collections::HashMap<String, [usize; 2]> =
-            self.quantized().into_iter().collect();
+        let list = self.quantized();
+        let quantized: std::collections::HashMap<&str, [usize; 2]> =
+            list.iter().map(|(n, dims)| (n.as_str(), *dims)).collect();
         let mut tensors: Vec<(String, TensorBytes<'_>)> = Vec::new();
         let weights = |source| Error::Weights {
             model: self.descriptor.name.clone(),
@@ -444,7 +445,7 @@ impl Net {
                 .map_err(weights)?,
             ));
         }
-        let names: Vec<String> = self.quantized().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
         let meta = quant::metadata(
             &self.ckpt,
             INT8_SCHEME,
