@@ -2,8 +2,12 @@
 //! backend.
 //!
 //! ```text
-//! cargo run --release --example classify_images [-- DIR] [--out results.csv] [--batch N] [--threads N] [--model PATH]
+//! cargo run --release --example classify_images [-- DIR] [--out results.csv] [--batch N] [--threads N] [--model PATH | --int8]
 //! ```
+//!
+//! `--int8` runs the int8 checkpoint `scripts/fetch-models.sh` makes
+//! (`.cache/models/efficientnet-lite0-int8.safetensors`); `--model` takes any checkpoint of
+//! either precision (read from its metadata).
 //!
 //! With no `DIR` it classifies the bundled photos in `assets/images/`. Files are taken in
 //! sorted file-name order (extensions jpg, jpeg, png, webp, gif, bmp, tif, tiff). A
@@ -50,8 +54,7 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let usage =
-        "usage: classify_images [DIR] [--out results.csv] [--batch N] [--threads N] [--model PATH]";
+    let usage = "usage: classify_images [DIR] [--out results.csv] [--batch N] [--threads N] [--model PATH | --int8]";
     let mut it = std::env::args().skip(1);
     let mut args = Args {
         dir: Path::new(ROOT).join("assets/images"),
@@ -74,6 +77,17 @@ fn parse() -> Result<Args, String> {
             "--batch" => args.batch = count("--batch", value("--batch")?)?,
             "--threads" => args.threads = count("--threads", value("--threads")?)?,
             "--model" => args.model = PathBuf::from(value("--model")?),
+            "--int8" => {
+                let models = std::env::var_os("INFERKIT_MODELS")
+                    .map_or_else(|| Path::new(ROOT).join(".cache/models"), PathBuf::from);
+                args.model = models.join("efficientnet-lite0-int8.safetensors");
+                if !args.model.exists() {
+                    return Err(format!(
+                        "--int8: {} is not there; scripts/fetch-models.sh makes it",
+                        args.model.display()
+                    ));
+                }
+            }
             "-h" | "--help" => return Err(usage.into()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{usage}")),
             s if dir.is_none() => dir = Some(PathBuf::from(s)),

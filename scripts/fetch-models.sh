@@ -12,6 +12,9 @@
 #   all-MiniLM-L6-v2-int8: made here from the f32 checkpoint by `examples/quantize.rs`
 #   (int8 weights, activations per token at run time: no calibration set); remade when the
 #   source's sha256 in its metadata differs from the f32 file's.
+#   efficientnet-lite0-int8.safetensors: made here from the bundled checkpoint by
+#   `examples/quantize.rs`, its activation ranges calibrated on the bundled photos
+#   (assets/images) only; remade likewise.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${INFERKIT_MODELS:-$root/.cache/models}
@@ -87,17 +90,19 @@ PY
   echo "fetch-models: $dir ready in $dest"
 done
 
-# int8 checkpoints, made from the f32 ones (quantize prints what it wrote)
-src="$cache/all-MiniLM-L6-v2"
-int8="$cache/all-MiniLM-L6-v2-int8"
-recorded=$("$python" - "$int8/model.safetensors" <<'PY' 2>/dev/null || true
+# int8 checkpoints, made from the f32 ones (quantize prints what it wrote); each is remade
+# when the source sha256 in its metadata differs from the source file's (delete it to remake)
+recorded() {
+  "$python" - "$1" <<'PY' 2>/dev/null || true
 import json, struct, sys
 with open(sys.argv[1], "rb") as f:
     n, = struct.unpack("<Q", f.read(8))
     print(json.loads(f.read(n)).get("__metadata__", {}).get("inferkit.source_sha256", ""))
 PY
-)
-if [ -n "$recorded" ] && [ "$recorded" = "$(sha "$src/model.safetensors")" ]; then
+}
+src="$cache/all-MiniLM-L6-v2"
+int8="$cache/all-MiniLM-L6-v2-int8"
+if [ "$(recorded "$int8/model.safetensors")" = "$(sha "$src/model.safetensors")" ]; then
   echo "fetch-models: all-MiniLM-L6-v2-int8 is up to date in $int8"
 else
   echo "fetch-models: quantizing all-MiniLM-L6-v2 to int8 (cargo run --example quantize)"
@@ -105,4 +110,14 @@ else
   (cd "$root" && cargo run --quiet --example quantize -- minilm "$src" "$int8.partial")
   rm -rf "$int8"
   mv "$int8.partial" "$int8"
+fi
+# EfficientNet-Lite0: calibrated on the bundled photos (assets/images) only
+src="$root/assets/models/efficientnet-lite0.pth"
+int8="$cache/efficientnet-lite0-int8.safetensors"
+if [ "$(recorded "$int8")" = "$(sha "$src")" ]; then
+  echo "fetch-models: efficientnet-lite0-int8 is up to date in $int8"
+else
+  echo "fetch-models: quantizing efficientnet-lite0 to int8 (cargo run --example quantize)"
+  # (written beside and renamed into place by quantize itself)
+  (cd "$root" && cargo run --quiet --example quantize -- efficientnet-lite0 "$src" "$int8" "$root/assets/images")
 fi

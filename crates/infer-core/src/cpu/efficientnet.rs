@@ -16,6 +16,9 @@ use super::kernels::{Pad, fold_batch_norm};
 use super::nhwc::{MbConv, Nhwc, conv_nchw_to_nhwc, depthwise, global_avg_pool, mbconv, pointwise};
 use super::packed::Packed;
 use crate::backend::{Plan, Session};
+
+#[path = "efficientnet_int8.rs"]
+mod int8;
 use crate::{
     DType, Device, DeviceContext, Dim, Error, ModelDescriptor, Result, RuntimeHint, Tensor,
     TensorSpec, TensorView,
@@ -74,6 +77,44 @@ impl Conv {
     }
 }
 
+/// Where a block sits in the network and what it does ([`specs`]).
+struct Spec {
+    /// `_blocks.{i}`.
+    prefix: String,
+    cin: usize,
+    cout: usize,
+    /// The expansion ratio (1: no expansion convolution).
+    expand: usize,
+    kernel: usize,
+    stride: usize,
+}
+
+impl Spec {
+    /// Whether the block adds its input to its output.
+    fn skip(&self) -> bool {
+        self.stride == 1 && self.cin == self.cout
+    }
+}
+
+/// The sixteen blocks, in order ([`STAGES`] unrolled).
+fn specs() -> Vec<Spec> {
+    let mut out = Vec::new();
+    for (repeats, kernel, stride, expand, cin, cout) in STAGES {
+        for r in 0..repeats {
+            let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
+            out.push(Spec {
+                prefix: format!("_blocks.{}", out.len()),
+                cin,
+                cout,
+                expand,
+                kernel,
+                stride,
+            });
+        }
+    }
+    out
+}
+
 struct Block {
     expand: Option<Dense>,
     depthwise: Conv,
@@ -101,18 +142,31 @@ pub struct EfficientNetLite0 {
 /// The weights, the descriptor and the thread pool: immutable once loaded.
 struct Net {
     descriptor: ModelDescriptor,
+    weights: Weights,
+    /// The checkpoint it was loaded from (the source of an int8 checkpoint).
+    source: std::path::PathBuf,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// The weights in either precision.
+enum Weights {
+    F32(F32Weights),
+    Int8(int8::Int8Net),
+}
+
+/// The f32 network, batch norms folded, channels-last.
+struct F32Weights {
     stem: Dense,
     blocks: Vec<Block>,
     head: Dense,
     fc: Dense,
-    threads: usize,
-    pool: Option<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for EfficientNetLite0 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EfficientNetLite0")
-            .field("blocks", &self.net.blocks.len())
+            .field("int8", &self.is_int8())
             .field("threads", &self.net.threads)
             .finish_non_exhaustive()
     }
@@ -123,6 +177,226 @@ fn backend_err(message: String) -> Error {
         model: "efficientnet-lite0".into(),
         message,
         source: None,
+    }
+}
+
+/// Reads a checkpoint's tensors by name, with errors naming them.
+struct Reader<'a>(&'a crate::weights::Checkpoint);
+
+impl Reader<'_> {
+    fn get(&self, name: &str) -> Result<ndarray::ArrayD<f32>> {
+        Ok(self
+            .0
+            .tensor(name)
+            .map_err(|e| backend_err(e.to_string()))?
+            .to_f32())
+    }
+
+    fn get1(&self, name: &str) -> Result<Array1<f32>> {
+        self.get(name)?
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|e| backend_err(format!("{name}: {e}")))
+    }
+
+    /// A convolution's weight `[cout, cin, k, k]`, checked against `want` = (cin, k, k);
+    /// an int8 one dequantized (times its `_scale`).
+    fn conv(&self, conv: &str, want: (usize, usize, usize)) -> Result<Array4<f32>> {
+        let name = format!("{conv}.weight");
+        let mut w = self
+            .get(&name)?
+            .into_dimensionality::<Ix4>()
+            .map_err(|e| backend_err(format!("{name}: {e}")))?;
+        let (cout, cin, kh, kw) = w.dim();
+        if (cin, kh, kw) != want {
+            return Err(backend_err(format!(
+                "{name}: weight {:?}, expected [_, {}, {}, {}]",
+                w.shape(),
+                want.0,
+                want.1,
+                want.2
+            )));
+        }
+        if self.0.get(&super::quant::scale_name(&name)).is_some() {
+            let scale = self.scales(&name, cout)?;
+            for (mut filter, s) in w.outer_iter_mut().zip(&scale) {
+                filter.mapv_inplace(|q| q * s);
+            }
+        }
+        Ok(w)
+    }
+
+    /// The `_scale` of int8 weight `name`: one per row of its `rows`.
+    fn scales(&self, name: &str, rows: usize) -> Result<Vec<f32>> {
+        let scale_name = super::quant::scale_name(name);
+        let scale = self.get1(&scale_name)?;
+        if scale.len() != rows {
+            return Err(backend_err(format!(
+                "{scale_name}: {} scales for {rows} output channels",
+                scale.len()
+            )));
+        }
+        Ok(scale.to_vec())
+    }
+
+    /// Batch norm `bn` of `channels`: the factor `γ/√(σ²+ε)` and the folded bias `β − μ·`
+    /// that factor, per channel (as [`fold_batch_norm`]).
+    fn batch_norm(&self, bn: &str, channels: usize) -> Result<(Array1<f32>, Array1<f32>)> {
+        let p = |s: &str| self.get1(&format!("{bn}.{s}"));
+        let (g, b, m, v) = (
+            p("weight")?,
+            p("bias")?,
+            p("running_mean")?,
+            p("running_var")?,
+        );
+        if [&g, &b, &m, &v].iter().any(|a| a.len() != channels) {
+            return Err(backend_err(format!(
+                "{bn}: batch norm tensors of {} channels for {channels}",
+                g.len()
+            )));
+        }
+        let mut unit = Array4::<f32>::ones((channels, 1, 1, 1));
+        let bias = fold_batch_norm(&mut unit, g.view(), b.view(), m.view(), v.view(), BN_EPS);
+        Ok((
+            unit.into_shape_with_order(channels).expect("c × 1 × 1 × 1"),
+            bias,
+        ))
+    }
+
+    /// `bias` plus `conv`'s own bias (an int8 checkpoint's bias correction; PyTorch's
+    /// `Conv2d.bias`, added before the batch norm, so scaled by its `factor`) where the
+    /// checkpoint has one.
+    fn conv_bias(
+        &self,
+        conv: &str,
+        factor: &Array1<f32>,
+        bias: Array1<f32>,
+    ) -> Result<Array1<f32>> {
+        let name = format!("{conv}.bias");
+        if self.0.get(&name).is_none() {
+            return Ok(bias);
+        }
+        let own = self.get1(&name)?;
+        if own.len() != bias.len() {
+            return Err(backend_err(format!(
+                "{name}: {} values for {} output channels",
+                own.len(),
+                bias.len()
+            )));
+        }
+        Ok(bias + &(own * factor))
+    }
+
+    /// Convolution `conv` with batch norm `bn` folded in.
+    fn conv_bn(
+        &self,
+        conv: &str,
+        bn: &str,
+        want: (usize, usize, usize),
+    ) -> Result<(Array4<f32>, Array1<f32>)> {
+        let mut w = self.conv(conv, want)?;
+        let (factor, bias) = self.batch_norm(bn, w.dim().0)?;
+        let bias = self.conv_bias(conv, &factor, bias)?;
+        for (mut filter, s) in w.outer_iter_mut().zip(&factor) {
+            filter.mapv_inplace(|x| x * s);
+        }
+        Ok((w, bias))
+    }
+
+    /// The classifier `_fc`: weight `[classes, features]` and bias, checked.
+    fn fc(&self, features: usize) -> Result<(Array2<f32>, Array1<f32>)> {
+        let mut w = self
+            .get("_fc.weight")?
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| backend_err(format!("_fc.weight: {e}")))?;
+        if self
+            .0
+            .get(&super::quant::scale_name("_fc.weight"))
+            .is_some()
+        {
+            let scale = self.scales("_fc.weight", w.nrows())?;
+            for (mut row, s) in w.outer_iter_mut().zip(&scale) {
+                row.mapv_inplace(|q| q * s);
+            }
+        }
+        let b = self.get1("_fc.bias")?;
+        if w.dim() != (b.len(), features) {
+            return Err(backend_err(format!(
+                "_fc.weight: {:?}, expected [{}, {features}]",
+                w.shape(),
+                b.len(),
+            )));
+        }
+        Ok((w, b))
+    }
+}
+
+impl F32Weights {
+    fn load(read: &Reader<'_>) -> Result<F32Weights> {
+        let dense = |conv: &str, bn: &str, cin: usize, k: usize| -> Result<Dense> {
+            let (w, b) = read.conv_bn(conv, bn, (cin, k, k))?;
+            Ok(Dense::conv(&w, b))
+        };
+        let stem = dense("_conv_stem", "_bn0", 3, 3)?;
+        let mut blocks = Vec::new();
+        let mut channels = stem.cout();
+        for spec in specs() {
+            let Spec {
+                prefix: p,
+                cin,
+                cout,
+                kernel,
+                stride,
+                ..
+            } = &spec;
+            if channels != *cin {
+                return Err(backend_err(format!(
+                    "{p}: {channels} channels in, not {cin}"
+                )));
+            }
+            let expand = (spec.expand != 1)
+                .then(|| dense(&format!("{p}._expand_conv"), &format!("{p}._bn0"), *cin, 1))
+                .transpose()?;
+            let mid = expand.as_ref().map_or(*cin, Dense::cout);
+            let (dw, db) = read.conv_bn(
+                &format!("{p}._depthwise_conv"),
+                &format!("{p}._bn1"),
+                (1, *kernel, *kernel),
+            )?;
+            if dw.dim().0 != mid {
+                return Err(backend_err(format!(
+                    "{p}._depthwise_conv: {} channels, not {mid}",
+                    dw.dim().0
+                )));
+            }
+            let project = dense(&format!("{p}._project_conv"), &format!("{p}._bn2"), mid, 1)?;
+            channels = project.cout();
+            if channels != *cout {
+                return Err(backend_err(format!(
+                    "{p}: {channels} channels out, not {cout}"
+                )));
+            }
+            blocks.push(Block {
+                expand,
+                depthwise: Conv::depthwise(&dw, db),
+                project,
+                kernel: *kernel,
+                stride: *stride,
+                skip: spec.skip(),
+            });
+        }
+        let head = dense("_conv_head", "_bn1", channels, 1)?;
+        let (fc_weight, fc_bias) = read.fc(head.cout())?;
+        let fc = Dense {
+            // PyTorch's [out, in] read as [in, out]
+            weight: Packed::from_fn(head.cout(), fc_bias.len(), |i, o| fc_weight[[o, i]]),
+            bias: fc_bias.to_vec(),
+        };
+        Ok(F32Weights {
+            stem,
+            blocks,
+            head,
+            fc,
+        })
     }
 }
 
@@ -149,123 +423,15 @@ impl EfficientNetLite0 {
     /// # Errors
     /// [`Error::Backend`] naming a missing tensor or a wrong shape.
     pub fn from_checkpoint(ckpt: &crate::weights::Checkpoint) -> Result<Self> {
-        let get = |name: &str| -> Result<ndarray::ArrayD<f32>> {
-            Ok(ckpt
-                .tensor(name)
-                .map_err(|e| backend_err(e.to_string()))?
-                .to_f32())
+        let read = Reader(ckpt);
+        let (weights, precision) = if super::quant::is_int8(ckpt).map_err(backend_err)? {
+            (Weights::Int8(int8::Int8Net::load(&read)?), int8::PRECISION)
+        } else {
+            (Weights::F32(F32Weights::load(&read)?), "fp32")
         };
-        let get4 = |name: &str| -> Result<Array4<f32>> {
-            get(name)?
-                .into_dimensionality::<Ix4>()
-                .map_err(|e| backend_err(format!("{name}: {e}")))
-        };
-        let conv_bn = |conv: &str, bn: &str| -> Result<(Array4<f32>, Array1<f32>)> {
-            let mut weight = get4(&format!("{conv}.weight"))?;
-            let p = |s: &str| {
-                get(&format!("{bn}.{s}")).map(|a| a.into_dimensionality::<ndarray::Ix1>())
-            };
-            let (g, b, m, v) = (
-                p("weight")?,
-                p("bias")?,
-                p("running_mean")?,
-                p("running_var")?,
-            );
-            let (g, b, m, v) = match (g, b, m, v) {
-                (Ok(g), Ok(b), Ok(m), Ok(v)) => (g, b, m, v),
-                _ => return Err(backend_err(format!("{bn}: batch norm tensors must be 1-D"))),
-            };
-            if g.len() != weight.dim().0 {
-                return Err(backend_err(format!(
-                    "{bn}: {} channels for {conv}'s {}",
-                    g.len(),
-                    weight.dim().0
-                )));
-            }
-            let bias = fold_batch_norm(&mut weight, g.view(), b.view(), m.view(), v.view(), BN_EPS);
-            Ok((weight, bias))
-        };
-        let check = |name: &str, w: &Array4<f32>, want: (usize, usize, usize)| -> Result<()> {
-            let (_, cin, kh, kw) = w.dim();
-            if (cin, kh, kw) != want {
-                return Err(backend_err(format!(
-                    "{name}: weight {:?}, expected [_, {}, {}, {}]",
-                    w.shape(),
-                    want.0,
-                    want.1,
-                    want.2
-                )));
-            }
-            Ok(())
-        };
-        let dense = |conv: &str, bn: &str, cin: usize, k: usize| -> Result<Dense> {
-            let (w, b) = conv_bn(conv, bn)?;
-            check(conv, &w, (cin, k, k))?;
-            Ok(Dense::conv(&w, b))
-        };
-        let stem = dense("_conv_stem", "_bn0", 3, 3)?;
-        let mut blocks = Vec::new();
-        let mut channels = stem.cout();
-        for (repeats, kernel, stride, expand, cin, cout) in STAGES {
-            for r in 0..repeats {
-                let i = blocks.len();
-                let p = format!("_blocks.{i}");
-                let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                if channels != cin {
-                    return Err(backend_err(format!(
-                        "{p}: {channels} channels in, not {cin}"
-                    )));
-                }
-                let expand_conv = if expand != 1 {
-                    Some(dense(
-                        &format!("{p}._expand_conv"),
-                        &format!("{p}._bn0"),
-                        cin,
-                        1,
-                    )?)
-                } else {
-                    None
-                };
-                let mid = expand_conv.as_ref().map_or(cin, Dense::cout);
-                let (dw, db) = conv_bn(&format!("{p}._depthwise_conv"), &format!("{p}._bn1"))?;
-                check(&format!("{p}._depthwise_conv"), &dw, (1, kernel, kernel))?;
-                if dw.dim().0 != mid {
-                    return Err(backend_err(format!(
-                        "{p}._depthwise_conv: {} channels, not {mid}",
-                        dw.dim().0
-                    )));
-                }
-                let project = dense(&format!("{p}._project_conv"), &format!("{p}._bn2"), mid, 1)?;
-                channels = project.cout();
-                blocks.push(Block {
-                    expand: expand_conv,
-                    depthwise: Conv::depthwise(&dw, db),
-                    project,
-                    kernel,
-                    stride,
-                    skip: stride == 1 && cin == cout,
-                });
-            }
-        }
-        let head = dense("_conv_head", "_bn1", channels, 1)?;
-        let fc_weight = get("_fc.weight")?
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| backend_err(format!("_fc.weight: {e}")))?;
-        let fc_bias = get("_fc.bias")?
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|e| backend_err(format!("_fc.bias: {e}")))?;
-        if fc_weight.dim() != (fc_bias.len(), head.cout()) {
-            return Err(backend_err(format!(
-                "_fc.weight: {:?}, expected [{}, {}]",
-                fc_weight.shape(),
-                fc_bias.len(),
-                head.cout()
-            )));
-        }
-        let fc = Dense {
-            // PyTorch's [out, in] read as [in, out]
-            weight: Packed::from_fn(head.cout(), fc_bias.len(), |i, o| fc_weight[[o, i]]),
-            bias: fc_bias.to_vec(),
+        let classes = match &weights {
+            Weights::F32(w) => w.fc.cout(),
+            Weights::Int8(q) => q.classes(),
         };
         let batch = || Dim::Dynamic("batch".into());
         let descriptor = ModelDescriptor {
@@ -279,22 +445,59 @@ impl EfficientNetLite0 {
             outputs: vec![TensorSpec {
                 name: "logits".into(),
                 dtype: DType::F32,
-                shape: vec![batch(), Dim::Fixed(fc.cout())],
+                shape: vec![batch(), Dim::Fixed(classes)],
             }],
             runtime: RuntimeHint::Cpu,
-            metadata: [("backend".to_string(), "cpu (native)".to_string())].into(),
+            metadata: [
+                ("backend".to_string(), "cpu (native)".to_string()),
+                ("precision".to_string(), precision.to_string()),
+            ]
+            .into(),
         };
         Ok(EfficientNetLite0 {
             net: Arc::new(Net {
                 descriptor,
-                stem,
-                blocks,
-                head,
-                fc,
+                weights,
+                source: ckpt.path().to_path_buf(),
                 threads: 1,
                 pool: None,
             }),
         })
+    }
+
+    /// Whether the model runs in int8 (it was loaded from an int8 checkpoint).
+    pub fn is_int8(&self) -> bool {
+        matches!(self.net.weights, Weights::Int8(_))
+    }
+
+    /// Writes this (f32) model's int8 checkpoint to `path`, its activation ranges
+    /// calibrated on `calibration` (a normalised `[n, 3, 224, 224]` batch of real photos;
+    /// `described` says which, recorded in the metadata). The format: [`quant`](super::quant);
+    /// every convolution's and the classifier's weight int8 per output channel, batch norms
+    /// and biases f32 as in the source, and one `<layer>.activation_range` (`F32 [2]`: the
+    /// real range its `u8` output covers) per quantized activation, the 99.99th percentile
+    /// of the values the f32 network produced there. Load it with [`load`](Self::load).
+    /// Returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the model is int8 already, the batch is empty or not `[n, 3,
+    /// 224, 224]`, or naming `path` when the file cannot be written; [`Error::Weights`] when
+    /// the source checkpoint cannot be read again or the writer refuses the tensors.
+    pub fn save_int8(
+        &self,
+        path: impl AsRef<Path>,
+        calibration: ArrayView4<'_, f32>,
+        described: &str,
+    ) -> Result<u64> {
+        let Weights::F32(w) = &self.net.weights else {
+            return Err(backend_err(format!(
+                "{}: already int8; quantize the f32 checkpoint",
+                self.net.source.display()
+            )));
+        };
+        let bytes = int8::checkpoint_bytes(w, &self.net.source, calibration, described)?;
+        super::quant::write_file(path.as_ref(), &bytes).map_err(backend_err)?;
+        Ok(bytes.len() as u64)
     }
 
     /// Runs on `threads` threads (0 is taken as 1): 1 on the caller's thread, more on a
@@ -350,7 +553,9 @@ impl EfficientNetLite0 {
 /// One session's buffers: the activations between layers, and the fused blocks' strips,
 /// one for each thread of the model (see [`mbconv`]).
 struct Scratch {
-    bufs: Buffers,
+    bufs: Buffers<f32>,
+    /// The int8 network's `u8` activations.
+    bytes: Buffers<u8>,
     strips: Vec<Mutex<Vec<f32>>>,
 }
 
@@ -358,6 +563,7 @@ impl Scratch {
     fn new(threads: usize) -> Scratch {
         Scratch {
             bufs: Buffers::default(),
+            bytes: Buffers::default(),
             strips: (0..threads.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
@@ -374,7 +580,7 @@ impl Net {
         if n <= pass {
             return self.forward_pass(x, scratch);
         }
-        let mut out = Array2::zeros((n, self.fc.cout()));
+        let mut out = Array2::zeros((n, self.classes()));
         for (i, part) in x.axis_chunks_iter(ndarray::Axis(0), pass).enumerate() {
             let at = i * pass;
             out.slice_mut(ndarray::s![at..at + part.dim().0, ..])
@@ -390,9 +596,24 @@ impl Net {
         }
     }
 
+    fn classes(&self) -> usize {
+        match &self.weights {
+            Weights::F32(w) => w.fc.cout(),
+            Weights::Int8(q) => q.classes(),
+        }
+    }
+
     fn forward_on(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch) -> Array2<f32> {
-        let t = self.threads;
-        let Scratch { bufs, strips } = scratch;
+        match &self.weights {
+            Weights::F32(w) => w.forward(x, scratch, self.threads),
+            Weights::Int8(q) => q.forward(x, scratch, self.threads),
+        }
+    }
+}
+
+impl F32Weights {
+    fn forward(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch, t: usize) -> Array2<f32> {
+        let Scratch { bufs, strips, .. } = scratch;
         let (n, c, h, w) = x.dim();
         let x = x.as_standard_layout();
         let pad = Pad::same(h, w, 3, 2);
@@ -498,53 +719,60 @@ impl Net {
 
 /// Activation buffers reused from one layer and one forward pass to the next, so their
 /// memory is neither allocated nor zeroed again (every kernel overwrites its whole output).
-/// Buffers over [`Buffers::KEEP`] bytes are not kept between passes.
-#[derive(Default)]
-struct Buffers(Vec<Vec<f32>>);
+/// Buffers over [`KEEP`] bytes are not kept between passes.
+struct Buffers<T>(Vec<Vec<T>>);
 
-/// A buffer lent by [`Buffers`]: its first `len` floats, stale contents.
-struct Buf {
-    v: Vec<f32>,
+impl<T> Default for Buffers<T> {
+    fn default() -> Self {
+        Buffers(Vec::new())
+    }
+}
+
+/// A buffer lent by [`Buffers`]: its first `len` elements, stale contents.
+struct Buf<T> {
+    v: Vec<T>,
     len: usize,
 }
 
-impl std::ops::Deref for Buf {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
+impl<T> std::ops::Deref for Buf<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         &self.v[..self.len]
     }
 }
 
-impl std::ops::DerefMut for Buf {
-    fn deref_mut(&mut self) -> &mut [f32] {
+impl<T> std::ops::DerefMut for Buf<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         &mut self.v[..self.len]
     }
 }
 
-impl Buffers {
-    const KEEP: usize = 64 << 20;
+/// Bytes of buffers [`Buffers`] keeps between passes.
+const KEEP: usize = 64 << 20;
 
-    /// `len` floats with unspecified (stale or zero) contents: the smallest kept buffer that
-    /// holds them, else the largest, grown (only the growth is zeroed).
-    fn get(&mut self, len: usize) -> Buf {
+impl<T: Copy + Default> Buffers<T> {
+    /// `len` elements with unspecified (stale or zero) contents: the smallest kept buffer
+    /// that holds them, else the largest, grown (only the growth is zeroed).
+    fn get(&mut self, len: usize) -> Buf<T> {
         let fit = (0..self.0.len())
             .filter(|&i| self.0[i].len() >= len)
             .min_by_key(|&i| self.0[i].len())
             .or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].len()));
         let mut v = fit.map_or_else(Vec::new, |i| self.0.swap_remove(i));
         if v.len() < len {
-            v.resize(len, 0.0);
+            v.resize(len, T::default());
         }
         Buf { v, len }
     }
 
-    fn put(&mut self, b: Buf) {
+    fn put(&mut self, b: Buf<T>) {
         self.0.push(b.v);
     }
 
     /// Drops the buffers too large to keep between passes.
     fn trim(&mut self) {
-        self.0.retain(|v| v.len() * 4 <= Self::KEEP);
+        self.0
+            .retain(|v| std::mem::size_of_val(v.as_slice()) <= KEEP);
     }
 }
 

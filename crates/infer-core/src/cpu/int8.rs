@@ -351,7 +351,7 @@ impl Epi {
 
 /// `act(v · scale + bias)`, fused.
 #[inline(always)]
-fn finish(v: i32, scale: f32, bias: f32, relu6: bool) -> f32 {
+pub(crate) fn finish(v: i32, scale: f32, bias: f32, relu6: bool) -> f32 {
     let y = (v as f32).mul_add(scale, bias);
     if relu6 { y.clamp(0.0, 6.0) } else { y }
 }
@@ -361,7 +361,7 @@ fn finish(v: i32, scale: f32, bias: f32, relu6: bool) -> f32 {
 #[inline(always)]
 // (not `clamp`, which keeps a NaN: `max` makes it the low end, as the SIMD epilogue does)
 #[allow(clippy::manual_clamp)]
-fn quantize(y: f32, scale: f32, zero: i32) -> u8 {
+pub(crate) fn quantize(y: f32, scale: f32, zero: i32) -> u8 {
     let t = (y / scale).max(-65536.0).min(65536.0);
     (t.round_ties_even() as i32 + zero).clamp(0, 255) as u8
 }
@@ -663,9 +663,9 @@ fn portable(m: usize, a: &[u8], lda: usize, w: &PackedI8, epi: &Epi) {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod vnni {
+pub(crate) mod vnni {
     use std::arch::x86_64::{
-        __m512i, _mm512_add_epi32, _mm512_cvtepi32_ps, _mm512_cvtps_epi32, _mm512_div_ps,
+        __m512, __m512i, _mm512_add_epi32, _mm512_cvtepi32_ps, _mm512_cvtps_epi32, _mm512_div_ps,
         _mm512_dpbusd_epi32, _mm512_fmadd_ps, _mm512_loadu_si512, _mm512_mask_cvtepi32_storeu_epi8,
         _mm512_mask_storeu_epi32, _mm512_mask_storeu_ps, _mm512_maskz_loadu_epi32,
         _mm512_maskz_loadu_ps, _mm512_max_epi32, _mm512_max_ps, _mm512_min_epi32, _mm512_min_ps,
@@ -808,28 +808,44 @@ mod vnni {
                 scale = _mm512_mul_ps(_mm512_set1_ps(rs), scale);
             }
             let bias = _mm512_maskz_loadu_ps(mask, epi.bias.add(col));
-            let mut y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, bias);
-            if epi.relu6 {
-                y = _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(6.0));
-            }
+            let y = finish(v, scale, bias, epi.relu6);
             if epi.kind == EpiKind::F32 {
                 _mm512_mask_storeu_ps(epi.out.cast::<f32>().add(at), mask, y);
                 return;
             }
-            let t = _mm512_div_ps(y, _mm512_set1_ps(epi.out_scale));
-            // (a NaN becomes the low end, as `f32::max` makes it in `quantize`)
-            let t = _mm512_min_ps(
-                _mm512_max_ps(t, _mm512_set1_ps(-65536.0)),
-                _mm512_set1_ps(65536.0),
-            );
-            // rounding to nearest, ties to even (the default MXCSR mode)
-            let q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(epi.out_zero));
-            let q = _mm512_min_epi32(
-                _mm512_max_epi32(q, _mm512_setzero_si512()),
-                _mm512_set1_epi32(255),
-            );
+            let q = quantize(y, epi.out_scale, epi.out_zero);
             _mm512_mask_cvtepi32_storeu_epi8(epi.out.add(at).cast(), mask, q);
         }
+    }
+
+    /// [`super::finish`] on 16 lanes: `act(v · scale + bias)`, fused.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn finish(v: __m512i, scale: __m512, bias: __m512, relu6: bool) -> __m512 {
+        let y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, bias);
+        if relu6 {
+            _mm512_min_ps(_mm512_max_ps(y, _mm512_setzero_ps()), _mm512_set1_ps(6.0))
+        } else {
+            y
+        }
+    }
+
+    /// [`super::quantize`] on 16 lanes, the `u8` values in the `i32` lanes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn quantize(y: __m512, out_scale: f32, out_zero: i32) -> __m512i {
+        let t = _mm512_div_ps(y, _mm512_set1_ps(out_scale));
+        // (a NaN becomes the low end, as `f32::max` makes it in `quantize`)
+        let t = _mm512_min_ps(
+            _mm512_max_ps(t, _mm512_set1_ps(-65536.0)),
+            _mm512_set1_ps(65536.0),
+        );
+        // rounding to nearest, ties to even (the default MXCSR mode)
+        let q = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(out_zero));
+        _mm512_min_epi32(
+            _mm512_max_epi32(q, _mm512_setzero_si512()),
+            _mm512_set1_epi32(255),
+        )
     }
 }
 

@@ -512,14 +512,8 @@ impl MiniLm {
                 self.net.ckpt.path().display()
             )));
         }
-        let path = path.as_ref();
         let bytes = self.net.int8_bytes()?;
-        let write = |e: std::io::Error| err(format!("{}: {e}", path.display()));
-        // to a temporary file beside it, renamed into place (a reader of the old file
-        // keeps its map)
-        let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, &bytes).map_err(write)?;
-        std::fs::rename(&tmp, path).map_err(write)?;
+        quant::write_file(path.as_ref(), &bytes).map_err(err)?;
         Ok(bytes.len() as u64)
     }
 

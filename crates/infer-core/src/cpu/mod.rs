@@ -27,6 +27,8 @@ pub mod epilogue;
 #[doc(hidden)]
 pub mod int8;
 #[doc(hidden)]
+pub mod int8_nhwc;
+#[doc(hidden)]
 pub mod kernels;
 #[doc(hidden)]
 pub mod math;

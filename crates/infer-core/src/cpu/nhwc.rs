@@ -23,14 +23,14 @@ use super::kernels::Pad;
 use super::packed::{Packed, gemm, gemm_windows};
 
 /// Runs `f(first_row, rows)` over `out` split into blocks of about `block_rows` rows of
-/// `row_len` floats (so each block's output stays in cache while `f` finishes it): in order
+/// `row_len` elements (so each block's output stays in cache while `f` finishes it): in order
 /// on the calling thread for `threads == 1`, else in parallel on the current rayon pool.
-pub fn for_rows(
-    out: &mut [f32],
+pub fn for_rows<T: Send>(
+    out: &mut [T],
     row_len: usize,
     block_rows: usize,
     threads: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync,
+    f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let rows = out.len() / row_len.max(1);
     let mut per = block_rows.clamp(1, rows.max(1));

@@ -103,6 +103,15 @@ pub(crate) fn metadata(
     m
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it renamed into place (a reader
+/// of the old file keeps its map); the error names the file.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    let write = |e: std::io::Error| format!("{}: {e}", path.display());
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(write)?;
+    std::fs::rename(&tmp, path).map_err(write)
+}
+
 /// The sha256 of a file, lower-case hex, read in 1 MiB pieces.
 pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     use sha2::Digest;
