@@ -99,6 +99,16 @@ fn main() {
         .unwrap()
         .session()
         .unwrap();
+    // int8 (issue 22): the checkpoint scripts/fetch-models.sh makes with examples/quantize.rs
+    // (calibrated on the bundled photos)
+    let eff8_path = root.join(".cache/models/efficientnet-lite0-int8.safetensors");
+    let eff8 = |threads: usize| {
+        EfficientNetLite0::load(&eff8_path)
+            .and_then(|m| m.with_threads(threads))
+            .and_then(|m| m.session())
+            .ok()
+    };
+    let (mut eff8_1, mut eff8_2) = (eff8(1), eff8(2));
     let minilm_dir = root.join(".cache/models/all-MiniLM-L6-v2");
     let minilm = MiniLm::load(&minilm_dir).ok();
     let minilm2 = MiniLm::load(&minilm_dir)
@@ -132,6 +142,15 @@ fn main() {
         if batch > 1 {
             g.bench_function(format!("native_efficientnet_b{batch}_t2"), |b| {
                 b.iter(|| black_box(eff2.run(&[("images", (&x).into())]).unwrap()))
+            });
+        }
+        let int8 = [("", eff8_1.as_mut()), ("_t2", eff8_2.as_mut())];
+        for (t, session) in int8 {
+            let Some(session) = session.filter(|_| batch > 1 || t.is_empty()) else {
+                continue;
+            };
+            g.bench_function(format!("native_efficientnet_int8_b{batch}{t}"), |b| {
+                b.iter(|| black_box(session.run(&[("images", (&x).into())]).unwrap()))
             });
         }
         if let Some(o) = eff_onnx.as_mut() {
@@ -267,7 +286,7 @@ fn report() {
         "| model | threads | native | onnxruntime | PyTorch | ORT / native speed | faster anchor / native speed | native GFLOP/s | of PyTorch sgemm peak |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let rows: [(&str, String, String, usize, f64); 7] = [
+    let rows: [(&str, String, String, usize, f64); 10] = [
         (
             "EfficientNet-Lite0 b1",
             "native_efficientnet_b1".into(),
@@ -286,6 +305,28 @@ fn report() {
             "EfficientNet-Lite0 b32",
             "native_efficientnet_b32_t2".into(),
             "eff_b32_t2".into(),
+            32,
+            32.0 * EFFNET_MACS,
+        ),
+        // int8 against onnxruntime's static int8 (QDQ, the same calibration photos)
+        (
+            "EfficientNet-Lite0 int8 b1",
+            "native_efficientnet_int8_b1".into(),
+            "eff_int8_b1_t1".into(),
+            1,
+            EFFNET_MACS,
+        ),
+        (
+            "EfficientNet-Lite0 int8 b32",
+            "native_efficientnet_int8_b32".into(),
+            "eff_int8_b32_t1".into(),
+            32,
+            32.0 * EFFNET_MACS,
+        ),
+        (
+            "EfficientNet-Lite0 int8 b32",
+            "native_efficientnet_int8_b32_t2".into(),
+            "eff_int8_b32_t2".into(),
             32,
             32.0 * EFFNET_MACS,
         ),
@@ -360,6 +401,15 @@ fn report() {
             &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}"),
             &format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}_t2")
         )
+    );
+    println!(
+        "EfficientNet-Lite0 int8 (convolutions; weights per channel, activations per tensor): f32 / int8 time {} at batch 1, {} at 32, {} at 32 on two threads",
+        speedup("native_efficientnet_b1", "native_efficientnet_int8_b1"),
+        speedup("native_efficientnet_b32", "native_efficientnet_int8_b32"),
+        speedup(
+            "native_efficientnet_b32_t2",
+            "native_efficientnet_int8_b32_t2"
+        ),
     );
     let f32_time = |t: &str| format!("native_minilm_b{MINILM_BATCH}_s{MINILM_SEQ}{t}");
     println!(

@@ -110,7 +110,16 @@ fn efficientnet(src: &Path, out: &Path, photos: &Path) -> Result<(), Box<dyn std
         return Err(format!("{}: already int8", src.display()).into());
     }
     let (batch, names) = calibration_batch(photos)?;
-    let described = format!("{} ({})", photos.display(), names.join(", "));
+    // the folder as the repository names it, where it is the repository's
+    let folder = photos
+        .canonicalize()
+        .ok()
+        .and_then(|p| {
+            let root = Path::new(ROOT).canonicalize().ok()?;
+            p.strip_prefix(root).ok().map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| photos.to_path_buf());
+    let described = format!("{} ({})", folder.display(), names.join(", "));
     let written = model.save_int8(out, batch.view(), &described)?;
     let source = std::fs::metadata(src)?.len();
     let ckpt = Checkpoint::open(out)?;

@@ -12,7 +12,7 @@ scripts/fetch-models.sh
 if [ ! -f .cache/models/efficientnet-lite0/efficientnet-lite0.onnx ]; then
   scripts/pyvenv.sh onnx-export torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy -- scripts/export_efficientnet_onnx.py
 fi
-scripts/pyvenv.sh anchors-models torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy transformers sentence-transformers -- scripts/anchors/models.py
+scripts/pyvenv.sh anchors-models torch efficientnet-lite-pytorch==0.1.0 onnx onnxscript onnxruntime numpy transformers sentence-transformers pillow -- scripts/anchors/models.py
 ORT_DYLIB_PATH=$(ls scripts/.venv/anchors-models/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)
 export ORT_DYLIB_PATH
 cargo bench --bench infer -- "$@"

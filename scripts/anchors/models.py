@@ -14,6 +14,8 @@ sequence: a model no part of inferkit was tuned on), batch 8 × 128, onnxruntime
 MiniLM in int8 too: onnxruntime's `quantize_dynamic` of the export (QInt8 weights per
 channel, made once into minilm-embed.int8.onnx: MatMulInteger + DynamicQuantizeLinear) and
 PyTorch's `torch.ao.quantization.quantize_dynamic` on the model's `nn.Linear` layers.
+EfficientNet-Lite0 in int8: onnxruntime's `quantize_static` (QDQ, weights per channel,
+percentile calibration on the bundled photos: scripts/eff_int8_onnx.py, made once).
 """
 import json
 import pathlib
@@ -28,6 +30,9 @@ sys.path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.P
 import numpy as np
 import onnxruntime as ort
 import torch
+
+sys.path.append(str(pathlib.Path(__file__).resolve().parent.parent))
+import eff_int8_onnx  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 CACHE = ROOT / ".cache" / "models"
@@ -143,6 +148,14 @@ def main():
             xt = torch.from_numpy(x)
             with torch.inference_mode():
                 out[f"torch_eff_b{batch}_t{threads}_s"] = median_time(lambda: eff(xt), runs)
+    eff8 = eff_int8_onnx.make()
+    for threads in (1, 2):
+        sess = ort_session(eff8, threads)
+        for batch, runs in ((1, 50), (32, 10)):
+            if threads == 2 and batch == 1:
+                continue
+            x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+            out[f"ort_eff_int8_b{batch}_t{threads}_s"] = median_time(lambda: sess.run(None, {"images": x}), runs)
     # MiniLM
     torch.set_num_threads(1)
     model = minilm_torch()
