@@ -8,7 +8,7 @@
 //! bias[c])` (multiply-add fused), `clamp(round_half_even(y / out_scale) + out_zero, 0,
 //! 255)`. Each product `(x − x_zero) · w` lies in ±255·128 and is exact in `i16`; the sums
 //! are `i32` (exact for any window below 2¹⁶ taps). [`Isa::Vnni512`] runs the 3×3 and 5×5
-//! windows of stride 1 and 2 in AVX-512 intrinsics (16 channels of 8 output pixels at a
+//! windows of stride 1 and 2 over a multiple of 16 channels in AVX-512 intrinsics (16 channels of 8 output pixels at a
 //! time, their sums in registers, `vpdpwssd`, and the epilogue of the GEMM's AVX-512
 //! store); other windows and the other paths run in plain Rust over a pixel's
 //! contiguous channels, compiled per SIMD level (`multiversion`). Every path gives the same
@@ -73,7 +73,17 @@ pub fn quantize_tensor(x: &[f32], p: QParams, out: &mut [u8], threads: usize) {
     assert_eq!(x.len(), out.len(), "quantize_tensor: lengths differ");
     for_rows(out, 4096, 64, threads, |first, chunk| {
         let at = first * 4096;
-        quantize_run(&x[at..at + chunk.len()], p, chunk);
+        let x = &x[at..at + chunk.len()];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F runs here; `x` and `chunk` are as long
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::quantize_sum(x, None, p, chunk);
+            }
+            return;
+        }
+        quantize_run(x, p, chunk);
     });
 }
 
@@ -106,6 +116,15 @@ pub fn quantize_sum(
     for_rows(out, 4096, 64, threads, |first, chunk| {
         let at = first * 4096;
         let end = at + chunk.len();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F runs here; `y`, `r` and `chunk` are as long
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::quantize_sum(&y[at..end], Some((&r[at..end], rq)), out_q, chunk);
+            }
+            return;
+        }
         sum_run(&y[at..end], &r[at..end], rq, out_q, chunk);
     });
 }
@@ -196,7 +215,7 @@ pub fn depthwise_u8(
             let (img, oy) = ((first + i) / oh, (first + i) % oh);
             let image = &x[img * h * w * c..(img + 1) * h * w * c];
             #[cfg(target_arch = "x86_64")]
-            if isa == Isa::Vnni512 && matches!((k, stride), (3 | 5, 1 | 2)) {
+            if isa == Isa::Vnni512 && c % 16 == 0 && matches!((k, stride), (3 | 5, 1 | 2)) {
                 // SAFETY: AVX-512F runs here (`Vnni512` is available, checked above);
                 // `image` is one h×w×c image, `orow` one output row of ow×c, the taps
                 // k×k×c and the scales and biases c (checked above)
@@ -251,24 +270,48 @@ fn store(acc: &[i32], scale: &[f32], bias: &[f32], relu6: bool, q: QParams, out:
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        __m128i, _mm_loadu_si128, _mm512_and_si512, _mm512_cvtepi8_epi32, _mm512_cvtepu8_epi32,
-        _mm512_dpwssd_epi32, _mm512_mask_cvtepi32_storeu_epi8, _mm512_maskz_loadu_ps,
-        _mm512_set1_epi32, _mm512_setzero_si512, _mm512_sub_epi32,
+        __m128i, _mm_loadu_si128, _mm512_add_ps, _mm512_and_si512, _mm512_cvtepi8_epi32,
+        _mm512_cvtepi32_ps, _mm512_cvtepu8_epi32, _mm512_dpwssd_epi32, _mm512_loadu_ps,
+        _mm512_mask_cvtepi32_storeu_epi8, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps,
+        _mm512_setzero_si512, _mm512_sub_epi32, _mm512_sub_ps,
     };
 
     use super::super::int8::vnni::{finish, quantize};
     use super::{Act, DepthwiseI8, QParams};
 
-    /// 16 bytes from `p`, the first `lanes` of them read (the rest zero).
+    /// [`super::quantize_tensor`] (no `r`) and [`super::quantize_sum`] 16 values at a time,
+    /// the operations of the scalar loops in the same order (the same bits); the last few
+    /// values by those loops.
     ///
     /// # Safety
-    /// `p` is readable for `lanes` (1–16) bytes.
-    #[inline(always)]
-    unsafe fn load16(p: *const u8, lanes: usize) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        // SAFETY: `lanes` bytes readable at `p` (this function's contract) into 16
-        unsafe { std::ptr::copy_nonoverlapping(p, b.as_mut_ptr(), lanes) };
-        b
+    /// AVX-512F is available; `y`, `out` and `r`'s bytes are equally long.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn quantize_sum(
+        y: &[f32],
+        r: Option<(&[u8], QParams)>,
+        q: QParams,
+        out: &mut [u8],
+    ) {
+        let whole = y.len() / 16 * 16;
+        let zero = i32::from(q.zero);
+        for i in (0..whole).step_by(16) {
+            // SAFETY: 16 values from i < whole ≤ len of each (this function's contract)
+            unsafe {
+                let mut v = _mm512_loadu_ps(y.as_ptr().add(i));
+                if let Some((r, rq)) = r {
+                    let b = _mm512_cvtepu8_epi32(_mm_loadu_si128(r.as_ptr().add(i).cast()));
+                    let centred =
+                        _mm512_sub_ps(_mm512_cvtepi32_ps(b), _mm512_set1_ps(f32::from(rq.zero)));
+                    v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(rq.scale), centred));
+                }
+                let o = quantize(v, q.scale, zero);
+                _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(i).cast(), 0xFFFF, o);
+            }
+        }
+        match r {
+            Some((r, rq)) => super::sum_run(&y[whole..], &r[whole..], rq, q, &mut out[whole..]),
+            None => super::quantize_run(&y[whole..], q, &mut out[whole..]),
+        }
     }
 
     /// Output pixels a span computes together.
@@ -284,8 +327,8 @@ mod avx512 {
     ///
     /// # Safety
     /// AVX-512F and AVX-512 VNNI are available; `image` is `h × w × c` bytes, `orow`
-    /// `ow × c`, `conv`'s taps `k × k × c` and its scales and biases `c`; the window is 3×3
-    /// or 5×5 of stride 1 or 2.
+    /// `ow × c`, `conv`'s taps `k × k × c` and its scales and biases `c`; `c` is a multiple
+    /// of 16; the window is 3×3 or 5×5 of stride 1 or 2.
     #[target_feature(enable = "avx512f,avx512vnni")]
     pub(super) unsafe fn row(
         image: &[u8],
@@ -333,22 +376,15 @@ mod avx512 {
         x_zero: u8,
     }
 
-    /// 16 channels from `cb` (fewer at the end: the rest zero) of `p` widened to `i32`.
+    /// 16 bytes at `p`.
     ///
     /// # Safety
-    /// `min(16, c − cb)` bytes are readable at `p`.
+    /// 16 bytes are readable at `p`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn bytes(p: *const u8, lanes: usize) -> __m128i {
+    unsafe fn bytes(p: *const u8) -> __m128i {
         // SAFETY: this function's contract
-        unsafe {
-            if lanes == 16 {
-                _mm_loadu_si128(p.cast())
-            } else {
-                let b = load16(p, lanes);
-                _mm_loadu_si128(b.as_ptr().cast())
-            }
-        }
+        unsafe { _mm_loadu_si128(p.cast()) }
     }
 
     /// Outputs `ox0..ox0 + P` (those before the row's end stored), channels `cb..cb + 16`,
@@ -374,7 +410,6 @@ mod avx512 {
         orow: &mut [u8],
     ) {
         let (pad, c) = (conv.pad, g.c);
-        let lanes = (c - cb).min(16);
         let low = _mm512_set1_epi32(0xFFFF);
         let zero = _mm512_set1_epi32(i32::from(g.x_zero));
         seq_macro::seq!(PP in 0..8 { let mut acc~PP = _mm512_setzero_si512(); });
@@ -388,7 +423,7 @@ mod avx512 {
                     // SAFETY: tap (ky, KX), channels cb.. (ky, KX < K; this function's
                     // contract)
                     let b = unsafe {
-                        bytes(conv.taps.as_ptr().add((ky * K + KX) * c + cb).cast(), lanes)
+                        bytes(conv.taps.as_ptr().add((ky * K + KX) * c + cb).cast())
                     };
                     // the tap as the i16 pair (w, 0)
                     taps[KX] = _mm512_and_si512(_mm512_cvtepi8_epi32(b), low);
@@ -402,7 +437,7 @@ mod avx512 {
                 {
                     // SAFETY: pixel (iy, ix) of the image, channels cb.. (iy < h, ix < w)
                     let b = unsafe {
-                        bytes(image.as_ptr().add((iy * g.w + ix) * c + cb), lanes)
+                        bytes(image.as_ptr().add((iy * g.w + ix) * c + cb))
                     };
                     // x − zero in i32: its low half the i16 value, exact
                     let x = _mm512_sub_epi32(_mm512_cvtepu8_epi32(b), zero);
@@ -414,13 +449,12 @@ mod avx512 {
                 }
             });
         }
-        let mask = ((1u32 << lanes) - 1) as u16;
         let ow = orow.len() / c;
-        // SAFETY: `lanes` scales and biases from channel cb
+        // SAFETY: 16 scales and biases from channel cb
         let (scale, bias) = unsafe {
             (
-                _mm512_maskz_loadu_ps(mask, conv.scale.as_ptr().add(cb)),
-                _mm512_maskz_loadu_ps(mask, conv.bias.as_ptr().add(cb)),
+                _mm512_loadu_ps(conv.scale.as_ptr().add(cb)),
+                _mm512_loadu_ps(conv.bias.as_ptr().add(cb)),
             )
         };
         let relu6 = conv.act == Act::Relu6;
@@ -433,10 +467,10 @@ mod avx512 {
                     out_q.scale,
                     i32::from(out_q.zero),
                 );
-                // SAFETY: output pixel ox0 + PP < ow, channels cb..cb + lanes
+                // SAFETY: output pixel ox0 + PP < ow, channels cb..cb + 16
                 unsafe {
                     let at = orow.as_mut_ptr().add((ox0 + PP) * c + cb);
-                    _mm512_mask_cvtepi32_storeu_epi8(at.cast(), mask, q);
+                    _mm512_mask_cvtepi32_storeu_epi8(at.cast(), 0xFFFF, q);
                 }
             }
         });
@@ -485,7 +519,8 @@ mod tests {
 
         #[test]
         fn depthwise_matches_the_integer_reference(
-            n in 1usize..3, h in 1usize..12, w in 1usize..12, c in 1usize..40,
+            n in 1usize..3, h in 1usize..12, w in 1usize..12,
+            c in prop_oneof![1usize..40, Just(16usize), Just(32), Just(48)],
             k in prop::sample::select(vec![1usize, 3, 5, 9]), stride in 1usize..3,
             relu6 in any::<bool>(), x_zero in any::<u8>(), seed in any::<u64>(),
             threads in 1usize..4,
@@ -528,6 +563,45 @@ mod tests {
         for (&v, &s) in x.iter().zip(&sum) {
             assert!((po.real(s) - 2.0 * v).abs() <= po.scale / 2.0 + p.scale + 1e-5);
         }
+    }
+
+    #[test]
+    fn quantize_and_sum_give_the_scalar_bits() {
+        // values on and beside rounding ties, out of range, and NaN; a length that leaves a
+        // tail past the last 16
+        let (p, rq) = (
+            QParams::from_range(-3.0, 5.0),
+            QParams::from_range(-1.0, 2.0),
+        );
+        let mut s = 0x9E37_79B9_u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let mut y: Vec<f32> = (0..4099)
+            .map(|i| match i % 4 {
+                0 => (i as f32 - 2000.0) * p.scale * 0.5,
+                _ => (next() % 20_000) as f32 * 1e-3 - 10.0,
+            })
+            .collect();
+        y[7] = f32::NAN;
+        let r: Vec<u8> = (0..y.len()).map(|_| next() as u8).collect();
+        let mut q = vec![0u8; y.len()];
+        quantize_tensor(&y, p, &mut q, 2);
+        let want: Vec<u8> = y
+            .iter()
+            .map(|&v| quantize(v, p.scale, i32::from(p.zero)))
+            .collect();
+        assert_eq!(q, want);
+        quantize_sum(&y, &r, rq, p, &mut q, 2);
+        let want: Vec<u8> = y
+            .iter()
+            .zip(&r)
+            .map(|(&v, &r)| quantize(v + rq.real(r), p.scale, i32::from(p.zero)))
+            .collect();
+        assert_eq!(q, want);
     }
 
     #[test]
