@@ -58,6 +58,34 @@ impl Dense {
     fn cout(&self) -> usize {
         self.bias.len()
     }
+
+    /// This as the stem (3×3, stride 2, `SAME`, ReLU6) over the NCHW image `x`, into the
+    /// buffer `get` lends for the length the output needs.
+    fn stem<B: std::ops::DerefMut<Target = [f32]>>(
+        &self,
+        x: ArrayView4<'_, f32>,
+        threads: usize,
+        get: impl FnOnce(usize) -> B,
+    ) -> (B, Nhwc) {
+        let (n, c, h, w) = x.dim();
+        let x = x.as_standard_layout();
+        let pad = Pad::same(h, w, 3, 2);
+        let (oh, ow) = Nhwc { n, h, w, c }.out(3, 2, pad);
+        let mut out = get(n * oh * ow * self.cout());
+        let shape = conv_nchw_to_nhwc(
+            x.as_slice().expect("standard layout"),
+            (n, c, h, w),
+            &self.weight,
+            &self.bias,
+            3,
+            2,
+            pad,
+            Act::Relu6,
+            &mut out,
+            threads,
+        );
+        (out, shape)
+    }
 }
 
 /// A depthwise convolution with its batch norm folded in, as `[k, k, c]` taps.
@@ -93,6 +121,18 @@ impl Spec {
     /// Whether the block adds its input to its output.
     fn skip(&self) -> bool {
         self.stride == 1 && self.cin == self.cout
+    }
+
+    /// Checks that the previous layer's `channels` are this block's input.
+    fn check_in(&self, channels: usize) -> Result<()> {
+        if channels == self.cin {
+            Ok(())
+        } else {
+            Err(backend_err(format!(
+                "{}: {channels} channels in, not {}",
+                self.prefix, self.cin
+            )))
+        }
     }
 }
 
@@ -348,11 +388,7 @@ impl F32Weights {
                 stride,
                 ..
             } = &spec;
-            if channels != *cin {
-                return Err(backend_err(format!(
-                    "{p}: {channels} channels in, not {cin}"
-                )));
-            }
+            spec.check_in(channels)?;
             let expand = (spec.expand != 1)
                 .then(|| dense(&format!("{p}._expand_conv"), &format!("{p}._bn0"), *cin, 1))
                 .transpose()?;
@@ -619,23 +655,8 @@ impl Net {
 impl F32Weights {
     fn forward(&self, x: ArrayView4<'_, f32>, scratch: &mut Scratch, t: usize) -> Array2<f32> {
         let Scratch { bufs, strips, .. } = scratch;
-        let (n, c, h, w) = x.dim();
-        let x = x.as_standard_layout();
-        let pad = Pad::same(h, w, 3, 2);
-        let (oh, ow) = Nhwc { n, h, w, c }.out(3, 2, pad);
-        let mut cur = bufs.get(n * oh * ow * self.stem.cout());
-        let mut shape = conv_nchw_to_nhwc(
-            x.as_slice().expect("standard layout"),
-            (n, c, h, w),
-            &self.stem.weight,
-            &self.stem.bias,
-            3,
-            2,
-            pad,
-            Act::Relu6,
-            &mut cur,
-            t,
-        );
+        let n = x.dim().0;
+        let (mut cur, mut shape) = self.stem.stem(x, t, |len| bufs.get(len));
         for b in &self.blocks {
             let pad = Pad::same(shape.h, shape.w, b.kernel, b.stride);
             let (oh, ow) = shape.out(b.kernel, b.stride, pad);

@@ -34,9 +34,7 @@ use super::super::epilogue::Act;
 use super::super::int8::{Isa, Out, PackedI8, Rows, gemm_u8i8, gemm_u8i8_rows, quantize_rows};
 use super::super::int8_nhwc::{DepthwiseI8, QParams, depthwise_u8, quantize_sum, quantize_tensor};
 use super::super::kernels::Pad;
-use super::super::nhwc::{
-    Nhwc, conv_nchw_to_nhwc, depthwise, for_rows, global_avg_pool, pointwise,
-};
+use super::super::nhwc::{Nhwc, depthwise, for_rows, global_avg_pool, pointwise};
 use super::super::quant;
 use super::{Dense, F32Weights, Reader, Scratch, Spec, backend_err, specs};
 use crate::weights::TensorBytes;
@@ -222,11 +220,7 @@ impl Int8Net {
                 stride,
                 ..
             } = &spec;
-            if channels != *cin {
-                return Err(backend_err(format!(
-                    "{p}: {channels} channels in, not {cin}"
-                )));
-            }
+            spec.check_in(channels)?;
             let expand = if spec.expand != 1 {
                 let e = format!("{p}._expand_conv");
                 let c = read.qconv(&e, &format!("{p}._bn0"), (*cin, 1, 1))?;
@@ -326,23 +320,8 @@ impl Int8Net {
     ) -> Array2<f32> {
         let isa = self.isa;
         let Scratch { bufs, bytes, .. } = scratch;
-        let (n, c, h, w) = x.dim();
-        let x = x.as_standard_layout();
-        let pad = Pad::same(h, w, 3, 2);
-        let (oh, ow) = Nhwc { n, h, w, c }.out(3, 2, pad);
-        let mut stem = bufs.get(n * oh * ow * self.stem.cout());
-        let mut shape = conv_nchw_to_nhwc(
-            x.as_slice().expect("standard layout"),
-            (n, c, h, w),
-            &self.stem.weight,
-            &self.stem.bias,
-            3,
-            2,
-            pad,
-            Act::Relu6,
-            &mut stem,
-            t,
-        );
+        let n = x.dim().0;
+        let (stem, mut shape) = self.stem.stem(x, t, |len| bufs.get(len));
         let mut cur = bytes.get(stem.len());
         quantize_tensor(&stem, self.stem_q, &mut cur, t);
         bufs.put(stem);
@@ -539,22 +518,7 @@ impl F32Weights {
     /// the int8 network quantizes.
     fn calibrate(&self, x: ArrayView4<'_, f32>, samples: &mut Samples) {
         let (n, c, h, w) = x.dim();
-        let x = x.as_standard_layout();
-        let pad = Pad::same(h, w, 3, 2);
-        let (oh, ow) = Nhwc { n, h, w, c }.out(3, 2, pad);
-        let mut cur = vec![0.0; n * oh * ow * self.stem.cout()];
-        let mut shape = conv_nchw_to_nhwc(
-            x.as_slice().expect("standard layout"),
-            (n, c, h, w),
-            &self.stem.weight,
-            &self.stem.bias,
-            3,
-            2,
-            pad,
-            Act::Relu6,
-            &mut cur,
-            1,
-        );
+        let (mut cur, mut shape) = self.stem.stem(x, 1, |len| vec![0.0; len]);
         // the image's channel means (NCHW: a plane per channel), as a pixel's channels
         let plane = h * w;
         let means: Vec<f32> = (0..c)

@@ -8,8 +8,10 @@
 //! plain loops compiled per SIMD level (`multiversion`). MiniLM runs in int8 too, from an
 //! int8 checkpoint ([`quant`] describes the format; [`MiniLm::save_int8`] writes one,
 //! [`MiniLm::with_int8`] makes one in memory) on the u8×s8 kernels of [`int8`] (AVX-512
-//! VNNI, AVX2, portable). Each model runs on a thread count of its own: 1 means the
-//! caller's thread only.
+//! VNNI, AVX2, portable). EfficientNet-Lite0 runs in int8 from an int8 checkpoint
+//! ([`EfficientNetLite0::save_int8`] writes one, its activation ranges calibrated on real
+//! photos) on the same GEMM and the depthwise kernel of [`int8_nhwc`]. Each model runs on a
+//! thread count of its own: 1 means the caller's thread only.
 
 use std::sync::Arc;
 

@@ -5,7 +5,12 @@
 //! first axis) holds the scales, so that `w ≈ scale[o] · q[o, …]`. Weights are symmetric
 //! (`scale = max|w[o]| / 127`, values in −127..=127, zero point 0), so no zero-point tensor
 //! is written. Everything not quantized (biases, norms, small tables) stays as it was in
-//! the source, f32. The file's `__metadata__` keeps the source's entries and adds:
+//! the source, f32. A model with static activation ranges (EfficientNet-Lite0) adds, per
+//! quantized activation, `<layer>.activation_range` (`F32 [2]`: the real `[low, high]` its
+//! `u8` values cover, 0 included; scale `(high − low) / 255`, zero point `round(−low /
+//! scale)`), and per convolution a `<conv>.bias` (`F32 [out]`, PyTorch's `Conv2d.bias`,
+//! before the batch norm) that cancels the mean shift rounding its weight causes (bias
+//! correction). The file's `__metadata__` keeps the source's entries and adds:
 //!
 //! | key | value |
 //! |---|---|
