@@ -24,7 +24,10 @@
 //! reason on stderr); the others are still classified, and the exit status is 2. The last
 //! line is a summary: `images` (classified), `failed`, `seconds` and `images_per_s` (reading,
 //! decoding, preprocessing and inference: from the first file read to the last answer),
-//! `load_seconds` (model load, apart), `batch`, `threads`. `--out FILE.csv` also writes
+//! `load_seconds` (model load, apart), `batch`, `threads`, `precision` (the model's: `fp32` or
+//! `int8 …`), and resident memory in MiB (Linux; null elsewhere): `rss_before_load_mb`,
+//! `rss_after_load_mb` (the difference: the model's weights as loaded), `rss_mb` at the end,
+//! `peak_rss_mb`. `--out FILE.csv` also writes
 //! `file,rank,class_index,label,probability` rows. A progress bar shows on stderr when
 //! there are more than 64 images.
 
@@ -40,6 +43,9 @@ use inferkit::preprocess::{
     BufferPool, DecodeOptions, Decoder, Pooled, Resize, Scratch, Transform,
 };
 use ndarray::{ArrayD, ArrayView4};
+
+#[path = "common/rss.rs"]
+mod rss;
 
 const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -168,6 +174,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
             .map(str::to_owned)
             .collect();
 
+    let rss_before_load = rss::rss_bytes();
     let load_start = Instant::now();
     // The architecture is recognised from the checkpoint's tensors (EfficientNet-Lite0).
     let plan = CpuBackend::new()
@@ -175,6 +182,13 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         .prepare(ModelSource::Path(&args.model), Device::Cpu)?;
     let model = Model::new(plan, 1);
     let load_seconds = load_start.elapsed().as_secs_f64();
+    let rss_after_load = rss::rss_bytes();
+    let precision = model
+        .descriptor()
+        .metadata
+        .get("precision")
+        .cloned()
+        .unwrap_or_default();
     let classes = match model.descriptor().outputs[0].shape.get(1) {
         Some(Dim::Fixed(n)) => *n,
         _ => return Err("the model's output has no fixed class count".into()),
@@ -309,6 +323,11 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
             "load_seconds": load_seconds,
             "batch": batch,
             "threads": args.threads,
+            "precision": precision,
+            "rss_before_load_mb": rss::mb(rss_before_load),
+            "rss_after_load_mb": rss::mb(rss_after_load),
+            "rss_mb": rss::mb(rss::rss_bytes()),
+            "peak_rss_mb": rss::mb(rss::peak_rss_bytes()),
         })
     );
     Ok(failed)

@@ -184,16 +184,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "batch": args.batch,
             "threads": args.threads,
             "precision": model.descriptor().metadata.get("precision"),
-            "rss_before_load_mb": mb(rss_before_load),
-            "rss_mb": mb(rss::rss_bytes()),
-            "peak_rss_mb": mb(rss::peak_rss_bytes()),
+            "rss_before_load_mb": rss::mb(rss_before_load),
+            "rss_mb": rss::mb(rss::rss_bytes()),
+            "peak_rss_mb": rss::mb(rss::peak_rss_bytes()),
         })
     )?;
     stdout.flush()?;
     Ok(())
-}
-
-/// Bytes in MiB, to 0.1 (null where /proc says nothing).
-fn mb(bytes: u64) -> Option<f64> {
-    (bytes > 0).then(|| (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0)
 }

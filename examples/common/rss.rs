@@ -24,3 +24,8 @@ pub(crate) fn peak_rss_bytes() -> u64 {
 pub(crate) fn rss_bytes() -> u64 {
     status_bytes("VmRSS")
 }
+
+/// Bytes in MiB, to 0.1 (null where /proc says nothing).
+pub(crate) fn mb(bytes: u64) -> Option<f64> {
+    (bytes > 0).then(|| (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0)
+}

@@ -103,16 +103,31 @@ pub(super) struct Int8Net {
 
 /// An int8 convolution read from the checkpoint: `q` `[cout, rest]`, and per output
 /// channel the weight scale times the batch norm's factor, and the folded bias.
-struct QConv {
-    q: Vec<i8>,
+struct QConv<'a> {
+    /// In place in the checkpoint where it can be.
+    q: std::borrow::Cow<'a, [i8]>,
     cout: usize,
     scale: Vec<f32>,
     bias: Vec<f32>,
 }
 
-impl Reader<'_> {
+/// Int8 weight `t` (`name`) as a slice, in place in the checkpoint where it can be.
+fn int8_values<'a>(
+    t: &crate::weights::StoredTensor<'a>,
+    name: &str,
+) -> Result<std::borrow::Cow<'a, [i8]>> {
+    if let Some(q) = t.view::<i8>().ok().and_then(|v| v.to_slice()) {
+        return Ok(std::borrow::Cow::Borrowed(q));
+    }
+    let q = t
+        .to_owned::<i8>()
+        .map_err(|e| backend_err(format!("{name}: {e} (an int8 checkpoint's weight is I8)")))?;
+    Ok(std::borrow::Cow::Owned(q.iter().copied().collect()))
+}
+
+impl<'a> Reader<'a> {
     /// Int8 convolution `conv` (`[cout, cin, k, k]` = `[_, want…]`) with batch norm `bn`.
-    fn qconv(&self, conv: &str, bn: &str, want: (usize, usize, usize)) -> Result<QConv> {
+    fn qconv(&self, conv: &str, bn: &str, want: (usize, usize, usize)) -> Result<QConv<'a>> {
         let name = format!("{conv}.weight");
         let t = self
             .0
@@ -125,15 +140,13 @@ impl Reader<'_> {
                 want.0, want.1, want.2
             )));
         }
-        let q = t
-            .to_owned::<i8>()
-            .map_err(|e| backend_err(format!("{name}: {e} (an int8 checkpoint's weight is I8)")))?;
+        let q = int8_values(&t, &name)?;
         let cout = shape[0];
         let (factor, bias) = self.batch_norm(bn, cout)?;
         let bias = self.conv_bias(conv, &factor, bias)?;
         let scale = self.scales(&name, cout)?;
         Ok(QConv {
-            q: q.iter().copied().collect(),
+            q,
             cout,
             scale: scale.iter().zip(&factor).map(|(s, f)| s * f).collect(),
             bias: bias.to_vec(),
@@ -157,7 +170,7 @@ impl Reader<'_> {
 
 impl QDense {
     /// A 1×1 convolution reading `u8` on `input`'s parameters.
-    fn pointwise(c: QConv, input: QParams) -> QDense {
+    fn pointwise(c: QConv<'_>, input: QParams) -> QDense {
         let k = c.q.len() / c.cout.max(1);
         QDense {
             w: PackedI8::from_rows(&c.q, c.cout, k),
@@ -282,10 +295,7 @@ impl Int8Net {
                 )));
             }
         };
-        let q = t
-            .to_owned::<i8>()
-            .map_err(|e| backend_err(format!("{name}: {e} (an int8 checkpoint's weight is I8)")))?;
-        let q: Vec<i8> = q.iter().copied().collect();
+        let q = int8_values(&t, name)?;
         let bias = read.get1("_fc.bias")?;
         if bias.len() != classes {
             return Err(backend_err(format!(
