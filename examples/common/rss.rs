@@ -26,6 +26,7 @@ pub(crate) fn rss_bytes() -> u64 {
 }
 
 /// Bytes in MiB, to 0.1 (null where /proc says nothing).
+#[allow(dead_code)] // not every example reports in MiB
 pub(crate) fn mb(bytes: u64) -> Option<f64> {
     (bytes > 0).then(|| (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0)
 }
