@@ -108,6 +108,12 @@ fn int8_checkpoint_is_small_self_describing_and_agrees_with_f32() {
     println!("max |int8 − f32| logit: {diff}");
     assert!(diff < 1.5, "max |int8 − f32| logit {diff}");
 
+    // an image's answer does not depend on its batch (static per-tensor ranges; the
+    // classifier's input quantized per image): alone it gets the very same logits
+    for n in 0..x.dim().0 {
+        let alone = int8.forward(x.slice(s![n..n + 1, .., .., ..]));
+        assert_eq!(alone.row(0), got.row(n), "photo {n} alone");
+    }
     // the same numbers on more threads, and through the cpu backend's session
     let two = EfficientNetLite0::load(&path)
         .unwrap()
