@@ -123,6 +123,18 @@ impl Spec {
         self.stride == 1 && self.cin == self.cout
     }
 
+    /// Checks that the block's projection makes `channels`, its output.
+    fn check_out(&self, channels: usize) -> Result<()> {
+        if channels == self.cout {
+            Ok(())
+        } else {
+            Err(backend_err(format!(
+                "{}: {channels} channels out, not {}",
+                self.prefix, self.cout
+            )))
+        }
+    }
+
     /// Checks that the previous layer's `channels` are this block's input.
     fn check_in(&self, channels: usize) -> Result<()> {
         if channels == self.cin {
@@ -220,6 +232,13 @@ fn backend_err(message: String) -> Error {
     }
 }
 
+/// Multiplies each row (first-axis slice) of `w` by its entry of `s`.
+fn scale_rows<D: ndarray::RemoveAxis>(w: &mut ndarray::Array<f32, D>, s: &[f32]) {
+    for (mut row, s) in w.outer_iter_mut().zip(s) {
+        row.mapv_inplace(|x| x * s);
+    }
+}
+
 /// Reads a checkpoint's tensors by name, with errors naming them.
 struct Reader<'a>(&'a crate::weights::Checkpoint);
 
@@ -242,11 +261,11 @@ impl Reader<'_> {
     /// an int8 one dequantized (times its `_scale`).
     fn conv(&self, conv: &str, want: (usize, usize, usize)) -> Result<Array4<f32>> {
         let name = format!("{conv}.weight");
-        let mut w = self
+        let w = self
             .get(&name)?
             .into_dimensionality::<Ix4>()
             .map_err(|e| backend_err(format!("{name}: {e}")))?;
-        let (cout, cin, kh, kw) = w.dim();
+        let (_, cin, kh, kw) = w.dim();
         if (cin, kh, kw) != want {
             return Err(backend_err(format!(
                 "{name}: weight {:?}, expected [_, {}, {}, {}]",
@@ -256,11 +275,19 @@ impl Reader<'_> {
                 want.2
             )));
         }
-        if self.0.get(&super::quant::scale_name(&name)).is_some() {
-            let scale = self.scales(&name, cout)?;
-            for (mut filter, s) in w.outer_iter_mut().zip(&scale) {
-                filter.mapv_inplace(|q| q * s);
-            }
+        self.dequantize(&name, w)
+    }
+
+    /// Weight `name` (`w`, read as stored) times its `_scale` per row where the checkpoint
+    /// has one (an int8 weight), else as it is.
+    fn dequantize<D: ndarray::RemoveAxis>(
+        &self,
+        name: &str,
+        mut w: ndarray::Array<f32, D>,
+    ) -> Result<ndarray::Array<f32, D>> {
+        if self.0.get(&super::quant::scale_name(name)).is_some() {
+            let scale = self.scales(name, w.len_of(ndarray::Axis(0)))?;
+            scale_rows(&mut w, &scale);
         }
         Ok(w)
     }
@@ -336,28 +363,17 @@ impl Reader<'_> {
         let mut w = self.conv(conv, want)?;
         let (factor, bias) = self.batch_norm(bn, w.dim().0)?;
         let bias = self.conv_bias(conv, &factor, bias)?;
-        for (mut filter, s) in w.outer_iter_mut().zip(&factor) {
-            filter.mapv_inplace(|x| x * s);
-        }
+        scale_rows(&mut w, factor.as_slice().expect("a fresh 1-D array"));
         Ok((w, bias))
     }
 
     /// The classifier `_fc`: weight `[classes, features]` and bias, checked.
     fn fc(&self, features: usize) -> Result<(Array2<f32>, Array1<f32>)> {
-        let mut w = self
+        let w = self
             .get("_fc.weight")?
             .into_dimensionality::<Ix2>()
             .map_err(|e| backend_err(format!("_fc.weight: {e}")))?;
-        if self
-            .0
-            .get(&super::quant::scale_name("_fc.weight"))
-            .is_some()
-        {
-            let scale = self.scales("_fc.weight", w.nrows())?;
-            for (mut row, s) in w.outer_iter_mut().zip(&scale) {
-                row.mapv_inplace(|q| q * s);
-            }
-        }
+        let w = self.dequantize("_fc.weight", w)?;
         let b = self.get1("_fc.bias")?;
         if w.dim() != (b.len(), features) {
             return Err(backend_err(format!(
@@ -383,7 +399,6 @@ impl F32Weights {
             let Spec {
                 prefix: p,
                 cin,
-                cout,
                 kernel,
                 stride,
                 ..
@@ -406,11 +421,7 @@ impl F32Weights {
             }
             let project = dense(&format!("{p}._project_conv"), &format!("{p}._bn2"), mid, 1)?;
             channels = project.cout();
-            if channels != *cout {
-                return Err(backend_err(format!(
-                    "{p}: {channels} channels out, not {cout}"
-                )));
-            }
+            spec.check_out(channels)?;
             blocks.push(Block {
                 expand,
                 depthwise: Conv::depthwise(&dw, db),

@@ -230,7 +230,6 @@ impl Int8Net {
             let Spec {
                 prefix: p,
                 cin,
-                cout,
                 kernel,
                 stride,
                 ..
@@ -256,23 +255,19 @@ impl Int8Net {
             let taps = (0..kk * mid)
                 .map(|i| dw.q[(i % mid) * kk + i / mid])
                 .collect();
+            let dw_q = read.range(&d)?;
             let pr = format!("{p}._project_conv");
-            let project = QDense::pointwise(read.qconv(&pr, &format!("{p}._bn2"), (mid, 1, 1))?, {
-                read.range(&d)?
-            });
+            let project =
+                QDense::pointwise(read.qconv(&pr, &format!("{p}._bn2"), (mid, 1, 1))?, dw_q);
             channels = project.cout();
-            if channels != *cout {
-                return Err(backend_err(format!(
-                    "{p}: {channels} channels out, not {cout}"
-                )));
-            }
+            spec.check_out(channels)?;
             let out_q = read.range(&pr)?;
             blocks.push(QBlock {
                 expand,
                 taps,
                 dw_scale: dw.scale.iter().map(|s| s * mid_q.scale).collect(),
                 dw_bias: dw.bias,
-                dw_q: read.range(&d)?,
+                dw_q,
                 project,
                 in_q,
                 out_q,
