@@ -71,19 +71,30 @@ impl QParams {
 /// If the lengths differ.
 pub fn quantize_tensor(x: &[f32], p: QParams, out: &mut [u8], threads: usize) {
     assert_eq!(x.len(), out.len(), "quantize_tensor: lengths differ");
+    requantize(x, None, p, out, threads);
+}
+
+/// `out = quantize(y [+ real(r)])` in blocks of 4,096 on `threads` threads, AVX-512 where the
+/// CPU has it (the scalar loops' bits): [`quantize_tensor`] and [`quantize_sum`], whose
+/// lengths are checked.
+fn requantize(y: &[f32], r: Option<(&[u8], QParams)>, q: QParams, out: &mut [u8], threads: usize) {
     for_rows(out, 4096, 64, threads, |first, chunk| {
         let at = first * 4096;
-        let x = &x[at..at + chunk.len()];
+        let end = at + chunk.len();
+        let (y, r) = (&y[at..end], r.map(|(r, rq)| (&r[at..end], rq)));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F runs here; `x` and `chunk` are as long
+            // SAFETY: AVX-512F runs here; `y`, `r` and `chunk` are as long
             #[allow(unsafe_code)]
             unsafe {
-                avx512::quantize_sum(x, None, p, chunk);
+                avx512::quantize_sum(y, r, q, chunk);
             }
             return;
         }
-        quantize_run(x, p, chunk);
+        match r {
+            Some((r, rq)) => sum_run(y, r, rq, q, chunk),
+            None => quantize_run(y, q, chunk),
+        }
     });
 }
 
@@ -113,20 +124,7 @@ pub fn quantize_sum(
         y.len() == out.len() && r.len() == out.len(),
         "quantize_sum: lengths differ"
     );
-    for_rows(out, 4096, 64, threads, |first, chunk| {
-        let at = first * 4096;
-        let end = at + chunk.len();
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F runs here; `y`, `r` and `chunk` are as long
-            #[allow(unsafe_code)]
-            unsafe {
-                avx512::quantize_sum(&y[at..end], Some((&r[at..end], rq)), out_q, chunk);
-            }
-            return;
-        }
-        sum_run(&y[at..end], &r[at..end], rq, out_q, chunk);
-    });
+    requantize(y, Some((r, rq)), out_q, out, threads);
 }
 
 #[multiversion(targets = "simd")]
