@@ -67,13 +67,7 @@ fn main() -> ExitCode {
 fn minilm(src: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     // (a source that is not there is MiniLm::load's error, naming the file)
-    if out.exists() && src.canonicalize().ok() == out.canonicalize().ok() {
-        return Err(format!(
-            "{}: the output folder must differ from the source",
-            out.display()
-        )
-        .into());
-    }
+    distinct(src, out, "folder")?;
     let model = MiniLm::load(src)?;
     if model.is_int8() {
         return Err(format!("{}: already int8", src.join("model.safetensors").display()).into());
@@ -100,11 +94,20 @@ fn minilm(src: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// An error when `out` is `src` itself (a `what`: folder or file).
+fn distinct(src: &Path, out: &Path, what: &str) -> Result<(), String> {
+    if out.exists() && src.canonicalize().ok() == out.canonicalize().ok() {
+        return Err(format!(
+            "{}: the output {what} must differ from the source",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
 fn efficientnet(src: &Path, out: &Path, photos: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    if out.exists() && src.canonicalize().ok() == out.canonicalize().ok() {
-        return Err(format!("{}: the output must differ from the source", out.display()).into());
-    }
+    distinct(src, out, "file")?;
     let model = EfficientNetLite0::load(src)?;
     if model.is_int8() {
         return Err(format!("{}: already int8", src.display()).into());
